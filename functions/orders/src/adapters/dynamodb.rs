@@ -1,0 +1,332 @@
+//! The orders table on DynamoDB. Items are (de)serialised with `serde_dynamo`.
+//!
+//! Layout (single table):
+//! - order: `pk = ORDER#<id>`, `sk = ORDER`, `gsi1pk = CUSTOMER#<customer_id>`,
+//!   `gsi1sk = <created_at>#<id>` (so GSI1 lists a customer's orders by time);
+//! - outbox event: `pk = ORDER#<id>`, `sk = OUTBOX#<event_id>`, expiring after [`OUTBOX_TTL_DAYS`];
+//! - idempotency key: `pk = IDEMPOTENCY#<key>`, `sk = IDEMPOTENCY`, expiring after [`IDEMPOTENCY_TTL_HOURS`].
+//!
+//! Every item has an `entity` attribute; the relay's stream filter selects `entity = OUTBOX`.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Order, OrderId};
+use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
+
+pub const OUTBOX_TTL_DAYS: i64 = 7;
+pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+pub const ENTITY_ORDER: &str = "ORDER";
+pub const ENTITY_OUTBOX: &str = "OUTBOX";
+pub const ENTITY_IDEMPOTENCY: &str = "IDEMPOTENCY";
+const GSI1: &str = "gsi1";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OrderItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(flatten)]
+    order: Order,
+}
+
+impl OrderItem {
+    fn new(order: &Order) -> Self {
+        Self {
+            pk: order_pk(order.id),
+            sk: ENTITY_ORDER.into(),
+            entity: ENTITY_ORDER.into(),
+            gsi1pk: customer_pk(&order.customer_id),
+            gsi1sk: format!("{}#{}", order.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), order.id),
+            order: order.clone(),
+        }
+    }
+}
+
+/// An outbox record as stored; also what the relay reads from the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub event_id: String,
+    pub source: String,
+    pub detail_type: String,
+    pub detail: String,
+    /// Epoch seconds; DynamoDB's TTL removes relayed records after a while.
+    pub expires_at: i64,
+}
+
+impl OutboxItem {
+    pub fn new(aggregate_pk: String, event: &OutboxEvent) -> Self {
+        Self {
+            pk: aggregate_pk,
+            sk: format!("OUTBOX#{}", event.event_id),
+            entity: ENTITY_OUTBOX.into(),
+            event_id: event.event_id.to_string(),
+            source: event.entry.source.clone(),
+            detail_type: event.entry.detail_type.clone(),
+            detail: event.entry.detail.clone(),
+            expires_at: (Utc::now() + Duration::days(OUTBOX_TTL_DAYS)).timestamp(),
+        }
+    }
+
+    pub fn entry(&self) -> shared::EventEntry {
+        shared::EventEntry {
+            source: self.source.clone(),
+            detail_type: self.detail_type.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct IdempotencyItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    order_id: OrderId,
+    request: String,
+    expires_at: i64,
+}
+
+/// The GSI1 position a page ended at, handed to clients as an opaque base64url cursor.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CursorKey {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+}
+
+fn order_pk(id: OrderId) -> String {
+    format!("ORDER#{id}")
+}
+
+fn customer_pk(customer_id: &str) -> String {
+    format!("CUSTOMER#{customer_id}")
+}
+
+fn idempotency_pk(key: &str) -> String {
+    format!("IDEMPOTENCY#{key}")
+}
+
+fn backend<E: std::fmt::Display>(err: E) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+fn sdk_backend<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
+    StoreError::Backend(aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string())
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbOrderStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoDbOrderStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn put_new<T: Serialize>(&self, item: &T) -> Result<TransactWriteItem, StoreError> {
+        self.put(item, "attribute_not_exists(pk)", None)
+    }
+
+    fn put<T: Serialize>(
+        &self,
+        item: &T,
+        condition: &str,
+        values: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(item).map_err(backend)?))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(backend)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn outbox_puts(&self, order: &Order, events: &[OutboxEvent]) -> Result<Vec<TransactWriteItem>, StoreError> {
+        events.iter().map(|e| self.put_new(&OutboxItem::new(order_pk(order.id), e))).collect()
+    }
+
+    async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyItem>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(idempotency_pk(key)))
+            .key("sk", AttributeValue::S(ENTITY_IDEMPOTENCY.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_backend)?;
+        output.item.map(|item| serde_dynamo::from_item(item).map_err(backend)).transpose()
+    }
+}
+
+/// Indexes of the transaction items whose condition failed.
+fn failed_conditions(err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> Option<Vec<usize>> {
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = err.as_service_error()? else {
+        return None;
+    };
+    Some(
+        cancelled
+            .cancellation_reasons()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+            .map(|(i, _)| i)
+            .collect(),
+    )
+}
+
+#[async_trait]
+impl OrderStore for DynamoDbOrderStore {
+    async fn create(
+        &self,
+        order: &Order,
+        events: &[OutboxEvent],
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut items = vec![self.put_new(&OrderItem::new(order))?];
+        items.extend(self.outbox_puts(order, events)?);
+        if let Some(claim) = idempotency {
+            items.push(self.put_new(&IdempotencyItem {
+                pk: idempotency_pk(&claim.key),
+                sk: ENTITY_IDEMPOTENCY.into(),
+                entity: ENTITY_IDEMPOTENCY.into(),
+                order_id: order.id,
+                request: claim.request.clone(),
+                expires_at: (Utc::now() + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp(),
+            })?);
+        }
+        let idempotency_index = items.len() - 1;
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let Err(err) = result else { return Ok(CreateOutcome::Created) };
+        let Some(failed) = failed_conditions(&err) else { return Err(sdk_backend(err)) };
+        match idempotency {
+            Some(claim) if failed.contains(&idempotency_index) => {
+                let record = self
+                    .idempotency_record(&claim.key)
+                    .await?
+                    .ok_or_else(|| StoreError::Backend("idempotency record vanished after a conflict".into()))?;
+                if record.request == claim.request {
+                    Ok(CreateOutcome::Replayed(record.order_id))
+                } else {
+                    Err(StoreError::IdempotencyMismatch)
+                }
+            }
+            _ if failed.is_empty() => Err(sdk_backend(err)),
+            _ => Err(StoreError::AlreadyExists(order.id)),
+        }
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(order_pk(id)))
+            .key("sk", AttributeValue::S(ENTITY_ORDER.into()))
+            .send()
+            .await
+            .map_err(sdk_backend)?;
+        output
+            .item
+            .map(|item| serde_dynamo::from_item::<_, OrderItem>(item).map(|i| i.order).map_err(backend))
+            .transpose()
+    }
+
+    async fn list_by_customer(
+        &self,
+        customer_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage, StoreError> {
+        let gsi1pk = customer_pk(customer_id);
+        let start_key = cursor
+            .map(|raw| {
+                let key = decode_cursor(raw).ok_or(StoreError::InvalidCursor)?;
+                if key.gsi1pk != gsi1pk {
+                    return Err(StoreError::InvalidCursor);
+                }
+                serde_dynamo::to_item(&key).map_err(backend)
+            })
+            .transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :customer")
+            .expression_attribute_values(":customer", AttributeValue::S(gsi1pk))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(sdk_backend)?;
+        let orders = output
+            .items()
+            .iter()
+            .map(|item| serde_dynamo::from_item::<_, OrderItem>(item.clone()).map(|i| i.order).map_err(backend))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = match output.last_evaluated_key {
+            Some(key) => Some(encode_cursor(&serde_dynamo::from_item(key).map_err(backend)?)),
+            None => None,
+        };
+        Ok(OrderPage { orders, next_cursor })
+    }
+
+    async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<(), StoreError> {
+        let expected = HashMap::from([(":expected".to_owned(), AttributeValue::N((order.version - 1).to_string()))]);
+        let mut items = vec![self.put(&OrderItem::new(order), "version = :expected", Some(expected))?];
+        items.extend(self.outbox_puts(order, events)?);
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => match failed_conditions(&err) {
+                Some(failed) if failed.contains(&0) => Err(StoreError::VersionConflict(order.id)),
+                _ => Err(sdk_backend(err)),
+            },
+        }
+    }
+}
+
+fn encode_cursor(key: &CursorKey) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).expect("cursor keys serialise"))
+}
+
+fn decode_cursor(raw: &str) -> Option<CursorKey> {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(raw).ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_garbage_is_refused() {
+        let key =
+            CursorKey { pk: "ORDER#a".into(), sk: "ORDER".into(), gsi1pk: "CUSTOMER#c".into(), gsi1sk: "t#a".into() };
+        let raw = encode_cursor(&key);
+        assert_eq!(decode_cursor(&raw).unwrap().gsi1sk, "t#a");
+        assert!(decode_cursor("not base64!").is_none());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(b"{\"pk\":1}")).is_none());
+    }
+}

@@ -1,0 +1,4 @@
+//! Adapters of the orders ports.
+
+pub mod dynamodb;
+pub mod memory;

@@ -1,0 +1,234 @@
+//! The orders domain: plain types and rules, no AWS and no HTTP.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::InvalidParam;
+use uuid::Uuid;
+
+pub const MAX_LINES: usize = 100;
+pub const MAX_QUANTITY: u32 = 1000;
+pub const MAX_ID_LEN: usize = 64;
+pub const MAX_PAYMENT_METHOD_LEN: usize = 255;
+
+/// An order id: a UUID (v7 for new orders, so ids sort by creation time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(Uuid);
+
+impl OrderId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Parses the canonical hyphenated form only, so an id has exactly one spelling.
+    pub fn parse(raw: &str) -> Option<Self> {
+        if raw.len() != 36 {
+            return None;
+        }
+        Uuid::try_parse(raw).ok().filter(|u| u.hyphenated().to_string() == raw.to_ascii_lowercase()).map(Self)
+    }
+}
+
+impl Default for OrderId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn can_become(self, next: OrderStatus) -> bool {
+        matches!((self, next), (Self::Pending, Self::Confirmed) | (Self::Pending, Self::Cancelled))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+/// An order. Prices and totals are not here: they come from the inventory's reservation, never
+/// from the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub customer_id: String,
+    /// A payment provider token (e.g. `pm_card_visa`), never card data.
+    pub payment_method: String,
+    pub lines: Vec<OrderLine>,
+    pub status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cancellation_reason: Option<String>,
+    #[serde(with = "shared::envelope::rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "shared::envelope::rfc3339_millis")]
+    pub updated_at: DateTime<Utc>,
+    /// Incremented on every change; the store uses it for optimistic locking.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an order cannot go from {from:?} to {to:?}")]
+pub struct IllegalTransition {
+    pub from: OrderStatus,
+    pub to: OrderStatus,
+}
+
+impl Order {
+    /// A new pending order from a validated request.
+    pub fn place(request: ValidOrderRequest, now: DateTime<Utc>) -> Self {
+        Self {
+            id: OrderId::new(),
+            customer_id: request.customer_id,
+            payment_method: request.payment_method,
+            lines: request.lines,
+            status: OrderStatus::Pending,
+            cancellation_reason: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    pub fn confirm(&mut self, now: DateTime<Utc>) -> Result<(), IllegalTransition> {
+        self.transition(OrderStatus::Confirmed, now)
+    }
+
+    pub fn cancel(&mut self, reason: impl Into<String>, now: DateTime<Utc>) -> Result<(), IllegalTransition> {
+        self.transition(OrderStatus::Cancelled, now)?;
+        self.cancellation_reason = Some(reason.into());
+        Ok(())
+    }
+
+    fn transition(&mut self, to: OrderStatus, now: DateTime<Utc>) -> Result<(), IllegalTransition> {
+        if !self.status.can_become(to) {
+            return Err(IllegalTransition { from: self.status, to });
+        }
+        self.status = to;
+        self.updated_at = now;
+        self.version += 1;
+        Ok(())
+    }
+}
+
+/// `POST /orders` as the client sends it. Unknown fields are rejected, so a client that sends a
+/// price or a total hears about it instead of believing it was used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    pub customer_id: String,
+    pub payment_method: String,
+    pub items: Vec<RequestedItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestedItem {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+/// A request that passed every rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidOrderRequest {
+    pub customer_id: String,
+    pub payment_method: String,
+    pub lines: Vec<OrderLine>,
+}
+
+fn check_identifier(name: &str, value: &str, violations: &mut Vec<InvalidParam>) {
+    if value.trim().is_empty() {
+        violations.push(InvalidParam::new(name, "must not be empty"));
+    } else if value.chars().count() > MAX_ID_LEN {
+        violations.push(InvalidParam::new(name, format!("must be at most {MAX_ID_LEN} characters")));
+    } else if value.chars().any(char::is_control) {
+        violations.push(InvalidParam::new(name, "must not contain control characters"));
+    }
+}
+
+/// True when `value` holds 13 or more digits in a row (spaces and dashes allowed between them):
+/// the shape of a primary account number, which must never reach us or our logs. We do not
+/// check Luhn: anything that long is refused either way.
+pub fn contains_card_number(value: &str) -> bool {
+    let mut run = 0;
+    for c in value.chars() {
+        match c {
+            '0'..='9' => run += 1,
+            ' ' | '-' if run > 0 => {}
+            _ => run = 0,
+        }
+        if run >= 13 {
+            return true;
+        }
+    }
+    false
+}
+
+fn check_payment_method(value: &str, violations: &mut Vec<InvalidParam>) {
+    const NAME: &str = "payment_method";
+    if contains_card_number(value) {
+        violations.push(InvalidParam::new(
+            NAME,
+            "looks like a card number; send a payment provider token (e.g. pm_card_visa), never card data",
+        ));
+    } else if !value.starts_with("pm_") || value.len() <= 3 {
+        violations.push(InvalidParam::new(NAME, "must be a payment method token starting with `pm_`"));
+    } else if value.len() > MAX_PAYMENT_METHOD_LEN {
+        violations.push(InvalidParam::new(NAME, format!("must be at most {MAX_PAYMENT_METHOD_LEN} characters")));
+    } else if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        violations.push(InvalidParam::new(NAME, "may contain only letters, digits and `_`"));
+    }
+}
+
+impl PlaceOrderRequest {
+    /// Checks every rule and reports every violation, each naming its field.
+    pub fn validate(self) -> Result<ValidOrderRequest, Vec<InvalidParam>> {
+        let mut violations = Vec::new();
+        check_identifier("customer_id", &self.customer_id, &mut violations);
+        check_payment_method(&self.payment_method, &mut violations);
+        if self.items.is_empty() || self.items.len() > MAX_LINES {
+            violations.push(InvalidParam::new("items", format!("must hold 1 to {MAX_LINES} lines")));
+        }
+        let mut seen = HashSet::new();
+        for (i, item) in self.items.iter().enumerate() {
+            check_identifier(&format!("items[{i}].sku"), &item.sku, &mut violations);
+            if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+                violations.push(InvalidParam::new(
+                    format!("items[{i}].quantity"),
+                    format!("must be between 1 and {MAX_QUANTITY}"),
+                ));
+            }
+            if !seen.insert(item.sku.as_str()) {
+                violations.push(InvalidParam::new(
+                    format!("items[{i}].sku"),
+                    format!("duplicate sku `{}`; send one line per sku", item.sku),
+                ));
+            }
+        }
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+        Ok(ValidOrderRequest {
+            customer_id: self.customer_id,
+            payment_method: self.payment_method,
+            lines: self.items.into_iter().map(|i| OrderLine { sku: i.sku, quantity: i.quantity }).collect(),
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! The orders HTTP API as an axum router: served by `lambda_http` in Lambda, and in-process by
+//! tests and the local system.
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::http::{StrictJson, finish_router};
+use shared::{ApiError, CorrelationId, InvalidParam};
+
+use crate::domain::{Order, OrderId, PlaceOrderRequest};
+use crate::ports::StoreError;
+use crate::service::{OrderService, OrdersError};
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Set on a response that repeats an earlier one for the same idempotency key.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+impl From<OrdersError> for ApiError {
+    fn from(err: OrdersError) -> Self {
+        match err {
+            OrdersError::Invalid(params) => ApiError::Validation(params),
+            OrdersError::NotFound(id) => ApiError::NotFound(format!("order {id} does not exist")),
+            OrdersError::IdempotencyKeyReused => {
+                ApiError::Unprocessable("this Idempotency-Key was already used with a different request body".into())
+            }
+            OrdersError::Store(StoreError::Backend(e)) => ApiError::internal(e),
+            OrdersError::Store(other) => ApiError::internal(other),
+        }
+    }
+}
+
+pub fn router(service: OrderService) -> Router {
+    let routes = Router::new()
+        .route("/orders", get(list_orders).post(place_order))
+        .route("/orders/{id}", get(get_order))
+        .with_state(service);
+    finish_router(routes)
+}
+
+async fn place_order(
+    State(service): State<OrderService>,
+    Extension(correlation_id): Extension<CorrelationId>,
+    headers: HeaderMap,
+    StrictJson(request): StrictJson<PlaceOrderRequest>,
+) -> Result<Response, ApiError> {
+    let key = match headers.get(IDEMPOTENCY_HEADER) {
+        Some(value) => {
+            Some(value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII characters"))?)
+        }
+        None => None,
+    };
+    let placed = service.place_order(request, &correlation_id, key).await?;
+    let location = HeaderValue::from_str(&format!("/orders/{}", placed.order.id)).expect("ids are header-safe");
+    let mut response = (StatusCode::CREATED, [(header::LOCATION, location)], Json(placed.order)).into_response();
+    if placed.replayed {
+        response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
+    OrderId::parse(raw).ok_or_else(|| ApiError::invalid("id", "must be an order id (a UUID)"))
+}
+
+async fn get_order(State(service): State<OrderService>, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
+    Ok(Json(service.get_order(parse_order_id(&id)?).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    customer_id: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct OrderList {
+    orders: Vec<Order>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
+}
+
+async fn list_orders(
+    State(service): State<OrderService>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<OrderList>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let customer_id = query.customer_id.ok_or_else(|| ApiError::invalid("customer_id", "is required"))?;
+    let limit = query
+        .limit
+        .map(|raw| {
+            raw.parse::<usize>().map_err(|_| ApiError::Validation(vec![InvalidParam::new("limit", "must be a number")]))
+        })
+        .transpose()?;
+    let page = service.list_orders(&customer_id, limit, query.cursor.as_deref()).await?;
+    Ok(Json(OrderList { orders: page.orders, next_cursor: page.next_cursor }))
+}

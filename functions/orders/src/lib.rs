@@ -1,0 +1,15 @@
+//! The orders service: places orders and follows them to CONFIRMED or CANCELLED.
+//!
+//! - [`domain`]: Order, lines and statuses; validation and legal transitions. No I/O.
+//! - [`ports`]: the store trait the core needs; [`adapters`]: DynamoDB and in-memory.
+//! - [`service`]: the use cases; [`http`]: the axum router; [`relay`]: the outbox relay.
+//! - [`entrypoints`]: what each Lambda binary runs.
+
+pub mod adapters;
+pub mod domain;
+pub mod entrypoints;
+pub mod events;
+pub mod http;
+pub mod ports;
+pub mod relay;
+pub mod service;

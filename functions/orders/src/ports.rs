@@ -1,0 +1,76 @@
+//! The ports of the orders service: what the core needs from the outside world.
+
+use async_trait::async_trait;
+use shared::EventEntry;
+use uuid::Uuid;
+
+use crate::domain::{Order, OrderId};
+
+/// An event waiting in the outbox, written in the same transaction as the change it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub event_id: Uuid,
+    pub entry: EventEntry,
+}
+
+/// A client's idempotency key and the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    /// The request as canonical JSON: the same key with another request is refused.
+    pub request: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// The idempotency key was used before with the same request: this is that order.
+    Replayed(OrderId),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderPage {
+    pub orders: Vec<Order>,
+    /// Opaque; pass it back to get the next page. `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("order {0} already exists")]
+    AlreadyExists(OrderId),
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyMismatch,
+    #[error("order {0} was changed concurrently")]
+    VersionConflict(OrderId),
+    #[error("the cursor is not valid for this query")]
+    InvalidCursor,
+    #[error("order store unavailable: {0}")]
+    Backend(String),
+}
+
+#[async_trait]
+pub trait OrderStore: Send + Sync {
+    /// Writes a new order and its outbox events atomically; with an idempotency claim, a
+    /// second call with the same key changes nothing and says which order the key made.
+    async fn create(
+        &self,
+        order: &Order,
+        events: &[OutboxEvent],
+        idempotency: Option<&IdempotencyClaim>,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+
+    /// A customer's orders, newest first.
+    async fn list_by_customer(
+        &self,
+        customer_id: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage, StoreError>;
+
+    /// Saves a changed order (whose `version` is one more than the stored one) and its events
+    /// atomically; fails with `VersionConflict` if someone else changed it first.
+    async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<(), StoreError>;
+}

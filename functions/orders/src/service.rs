@@ -1,0 +1,115 @@
+//! The application core: use cases over the ports. HTTP and Lambda specifics stay outside.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use shared::{CorrelationId, InvalidParam};
+
+use crate::domain::{Order, OrderId, PlaceOrderRequest};
+use crate::events;
+use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, StoreError};
+
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+pub const MAX_PAGE_SIZE: usize = 100;
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrdersError {
+    #[error("invalid request")]
+    Invalid(Vec<InvalidParam>),
+    #[error("order {0} not found")]
+    NotFound(OrderId),
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `place_order` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    pub order: Order,
+    /// True when an idempotency key matched an earlier identical request: nothing new was written.
+    pub replayed: bool,
+}
+
+#[derive(Clone)]
+pub struct OrderService {
+    store: Arc<dyn OrderStore>,
+}
+
+impl OrderService {
+    pub fn new(store: Arc<dyn OrderStore>) -> Self {
+        Self { store }
+    }
+
+    /// Validates and records a new order with its `OrderCreated` event (through the outbox).
+    /// With an idempotency key, repeating the same request returns the first order.
+    pub async fn place_order(
+        &self,
+        request: PlaceOrderRequest,
+        correlation_id: &CorrelationId,
+        idempotency_key: Option<&str>,
+    ) -> Result<Placed, OrdersError> {
+        let claim = idempotency_key
+            .map(|key| {
+                let valid = !key.is_empty()
+                    && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+                    && key.bytes().all(|b| b.is_ascii_graphic());
+                if !valid {
+                    return Err(OrdersError::Invalid(vec![InvalidParam::new(
+                        "Idempotency-Key",
+                        format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+                    )]));
+                }
+                let request = serde_json::to_string(&request).expect("requests serialise");
+                Ok(IdempotencyClaim { key: key.to_owned(), request })
+            })
+            .transpose()?;
+        let valid = request.validate().map_err(OrdersError::Invalid)?;
+        let order = Order::place(valid, Utc::now());
+        let created = events::order_created(&order, correlation_id);
+        match self.store.create(&order, &[created], claim.as_ref()).await {
+            Ok(CreateOutcome::Created) => {
+                tracing::info!(order_id = %order.id, customer_id = %order.customer_id, lines = order.lines.len(), "order placed");
+                Ok(Placed { order, replayed: false })
+            }
+            Ok(CreateOutcome::Replayed(id)) => {
+                let order = self.store.get(id).await?.ok_or(OrdersError::NotFound(id))?;
+                tracing::info!(order_id = %order.id, "idempotent replay of an order placement");
+                Ok(Placed { order, replayed: true })
+            }
+            Err(StoreError::IdempotencyMismatch) => Err(OrdersError::IdempotencyKeyReused),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    pub async fn get_order(&self, id: OrderId) -> Result<Order, OrdersError> {
+        self.store.get(id).await?.ok_or(OrdersError::NotFound(id))
+    }
+
+    pub async fn list_orders(
+        &self,
+        customer_id: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<OrderPage, OrdersError> {
+        let mut violations = Vec::new();
+        if customer_id.trim().is_empty() || customer_id.chars().count() > crate::domain::MAX_ID_LEN {
+            violations.push(InvalidParam::new("customer_id", "is required, at most 64 characters"));
+        }
+        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            violations.push(InvalidParam::new("limit", format!("must be between 1 and {MAX_PAGE_SIZE}")));
+        }
+        if !violations.is_empty() {
+            return Err(OrdersError::Invalid(violations));
+        }
+        match self.store.list_by_customer(customer_id, limit, cursor).await {
+            Err(StoreError::InvalidCursor) => {
+                Err(OrdersError::Invalid(vec![InvalidParam::new("cursor", "is not a cursor returned by this query")]))
+            }
+            other => Ok(other?),
+        }
+    }
+}

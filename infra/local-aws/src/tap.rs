@@ -1,0 +1,82 @@
+//! An EventBridge rule with an SQS target, so a test can read what reached the bus and prove
+//! that a rule's pattern matched it.
+
+use std::time::{Duration, Instant};
+
+use crate::{Error, Moto};
+
+pub struct EventTap {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl EventTap {
+    /// Creates a queue and a rule on `bus` with `pattern` targeting it.
+    pub async fn create(moto: &Moto, bus: &str, name: &str, pattern: &serde_json::Value) -> Result<Self, Error> {
+        let config = moto.sdk_config();
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(Error::aws)?
+            .queue_url
+            .ok_or_else(|| Error::Aws("CreateQueue returned no URL".into()))?;
+        let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+        events
+            .put_rule()
+            .event_bus_name(bus)
+            .name(name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        events
+            .put_targets()
+            .event_bus_name(bus)
+            .rule(name)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder().id("tap").arn(queue_arn).build().map_err(Error::aws)?,
+            )
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        Ok(Self { sqs, queue_url })
+    }
+
+    /// Receives until `count` events arrived or `timeout` passed; returns the EventBridge events
+    /// (with `source`, `detail-type`, `detail`, ...) in arrival order.
+    pub async fn receive(&self, count: usize, timeout: Duration) -> Result<Vec<serde_json::Value>, Error> {
+        let deadline = Instant::now() + timeout;
+        let mut events = Vec::new();
+        while events.len() < count && Instant::now() < deadline {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .map_err(Error::aws)?;
+            for message in output.messages() {
+                let body = message.body().unwrap_or_default();
+                events.push(
+                    serde_json::from_str(body).map_err(|e| Error::Aws(format!("SQS body is not JSON: {e}: {body}")))?,
+                );
+                if let Some(handle) = message.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(Error::aws)?;
+                }
+            }
+        }
+        Ok(events)
+    }
+}

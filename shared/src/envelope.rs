@@ -1,0 +1,152 @@
+//! The one envelope every domain event travels in.
+//!
+//! On EventBridge the envelope is the `detail`; `source` is `shop.<service>` and `detail-type`
+//! is the event type, so rules can match on either without parsing the payload.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::correlation::CorrelationId;
+use crate::publisher::EventEntry;
+
+/// Version of the envelope layout itself. Payload changes that break consumers get a new
+/// event type (`OrderCreatedV2`) rather than a silent change under the same name.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// A domain event: what happened, to which aggregate, when, and in which conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainEvent<T> {
+    /// UUID v7: unique, and sortable by creation time. Consumers deduplicate on it.
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_id: String,
+    /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-27T10:00:00.123Z`.
+    #[serde(with = "rfc3339_millis")]
+    pub occurred_at: DateTime<Utc>,
+    pub correlation_id: CorrelationId,
+    pub version: u32,
+    pub data: T,
+}
+
+impl<T> DomainEvent<T> {
+    pub fn new(
+        event_type: impl Into<String>,
+        aggregate_id: impl Into<String>,
+        correlation_id: CorrelationId,
+        occurred_at: DateTime<Utc>,
+        data: T,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            aggregate_id: aggregate_id.into(),
+            occurred_at,
+            correlation_id,
+            version: ENVELOPE_VERSION,
+            data,
+        }
+    }
+}
+
+impl<T: Serialize> DomainEvent<T> {
+    /// The EventBridge entry for this event, published by `service` (source `shop.<service>`).
+    pub fn to_entry(&self, service: &str) -> Result<EventEntry, serde_json::Error> {
+        Ok(EventEntry {
+            source: source_for(service),
+            detail_type: self.event_type.clone(),
+            detail: serde_json::to_string(self)?,
+        })
+    }
+}
+
+/// The EventBridge `source` of events published by `service`.
+pub fn source_for(service: &str) -> String {
+    format!("shop.{service}")
+}
+
+/// Serialises timestamps as RFC 3339 UTC with a `Z` and milliseconds, and accepts any RFC 3339
+/// offset on input (normalised to UTC).
+pub mod rfc3339_millis {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        DateTime::parse_from_rfc3339(&raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("invalid RFC 3339 timestamp `{raw}`: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> DomainEvent<serde_json::Value> {
+        let mut event = DomainEvent::new(
+            "OrderCreated",
+            "0193a3c2-0000-7000-8000-000000000001",
+            CorrelationId::parse("corr-1").unwrap(),
+            DateTime::parse_from_rfc3339("2026-11-27T10:00:00.5+02:00").unwrap().with_timezone(&Utc),
+            json!({"order_id": "0193a3c2-0000-7000-8000-000000000001"}),
+        );
+        event.event_id = Uuid::parse_str("0193a3c2-1111-7000-8000-000000000002").unwrap();
+        event
+    }
+
+    #[test]
+    fn envelope_has_the_documented_fields_and_utc_timestamp() {
+        let value = serde_json::to_value(sample()).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "event_id": "0193a3c2-1111-7000-8000-000000000002",
+                "event_type": "OrderCreated",
+                "aggregate_id": "0193a3c2-0000-7000-8000-000000000001",
+                "occurred_at": "2026-11-27T08:00:00.500Z",
+                "correlation_id": "corr-1",
+                "version": 1,
+                "data": {"order_id": "0193a3c2-0000-7000-8000-000000000001"}
+            })
+        );
+    }
+
+    #[test]
+    fn new_events_get_distinct_time_ordered_v7_ids() {
+        let a = sample_new();
+        let b = sample_new();
+        assert_eq!(a.event_id.get_version_num(), 7);
+        assert!(a.event_id < b.event_id, "v7 ids sort by creation time");
+    }
+
+    fn sample_new() -> DomainEvent<()> {
+        DomainEvent::new("X", "a", CorrelationId::generate(), Utc::now(), ())
+    }
+
+    #[test]
+    fn entry_uses_service_source_and_event_type() {
+        let entry = sample().to_entry("orders").unwrap();
+        assert_eq!(entry.source, "shop.orders");
+        assert_eq!(entry.detail_type, "OrderCreated");
+        let back: DomainEvent<serde_json::Value> = serde_json::from_str(&entry.detail).unwrap();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn unknown_envelope_fields_and_bad_timestamps_are_rejected() {
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["extra"] = json!(1);
+        assert!(serde_json::from_value::<DomainEvent<serde_json::Value>>(value).is_err());
+        let mut value = serde_json::to_value(sample()).unwrap();
+        value["occurred_at"] = json!("yesterday");
+        let err = serde_json::from_value::<DomainEvent<serde_json::Value>>(value).unwrap_err();
+        assert!(err.to_string().contains("invalid RFC 3339 timestamp"), "{err}");
+    }
+}

@@ -1,0 +1,182 @@
+//! HTTP plumbing shared by every service's axum router: a strict JSON body extractor, the
+//! correlation-id middleware, and problem+json answers for unknown routes and methods.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::correlation::{CORRELATION_HEADER, CorrelationId};
+use crate::problem::{ApiError, InvalidParam};
+
+/// Largest request body any of our APIs accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON body, read with a size limit and parsed strictly: a wrong content type is a 415, an
+/// oversized body a 413, and a body that does not fit `T` a 400 that names the offending field
+/// (`items[1].quantity`) thanks to `serde_path_to_error`.
+#[derive(Debug)]
+pub struct StrictJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType("send the body as application/json".into()));
+        }
+        let limited = req.map(|body| Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)));
+        let bytes = Bytes::from_request(limited, state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES })?;
+        parse_json(&bytes).map(StrictJson)
+    }
+}
+
+/// Parses `bytes` as `T`, turning any failure into a 400 that names the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::BadRequest(format!("the body is not valid JSON: {inner}"));
+        }
+        let reason = strip_position(&inner.to_string());
+        // serde reports an unknown field at the path of the object that holds it; name the field itself.
+        let parent = if path == "." { None } else { Some(path) };
+        let name = match (unknown_field(&reason), parent) {
+            (Some(field), Some(path)) if path == field || path.ends_with(&format!(".{field}")) => path,
+            (Some(field), Some(parent)) => format!("{parent}.{field}"),
+            (Some(field), None) => field.to_owned(),
+            (None, Some(parent)) => parent,
+            (None, None) => "body".to_owned(),
+        };
+        ApiError::Validation(vec![InvalidParam::new(name, reason)])
+    })
+}
+
+/// The field serde names in "unknown field `x`" or "missing field `x`" messages. A missing field
+/// is reported at the path of the enclosing object, so the name is appended there.
+fn unknown_field(reason: &str) -> Option<&str> {
+    reason.strip_prefix("unknown field `").or_else(|| reason.strip_prefix("missing field `"))?.split('`').next()
+}
+
+/// serde_json appends " at line 1 column 42"; the field name already says where.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Reads or creates the correlation id, runs the request inside a span that carries it (so every
+/// log line of the request has it), stores it in the request extensions for handlers, and
+/// echoes it on the response.
+pub async fn correlation_layer(mut req: Request, next: Next) -> Response {
+    let correlation_id =
+        CorrelationId::from_header_or_new(req.headers().get(CORRELATION_HEADER).and_then(|v| v.to_str().ok()));
+    req.extensions_mut().insert(correlation_id.clone());
+    let span = tracing::info_span!(
+        "http",
+        correlation_id = %correlation_id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    async move {
+        let started = std::time::Instant::now();
+        let mut response = next.run(req).await;
+        tracing::info!(
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "request handled"
+        );
+        if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
+            response.headers_mut().insert(CORRELATION_HEADER, value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// Adds what every service router needs: problem+json for unknown routes (404) and unsupported
+/// methods (405, with axum's `Allow` header kept), and the correlation-id middleware.
+pub fn finish_router(router: Router) -> Router {
+    router
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(correlation_layer))
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        quantity: u32,
+    }
+
+    fn invalid_names(err: ApiError) -> Vec<String> {
+        match err {
+            ApiError::Validation(params) => params.into_iter().map(|p| p.name).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn type_errors_name_the_nested_field() {
+        let err = parse_json::<Body>(br#"{"name":"a","items":[{"quantity":1},{"quantity":-3}]}"#).unwrap_err();
+        assert_eq!(invalid_names(err), ["items[1].quantity"]);
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_are_named() {
+        let err = parse_json::<Body>(br#"{"name":"a","items":[],"price":3}"#).unwrap_err();
+        assert_eq!(invalid_names(err), ["price"]);
+        let err = parse_json::<Body>(br#"{"name":"a","items":[{"quantity":1,"price":3}]}"#).unwrap_err();
+        let ApiError::Validation(params) = err else { panic!() };
+        assert_eq!(params[0].name, "items[0].price");
+        assert!(params[0].reason.contains("unknown field `price`"), "{}", params[0].reason);
+        let err = parse_json::<Body>(br#"{"items":[]}"#).unwrap_err();
+        let ApiError::Validation(params) = err else { panic!() };
+        assert!(params[0].reason.contains("missing field `name`"), "{}", params[0].reason);
+        assert_eq!(params[0].name, "name");
+    }
+
+    #[test]
+    fn broken_json_is_a_bad_request() {
+        assert!(matches!(parse_json::<Body>(b"{\"name\":"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(parse_json::<Body>(b""), Err(ApiError::BadRequest(_))));
+    }
+}
