@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::InvalidParam;
 use uuid::Uuid;
@@ -94,6 +94,8 @@ pub struct IllegalTransition {
 impl Order {
     /// A new pending order from a validated request.
     pub fn place(request: ValidOrderRequest, now: DateTime<Utc>) -> Self {
+        // Timestamps are stored and sent with millisecond precision; keep exactly that.
+        let now = now.trunc_subsecs(3);
         Self {
             id: OrderId::new(),
             customer_id: request.customer_id,
@@ -122,7 +124,7 @@ impl Order {
             return Err(IllegalTransition { from: self.status, to });
         }
         self.status = to;
-        self.updated_at = now;
+        self.updated_at = now.trunc_subsecs(3);
         self.version += 1;
         Ok(())
     }

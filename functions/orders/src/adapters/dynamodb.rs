@@ -165,6 +165,26 @@ impl DynamoDbOrderStore {
         events.iter().map(|e| self.put_new(&OutboxItem::new(order_pk(order.id), e))).collect()
     }
 
+    /// Runs a transaction, trying again (after a short jittered pause) when it collided with a
+    /// concurrent one.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
+        let mut attempt = 1;
+        loop {
+            match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                Ok(_) => return Ok(()),
+                Err(err) if attempt < TRANSACTION_ATTEMPTS && is_transaction_conflict(&err) => {
+                    tracing::warn!(attempt, "transaction conflict, retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyItem>, StoreError> {
         let output = self
             .client
@@ -196,6 +216,19 @@ fn failed_conditions(err: &SdkError<TransactWriteItemsError, impl std::fmt::Debu
     )
 }
 
+/// True when DynamoDB cancelled the transaction because another one touched the same items at
+/// the same moment: worth trying again, the condition checks will then decide.
+fn is_transaction_conflict(err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
+        }
+        _ => false,
+    }
+}
+
+const TRANSACTION_ATTEMPTS: u32 = 3;
+
 #[async_trait]
 impl OrderStore for DynamoDbOrderStore {
     async fn create(
@@ -217,8 +250,10 @@ impl OrderStore for DynamoDbOrderStore {
             })?);
         }
         let idempotency_index = items.len() - 1;
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
-        let Err(err) = result else { return Ok(CreateOutcome::Created) };
+        let err = match self.transact(items).await {
+            Ok(()) => return Ok(CreateOutcome::Created),
+            Err(err) => err,
+        };
         let Some(failed) = failed_conditions(&err) else { return Err(sdk_backend(err)) };
         match idempotency {
             Some(claim) if failed.contains(&idempotency_index) => {
@@ -298,8 +333,8 @@ impl OrderStore for DynamoDbOrderStore {
         let expected = HashMap::from([(":expected".to_owned(), AttributeValue::N((order.version - 1).to_string()))]);
         let mut items = vec![self.put(&OrderItem::new(order), "version = :expected", Some(expected))?];
         items.extend(self.outbox_puts(order, events)?);
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(()),
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.contains(&0) => Err(StoreError::VersionConflict(order.id)),
                 _ => Err(sdk_backend(err)),

@@ -1,0 +1,51 @@
+# Two commands a newcomer needs: `make demo` and `make test`. Both set up what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+
+.PHONY: help setup tools test lint fmt-check clippy cfn-lint unit demo clean
+
+help:
+	@echo "make demo   - start a local AWS (moto), place an order, show the event on the bus"
+	@echo "make test   - fmt check, clippy, cfn-lint and every test (unit and against moto)"
+	@echo "make setup  - install the dev tools (moto, cfn-lint) into $(VENV)"
+
+# Python dev tools (moto server, cfn-lint), pinned in requirements-dev.txt, in a local virtualenv.
+setup: $(VENV_STAMP)
+$(VENV_STAMP): requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.10+"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# Rust tools: cargo-nextest runs the tests.
+tools:
+	@command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from https://rustup.rs"; exit 1; }
+	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+fmt-check:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+cfn-lint: setup
+	$(VENV)/bin/cfn-lint template.yaml
+
+lint: fmt-check clippy cfn-lint
+
+unit: setup tools
+	cargo nextest run --workspace --locked --no-tests=fail
+	cargo test --workspace --doc --locked
+
+test: setup tools fmt-check cfn-lint clippy unit
+
+demo: setup
+	cargo run --quiet --locked -p orders --example demo
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
