@@ -37,9 +37,10 @@ cfn-lint: setup
 
 lint: fmt-check clippy cfn-lint
 
+# Doc tests first: nextest's summary is the run's closing line.
 unit: setup tools
-	cargo nextest run --workspace --locked --no-tests=fail
 	cargo test --workspace --doc --locked
+	cargo nextest run --workspace --locked --no-tests=fail
 
 test: setup tools fmt-check cfn-lint clippy unit
 

@@ -1,7 +1,7 @@
 //! The ports of the orders service: what the core needs from the outside world.
 
 use async_trait::async_trait;
-use shared::EventEntry;
+use shared::{CorrelationId, EventEntry};
 use uuid::Uuid;
 
 use crate::domain::{Order, OrderId};
@@ -10,6 +10,8 @@ use crate::domain::{Order, OrderId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
     pub event_id: Uuid,
+    /// Kept beside the entry so the relay can log it without parsing the detail.
+    pub correlation_id: CorrelationId,
     pub entry: EventEntry,
 }
 

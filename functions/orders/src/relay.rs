@@ -51,11 +51,27 @@ pub async fn relay(event: Event, publisher: &dyn EventPublisher) -> DynamoDbEven
         }
     }
     let entries: Vec<_> = to_publish.iter().map(|(_, item)| item.entry()).collect();
-    if let Err(err) = publisher.publish(&entries).await {
-        let first_record = to_publish[err.first_failed_index()].0;
-        let item = &to_publish[err.first_failed_index()].1;
-        tracing::error!(event_id = %item.event_id, error = %err, "outbox events not published, will retry");
-        response.batch_item_failures.extend(event.records[first_record..].iter().map(failure));
+    let published = match publisher.publish(&entries).await {
+        Ok(()) => to_publish.len(),
+        Err(err) => {
+            let (first_record, item) = &to_publish[err.first_failed_index()];
+            tracing::error!(
+                event_id = %item.event_id,
+                correlation_id = %item.correlation_id,
+                error = %err,
+                "outbox events not published, will retry"
+            );
+            response.batch_item_failures.extend(event.records[*first_record..].iter().map(failure));
+            err.first_failed_index()
+        }
+    };
+    for (_, item) in &to_publish[..published] {
+        tracing::info!(
+            event_id = %item.event_id,
+            event_type = %item.detail_type,
+            correlation_id = %item.correlation_id,
+            "event published"
+        );
     }
     finish(response, event.records.len(), entries.len())
 }

@@ -15,7 +15,7 @@ use shared::CorrelationId;
 use tower::ServiceExt;
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/../../events/orders/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../events/orders-api/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -254,6 +254,23 @@ async fn broken_json_wrong_type_oversized_body_unknown_route_and_method() {
     let (status, headers, body) = api.send(Request::delete("/orders").body(Body::empty()).unwrap()).await;
     assert_problem(status, &headers, &body, StatusCode::METHOD_NOT_ALLOWED);
     assert!(headers["allow"].to_str().unwrap().contains("POST"), "{headers:?}");
+}
+
+#[tokio::test]
+async fn every_api_fixture_is_routed_and_answered_without_a_server_error() {
+    let dir = format!("{}/../../events/orders-api", env!("CARGO_MANIFEST_DIR"));
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let (status, headers, body) = Api::new().send(lambda_request(&name)).await;
+        assert!(status.is_success() || status == StatusCode::NOT_FOUND, "{name}: {status} {body}");
+        if status == StatusCode::NOT_FOUND {
+            assert_eq!(body["type"], "https://errors.shop.example/not-found", "{name} must hit a route");
+        }
+        assert_eq!(headers["x-correlation-id"], "demo-correlation-1", "{name}");
+        count += 1;
+    }
+    assert!(count >= 3, "one fixture per route");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use shared::publisher::{EventBridgePublisher, InMemoryPublisher};
 
 fn fixture() -> Event {
-    let path = format!("{}/../../events/orders/outbox-stream.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../events/orders-outbox-relay/outbox-stream.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("fixture is a DynamoDB stream event")
 }
 

@@ -60,6 +60,8 @@ pub struct OutboxItem {
     pub sk: String,
     pub entity: String,
     pub event_id: String,
+    #[serde(default)]
+    pub correlation_id: String,
     pub source: String,
     pub detail_type: String,
     pub detail: String,
@@ -74,6 +76,7 @@ impl OutboxItem {
             sk: format!("OUTBOX#{}", event.event_id),
             entity: ENTITY_OUTBOX.into(),
             event_id: event.event_id.to_string(),
+            correlation_id: event.correlation_id.to_string(),
             source: event.entry.source.clone(),
             detail_type: event.entry.detail_type.clone(),
             detail: event.entry.detail.clone(),

@@ -1,0 +1,91 @@
+//! template.yaml and what lives beside it must agree: every function builds from a binary that
+//! exists, has test events under `events/<binary>/`, and has an entry with every variable it
+//! reads in `events/sam-local-env.json` (used by `sam local invoke --env-vars`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use local_aws::{Template, project_root};
+use serde_norway::Value;
+
+fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(value, |v, key| v.get(*key))?.as_str()
+}
+
+fn functions(template: &Template) -> Vec<(String, String, String)> {
+    template
+        .resources_of_type("AWS::Serverless::Function")
+        .map(|(id, resource)| {
+            let binary = str_at(&resource.metadata, &["BuildProperties", "Binary"])
+                .unwrap_or_else(|| panic!("{id}: Metadata.BuildProperties.Binary is missing"));
+            let code_uri = str_at(&resource.properties, &["CodeUri"]).unwrap_or_else(|| panic!("{id}: no CodeUri"));
+            assert_eq!(str_at(&resource.metadata, &["BuildMethod"]), Some("rust-cargolambda"), "{id}");
+            (id.to_owned(), binary.to_owned(), code_uri.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn every_function_builds_from_an_existing_binary() {
+    let root = project_root();
+    let template = Template::load_project().unwrap();
+    let functions = functions(&template);
+    assert!(!functions.is_empty());
+    for (id, binary, code_uri) in functions {
+        let crate_dir = root.join(&code_uri);
+        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml"))
+            .unwrap_or_else(|e| panic!("{id}: CodeUri {code_uri} has no Cargo.toml: {e}"));
+        assert!(manifest.contains(&format!("name = \"{binary}\"")), "{id}: no [[bin]] named {binary} in {code_uri}");
+        assert!(crate_dir.join(format!("src/bin/{binary}.rs")).exists(), "{id}: src/bin/{binary}.rs is missing");
+    }
+}
+
+fn json_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_function_has_test_events_and_no_events_are_orphaned() {
+    let events = project_root().join("events");
+    let template = Template::load_project().unwrap();
+    let binaries: BTreeSet<String> = functions(&template).into_iter().map(|(_, binary, _)| binary).collect();
+    for binary in &binaries {
+        let fixtures = json_files(&events.join(binary));
+        assert!(!fixtures.is_empty(), "events/{binary}/ holds no test event for function binary {binary}");
+        for name in fixtures {
+            let text = std::fs::read_to_string(events.join(binary).join(&name)).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("events/{binary}/{name}: {e}"));
+        }
+    }
+    for entry in std::fs::read_dir(&events).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            assert!(binaries.contains(&name), "events/{name}/ belongs to no function in template.yaml");
+        }
+    }
+}
+
+#[test]
+fn sam_local_env_covers_every_function_and_variable() {
+    let template = Template::load_project().unwrap();
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project_root().join("events/sam-local-env.json")).unwrap())
+            .unwrap();
+    for (id, resource) in template.resources_of_type("AWS::Serverless::Function") {
+        let entry = env.get(id).unwrap_or_else(|| panic!("events/sam-local-env.json has no entry for {id}"));
+        let variables = resource.properties.get("Environment").and_then(|e| e.get("Variables"));
+        for name in variables.and_then(Value::as_mapping).into_iter().flat_map(|m| m.keys()) {
+            let name = name.as_str().unwrap();
+            assert!(entry.get(name).is_some(), "events/sam-local-env.json: {id} lacks {name}");
+        }
+    }
+}
