@@ -8,6 +8,7 @@ pub mod correlation;
 pub mod envelope;
 pub mod http;
 pub mod observability;
+pub mod outbox;
 pub mod problem;
 pub mod publisher;
 

@@ -12,9 +12,9 @@ use axum::body::Body;
 use http_body_util::BodyExt;
 use local_aws::{EventTap, Moto, StreamReader, Template};
 use orders::adapters::dynamodb::DynamoDbOrderStore;
-use orders::relay::relay;
 use orders::service::OrderService;
 use serde_json::{Value, json};
+use shared::outbox::relay;
 use shared::publisher::EventBridgePublisher;
 use tower::ServiceExt;
 

@@ -31,7 +31,7 @@ pub async fn run_outbox_relay() -> Result<(), BoxError> {
     let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), bus);
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<aws_lambda_events::dynamodb::Event>| async move {
-        Ok::<_, BoxError>(crate::relay::relay(event.payload, publisher).await)
+        Ok::<_, BoxError>(shared::outbox::relay(event.payload, publisher).await)
     }))
     .await
 }

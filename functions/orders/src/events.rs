@@ -47,11 +47,7 @@ fn outbox<T: Serialize>(
     data: T,
 ) -> OutboxEvent {
     let event = DomainEvent::new(event_type, order.id.to_string(), correlation_id.clone(), now, data);
-    OutboxEvent {
-        event_id: event.event_id,
-        correlation_id: correlation_id.clone(),
-        entry: event.to_entry(SERVICE).expect("order events always serialise"),
-    }
+    OutboxEvent::from_event(&event, SERVICE)
 }
 
 pub fn order_created(order: &Order, correlation_id: &CorrelationId) -> OutboxEvent {

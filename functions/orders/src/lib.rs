@@ -2,7 +2,8 @@
 //!
 //! - [`domain`]: Order, lines and statuses; validation and legal transitions. No I/O.
 //! - [`ports`]: the store trait the core needs; [`adapters`]: DynamoDB and in-memory.
-//! - [`service`]: the use cases; [`http`]: the axum router; [`relay`]: the outbox relay.
+//! - [`service`]: the use cases; [`http`]: the axum router. The outbox relay is
+//!   `shared::outbox::relay` on this service's table stream.
 //! - [`entrypoints`]: what each Lambda binary runs.
 
 pub mod adapters;
@@ -11,5 +12,4 @@ pub mod entrypoints;
 pub mod events;
 pub mod http;
 pub mod ports;
-pub mod relay;
 pub mod service;

@@ -1,19 +1,9 @@
 //! The ports of the orders service: what the core needs from the outside world.
 
 use async_trait::async_trait;
-use shared::{CorrelationId, EventEntry};
-use uuid::Uuid;
+pub use shared::outbox::OutboxEvent;
 
 use crate::domain::{Order, OrderId};
-
-/// An event waiting in the outbox, written in the same transaction as the change it describes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEvent {
-    pub event_id: Uuid,
-    /// Kept beside the entry so the relay can log it without parsing the detail.
-    pub correlation_id: CorrelationId,
-    pub entry: EventEntry,
-}
 
 /// A client's idempotency key and the request it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Layout (single table):
 //! - order: `pk = ORDER#<id>`, `sk = ORDER`, `gsi1pk = CUSTOMER#<customer_id>`,
 //!   `gsi1sk = <created_at>#<id>` (so GSI1 lists a customer's orders by time);
-//! - outbox event: `pk = ORDER#<id>`, `sk = OUTBOX#<event_id>`, expiring after [`OUTBOX_TTL_DAYS`];
+//! - outbox event ([`OutboxRecord`]): `pk = ORDER#<id>`, `sk = OUTBOX#<event_id>`, expiring through TTL;
 //! - idempotency key: `pk = IDEMPOTENCY#<key>`, `sk = IDEMPOTENCY`, expiring after [`IDEMPOTENCY_TTL_HOURS`].
 //!
 //! Every item has an `entity` attribute; the relay's stream filter selects `entity = OUTBOX`.
@@ -20,12 +20,12 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Order, OrderId};
+use shared::outbox::OutboxRecord;
+
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
 
-pub const OUTBOX_TTL_DAYS: i64 = 7;
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 pub const ENTITY_ORDER: &str = "ORDER";
-pub const ENTITY_OUTBOX: &str = "OUTBOX";
 pub const ENTITY_IDEMPOTENCY: &str = "IDEMPOTENCY";
 const GSI1: &str = "gsi1";
 
@@ -49,46 +49,6 @@ impl OrderItem {
             gsi1pk: customer_pk(&order.customer_id),
             gsi1sk: format!("{}#{}", order.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), order.id),
             order: order.clone(),
-        }
-    }
-}
-
-/// An outbox record as stored; also what the relay reads from the stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxItem {
-    pub pk: String,
-    pub sk: String,
-    pub entity: String,
-    pub event_id: String,
-    #[serde(default)]
-    pub correlation_id: String,
-    pub source: String,
-    pub detail_type: String,
-    pub detail: String,
-    /// Epoch seconds; DynamoDB's TTL removes relayed records after a while.
-    pub expires_at: i64,
-}
-
-impl OutboxItem {
-    pub fn new(aggregate_pk: String, event: &OutboxEvent) -> Self {
-        Self {
-            pk: aggregate_pk,
-            sk: format!("OUTBOX#{}", event.event_id),
-            entity: ENTITY_OUTBOX.into(),
-            event_id: event.event_id.to_string(),
-            correlation_id: event.correlation_id.to_string(),
-            source: event.entry.source.clone(),
-            detail_type: event.entry.detail_type.clone(),
-            detail: event.entry.detail.clone(),
-            expires_at: (Utc::now() + Duration::days(OUTBOX_TTL_DAYS)).timestamp(),
-        }
-    }
-
-    pub fn entry(&self) -> shared::EventEntry {
-        shared::EventEntry {
-            source: self.source.clone(),
-            detail_type: self.detail_type.clone(),
-            detail: self.detail.clone(),
         }
     }
 }
@@ -165,7 +125,7 @@ impl DynamoDbOrderStore {
     }
 
     fn outbox_puts(&self, order: &Order, events: &[OutboxEvent]) -> Result<Vec<TransactWriteItem>, StoreError> {
-        events.iter().map(|e| self.put_new(&OutboxItem::new(order_pk(order.id), e))).collect()
+        events.iter().map(|e| self.put_new(&OutboxRecord::new(order_pk(order.id), e))).collect()
     }
 
     /// Runs a transaction, trying again (after a short jittered pause) when it collided with a

@@ -1,0 +1,218 @@
+//! The transactional outbox, shared by every service that owns a table.
+//!
+//! A service writes its change and the events describing it in one DynamoDB transaction; the
+//! events are [`OutboxRecord`] items in the service's own table. The table's stream triggers a
+//! relay function that calls [`relay`], which publishes them to the bus in stream order.
+//!
+//! If a record cannot be published, it and every later record of the batch are returned as
+//! batch item failures: Lambda retries from the earliest one (bisecting on errors) and finally
+//! hands the record to the trigger's on-failure destination, so order is kept and nothing is
+//! lost. Records published again on retry keep their `event_id`, so consumers deduplicate.
+
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{CorrelationId, DomainEvent, EventEntry, EventPublisher};
+
+/// Value of the `entity` attribute of outbox items; the relay's stream filter selects it.
+pub const ENTITY_OUTBOX: &str = "OUTBOX";
+/// Relayed records are removed by DynamoDB's TTL after this many days.
+pub const OUTBOX_TTL_DAYS: i64 = 7;
+
+/// An event waiting to be written to the outbox with the change it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub event_id: Uuid,
+    /// Kept beside the entry so the relay can log it without parsing the detail.
+    pub correlation_id: CorrelationId,
+    pub entry: EventEntry,
+}
+
+impl OutboxEvent {
+    /// The outbox form of `event`, published by `service`.
+    pub fn from_event<T: Serialize>(event: &DomainEvent<T>, service: &str) -> Self {
+        Self {
+            event_id: event.event_id,
+            correlation_id: event.correlation_id.clone(),
+            entry: event.to_entry(service).expect("domain event payloads serialise to JSON"),
+        }
+    }
+}
+
+/// An outbox record as stored in a service's table, and as the relay reads it from the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub event_id: String,
+    #[serde(default)]
+    pub correlation_id: String,
+    pub source: String,
+    pub detail_type: String,
+    pub detail: String,
+    /// Epoch seconds, for the table's TTL.
+    pub expires_at: i64,
+}
+
+impl OutboxRecord {
+    /// The record of `event` in the partition of the aggregate it is about.
+    pub fn new(aggregate_pk: impl Into<String>, event: &OutboxEvent) -> Self {
+        Self {
+            pk: aggregate_pk.into(),
+            sk: format!("OUTBOX#{}", event.event_id),
+            entity: ENTITY_OUTBOX.into(),
+            event_id: event.event_id.to_string(),
+            correlation_id: event.correlation_id.to_string(),
+            source: event.entry.source.clone(),
+            detail_type: event.entry.detail_type.clone(),
+            detail: event.entry.detail.clone(),
+            expires_at: (Utc::now() + Duration::days(OUTBOX_TTL_DAYS)).timestamp(),
+        }
+    }
+
+    pub fn entry(&self) -> EventEntry {
+        EventEntry { source: self.source.clone(), detail_type: self.detail_type.clone(), detail: self.detail.clone() }
+    }
+
+    /// The outbox record in a stream record, if it is a newly inserted one.
+    pub fn from_stream(record: &EventRecord) -> Result<Option<Self>, serde_dynamo::Error> {
+        if record.event_name != "INSERT" {
+            return Ok(None);
+        }
+        let is_outbox = matches!(
+            record.change.new_image.get("entity"),
+            Some(serde_dynamo::AttributeValue::S(entity)) if entity == ENTITY_OUTBOX
+        );
+        if !is_outbox {
+            return Ok(None);
+        }
+        serde_dynamo::from_item(record.change.new_image.clone()).map(Some)
+    }
+}
+
+/// What a stream record gives the relay to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayItem {
+    pub event_id: String,
+    pub correlation_id: String,
+    pub entry: EventEntry,
+}
+
+impl From<OutboxRecord> for RelayItem {
+    fn from(record: OutboxRecord) -> Self {
+        Self { entry: record.entry(), event_id: record.event_id, correlation_id: record.correlation_id }
+    }
+}
+
+/// Reads the events to publish from a stream record: `Ok(None)` skips the record.
+pub type Extractor = dyn Fn(&EventRecord) -> Result<Option<RelayItem>, String> + Send + Sync;
+
+/// The default extractor: outbox inserts only.
+pub fn outbox_only(record: &EventRecord) -> Result<Option<RelayItem>, String> {
+    OutboxRecord::from_stream(record).map(|r| r.map(RelayItem::from)).map_err(|e| e.to_string())
+}
+
+/// Publishes the outbox records of a stream batch.
+pub async fn relay(event: Event, publisher: &dyn EventPublisher) -> DynamoDbEventResponse {
+    relay_with(event, publisher, &outbox_only).await
+}
+
+fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = record.change.sequence_number.clone();
+    failure
+}
+
+/// Publishes what `extract` finds in each record of a stream batch, in stream order.
+pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &Extractor) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    // (record index, item) for every record to publish, in stream order.
+    let mut to_publish = Vec::new();
+    let mut unreadable = None;
+    for (index, record) in event.records.iter().enumerate() {
+        match extract(record) {
+            Ok(Some(item)) => to_publish.push((index, item)),
+            Ok(None) => tracing::debug!(stream_event_id = %record.event_id, "nothing to publish in this record"),
+            Err(err) => {
+                // It will not read better on retry, but reporting it sends it (after the
+                // retries) to the DLQ instead of losing it.
+                tracing::error!(stream_event_id = %record.event_id, error = %err, "unreadable stream record");
+                unreadable = Some(index);
+                break;
+            }
+        }
+    }
+    let entries: Vec<_> = to_publish.iter().map(|(_, item)| item.entry.clone()).collect();
+    let (published, first_failed_record) = match publisher.publish(&entries).await {
+        Ok(()) => (to_publish.len(), unreadable),
+        Err(err) => {
+            let (record_index, item) = &to_publish[err.first_failed_index()];
+            tracing::error!(
+                event_id = %item.event_id,
+                correlation_id = %item.correlation_id,
+                error = %err,
+                "events not published, will retry"
+            );
+            (err.first_failed_index(), Some(*record_index))
+        }
+    };
+    for (_, item) in &to_publish[..published] {
+        tracing::info!(
+            event_id = %item.event_id,
+            event_type = %item.entry.detail_type,
+            correlation_id = %item.correlation_id,
+            "event published"
+        );
+    }
+    if let Some(first) = first_failed_record {
+        response.batch_item_failures.extend(event.records[first..].iter().map(failure));
+    }
+    tracing::info!(
+        records = event.records.len(),
+        published,
+        failed = response.batch_item_failures.len(),
+        "stream batch relayed"
+    );
+    response
+}
+
+/// A deterministic UUID v7 for an event derived from a stream record (rather than written to the
+/// outbox): the same record always yields the same id, so a retried batch republishes it under
+/// the same id and consumers deduplicate.
+pub fn derived_event_id(record: &EventRecord) -> Uuid {
+    let millis = u64::try_from(record.change.approximate_creation_date_time.timestamp_millis()).unwrap_or(0);
+    let key = format!("{}:{}", record.event_id, record.change.sequence_number.as_deref().unwrap_or_default());
+    // The 80 "random" bits of the v7 id come from a name-based (v5) hash of the record's identity.
+    let name_based = Uuid::new_v5(&Uuid::NAMESPACE_OID, key.as_bytes());
+    let mut seed = [0u8; 10];
+    seed.copy_from_slice(&name_based.as_bytes()[6..16]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &seed).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(event_id: &str, sequence: &str) -> EventRecord {
+        let mut record = EventRecord::default();
+        record.event_id = event_id.into();
+        record.change.sequence_number = Some(sequence.into());
+        record.change.approximate_creation_date_time = chrono::DateTime::from_timestamp(1_795_773_600, 0).unwrap();
+        record
+    }
+
+    #[test]
+    fn derived_ids_are_v7_stable_per_record_and_distinct_across_records() {
+        let id = derived_event_id(&record("a", "1"));
+        assert_eq!(id.get_version_num(), 7);
+        assert_eq!(id, derived_event_id(&record("a", "1")));
+        assert_ne!(id, derived_event_id(&record("a", "2")));
+        assert_ne!(id, derived_event_id(&record("b", "1")));
+        let (secs, _) = id.get_timestamp().unwrap().to_unix();
+        assert_eq!(secs, 1_795_773_600, "the id sorts by the change's time");
+    }
+}
