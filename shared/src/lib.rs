@@ -5,12 +5,14 @@
 
 pub mod config;
 pub mod correlation;
+pub mod dynamo;
 pub mod envelope;
 pub mod http;
 pub mod observability;
 pub mod outbox;
 pub mod problem;
 pub mod publisher;
+pub mod validation;
 
 pub use correlation::CorrelationId;
 pub use envelope::DomainEvent;

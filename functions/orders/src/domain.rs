@@ -6,11 +6,12 @@ use std::fmt;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::InvalidParam;
+pub use shared::validation::MAX_ID_LEN;
+use shared::validation::check_identifier;
 use uuid::Uuid;
 
 pub const MAX_LINES: usize = 100;
 pub const MAX_QUANTITY: u32 = 1000;
-pub const MAX_ID_LEN: usize = 64;
 pub const MAX_PAYMENT_METHOD_LEN: usize = 255;
 
 /// An order id: a UUID (v7 for new orders, so ids sort by creation time).
@@ -153,16 +154,6 @@ pub struct ValidOrderRequest {
     pub customer_id: String,
     pub payment_method: String,
     pub lines: Vec<OrderLine>,
-}
-
-fn check_identifier(name: &str, value: &str, violations: &mut Vec<InvalidParam>) {
-    if value.trim().is_empty() {
-        violations.push(InvalidParam::new(name, "must not be empty"));
-    } else if value.chars().count() > MAX_ID_LEN {
-        violations.push(InvalidParam::new(name, format!("must be at most {MAX_ID_LEN} characters")));
-    } else if value.chars().any(char::is_control) {
-        violations.push(InvalidParam::new(name, "must not contain control characters"));
-    }
 }
 
 /// True when `value` holds 13 or more digits in a row (spaces and dashes allowed between them):

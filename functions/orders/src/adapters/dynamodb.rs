@@ -12,16 +12,16 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Order, OrderId};
+use shared::dynamo::{self, failed_conditions};
 use shared::outbox::OutboxRecord;
 
+use crate::domain::{Order, OrderId};
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
 
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
@@ -90,7 +90,7 @@ fn backend<E: std::fmt::Display>(err: E) -> StoreError {
 }
 
 fn sdk_backend<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
-    StoreError::Backend(aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string())
+    StoreError::Backend(dynamo::describe(&err))
 }
 
 #[derive(Debug, Clone)]
@@ -105,47 +105,11 @@ impl DynamoDbOrderStore {
     }
 
     fn put_new<T: Serialize>(&self, item: &T) -> Result<TransactWriteItem, StoreError> {
-        self.put(item, "attribute_not_exists(pk)", None)
-    }
-
-    fn put<T: Serialize>(
-        &self,
-        item: &T,
-        condition: &str,
-        values: Option<HashMap<String, AttributeValue>>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(item).map_err(backend)?))
-            .condition_expression(condition)
-            .set_expression_attribute_values(values)
-            .build()
-            .map_err(backend)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        dynamo::put_new(&self.table, item).map_err(StoreError::Backend)
     }
 
     fn outbox_puts(&self, order: &Order, events: &[OutboxEvent]) -> Result<Vec<TransactWriteItem>, StoreError> {
         events.iter().map(|e| self.put_new(&OutboxRecord::new(order_pk(order.id), e))).collect()
-    }
-
-    /// Runs a transaction, trying again (after a short jittered pause) when it collided with a
-    /// concurrent one.
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<(), SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>> {
-        let mut attempt = 1;
-        loop {
-            match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
-                Ok(_) => return Ok(()),
-                Err(err) if attempt < TRANSACTION_ATTEMPTS && is_transaction_conflict(&err) => {
-                    tracing::warn!(attempt, "transaction conflict, retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
-                    attempt += 1;
-                }
-                Err(err) => return Err(err),
-            }
-        }
     }
 
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyItem>, StoreError> {
@@ -162,35 +126,6 @@ impl DynamoDbOrderStore {
         output.item.map(|item| serde_dynamo::from_item(item).map_err(backend)).transpose()
     }
 }
-
-/// Indexes of the transaction items whose condition failed.
-fn failed_conditions(err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> Option<Vec<usize>> {
-    let TransactWriteItemsError::TransactionCanceledException(cancelled) = err.as_service_error()? else {
-        return None;
-    };
-    Some(
-        cancelled
-            .cancellation_reasons()
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-            .map(|(i, _)| i)
-            .collect(),
-    )
-}
-
-/// True when DynamoDB cancelled the transaction because another one touched the same items at
-/// the same moment: worth trying again, the condition checks will then decide.
-fn is_transaction_conflict(err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>) -> bool {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-            cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
-        }
-        _ => false,
-    }
-}
-
-const TRANSACTION_ATTEMPTS: u32 = 3;
 
 #[async_trait]
 impl OrderStore for DynamoDbOrderStore {
@@ -213,7 +148,7 @@ impl OrderStore for DynamoDbOrderStore {
             })?);
         }
         let idempotency_index = items.len() - 1;
-        let err = match self.transact(items).await {
+        let err = match dynamo::transact(&self.client, items).await {
             Ok(()) => return Ok(CreateOutcome::Created),
             Err(err) => err,
         };
@@ -294,9 +229,12 @@ impl OrderStore for DynamoDbOrderStore {
 
     async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<(), StoreError> {
         let expected = HashMap::from([(":expected".to_owned(), AttributeValue::N((order.version - 1).to_string()))]);
-        let mut items = vec![self.put(&OrderItem::new(order), "version = :expected", Some(expected))?];
+        let mut items = vec![
+            dynamo::put(&self.table, &OrderItem::new(order), "version = :expected", Some(expected))
+                .map_err(StoreError::Backend)?,
+        ];
         items.extend(self.outbox_puts(order, events)?);
-        match self.transact(items).await {
+        match dynamo::transact(&self.client, items).await {
             Ok(()) => Ok(()),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.contains(&0) => Err(StoreError::VersionConflict(order.id)),

@@ -1,0 +1,88 @@
+//! DynamoDB helpers every store adapter needs: transactions that survive collisions, telling
+//! which transaction item's condition failed, and conditional puts of serde items.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde::Serialize;
+
+pub type TransactError = SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>;
+
+/// DynamoDB accepts at most 100 items in one TransactWriteItems.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+const TRANSACTION_ATTEMPTS: u32 = 3;
+
+/// A storage failure rendered with its whole cause chain (the SDK hides the useful part there).
+pub fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
+    aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string()
+}
+
+/// A `Put` of `item` (serialised with serde_dynamo) guarded by `condition`.
+pub fn put<T: Serialize>(
+    table: &str,
+    item: &T,
+    condition: &str,
+    values: Option<HashMap<String, AttributeValue>>,
+) -> Result<TransactWriteItem, String> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(serde_dynamo::to_item(item).map_err(|e| e.to_string())?))
+        .condition_expression(condition)
+        .set_expression_attribute_values(values)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A `Put` that only creates: it fails if an item with the same key exists.
+pub fn put_new<T: Serialize>(table: &str, item: &T) -> Result<TransactWriteItem, String> {
+    put(table, item, "attribute_not_exists(pk)", None)
+}
+
+/// Indexes of the transaction items whose condition failed, if the transaction was cancelled.
+pub fn failed_conditions(err: &TransactError) -> Option<Vec<usize>> {
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = err.as_service_error()? else {
+        return None;
+    };
+    Some(
+        cancelled
+            .cancellation_reasons()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+            .map(|(i, _)| i)
+            .collect(),
+    )
+}
+
+/// True when DynamoDB cancelled the transaction because another one touched the same items at
+/// the same moment: worth trying again, the conditions will then decide.
+fn is_transaction_conflict(err: &TransactError) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
+        }
+        _ => false,
+    }
+}
+
+/// Runs a transaction, trying again after a short jittered pause when it collided with a
+/// concurrent one.
+pub async fn transact(client: &aws_sdk_dynamodb::Client, items: Vec<TransactWriteItem>) -> Result<(), TransactError> {
+    let mut attempt = 1;
+    loop {
+        match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+            Ok(_) => return Ok(()),
+            Err(err) if attempt < TRANSACTION_ATTEMPTS && is_transaction_conflict(&err) => {
+                tracing::warn!(attempt, "transaction conflict, retrying");
+                let pause = Duration::from_millis(20 * u64::from(attempt)).mul_f64(0.5 + fastrand::f64());
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
