@@ -24,8 +24,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "moto_server was not found at {path}. Install the dev tools with `make setup` \
-         (creates .venv from requirements-dev.txt), or point MOTO_SERVER at a moto_server binary"
+        "the Python with moto was not found at {path}. Install the dev tools with `make setup` \
+         (creates .venv from requirements-dev.txt), or point MOTO_PYTHON at a Python that has moto[server]"
     )]
     MotoMissing { path: PathBuf },
     #[error("moto did not start: {0}")]

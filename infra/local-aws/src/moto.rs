@@ -18,20 +18,27 @@ pub struct Moto {
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Moto {
-    /// The moto_server binary: `MOTO_SERVER` if set, else the project's `.venv`. Never the one on
-    /// PATH: a test run must use the pinned version the project installs.
-    pub fn binary() -> PathBuf {
-        std::env::var_os("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| project_root().join(".venv/bin/moto_server"))
+    /// The Python that has moto installed: `MOTO_PYTHON` if set, else the project's `.venv`.
+    /// Never the one on PATH: a test run must use the pinned version the project installs.
+    pub fn python() -> PathBuf {
+        std::env::var_os("MOTO_PYTHON").map(PathBuf::from).unwrap_or_else(|| project_root().join(".venv/bin/python"))
+    }
+
+    /// Our launcher of moto's server app, which serialises DynamoDB requests (see the script).
+    pub fn launcher() -> PathBuf {
+        project_root().join("infra/local-aws/moto_server.py")
     }
 
     /// Starts moto, waits until it answers, and turns on real Step Functions execution (which
     /// must happen before any state machine is created).
     pub async fn start() -> Result<Self, Error> {
-        let binary = Self::binary();
-        if !binary.exists() {
-            return Err(Error::MotoMissing { path: binary });
+        Self::start_with(Self::python()).await
+    }
+
+    /// Like [`Moto::start`], with the given Python.
+    pub async fn start_with(python: PathBuf) -> Result<Self, Error> {
+        if !python.exists() {
+            return Err(Error::MotoMissing { path: python });
         }
         let mut last_error = String::new();
         // Another process can take the port between our probe and moto's bind: try again then.
@@ -39,13 +46,14 @@ impl Moto {
             let port = free_port()?;
             let log_path = std::env::temp_dir().join(format!("moto-{port}-{}.log", std::process::id()));
             let log = File::create(&log_path).map_err(|e| Error::MotoStart(format!("log file: {e}")))?;
-            let child = Command::new(&binary)
+            let child = Command::new(&python)
+                .arg(Self::launcher())
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(|e| Error::MotoStart(e.to_string()))?)
                 .stderr(log)
                 .spawn()
-                .map_err(|e| Error::MotoStart(format!("spawning {}: {e}", binary.display())))?;
+                .map_err(|e| Error::MotoStart(format!("spawning {}: {e}", python.display())))?;
             let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log_path };
             match moto.wait_ready().await {
                 Ok(()) => {
@@ -63,7 +71,10 @@ impl Moto {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(Error::MotoStart(format!("moto_server exited with {status}: {}", self.log_tail())));
+                return Err(Error::MotoStart(format!(
+                    "moto exited with {status} (is moto[server] installed? `make setup` installs it): {}",
+                    self.log_tail()
+                )));
             }
             if let Ok(response) = client.get(format!("{}/moto-api/", self.endpoint)).send().await
                 && response.status().is_success()

@@ -1,0 +1,4 @@
+//! Adapters of the inventory ports.
+
+pub mod dynamodb;
+pub mod memory;

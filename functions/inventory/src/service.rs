@@ -1,0 +1,187 @@
+//! The inventory use cases over the ports.
+
+use std::sync::Arc;
+
+use chrono::{SubsecRound, Utc};
+use shared::validation::check_identifier;
+use shared::{CorrelationId, InvalidParam};
+
+use crate::domain::{
+    PlanError, Product, ProductSpec, RequestedLine, Reservation, ReservationStatus, Restock, validate_lines,
+};
+use crate::events;
+use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
+
+/// How often a reservation is planned again when stock or prices moved under it.
+const PLAN_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("invalid request")]
+    Invalid(Vec<InvalidParam>),
+    #[error("no product with sku {0}")]
+    UnknownSku(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("reservation of order {order_id} is {status:?} and cannot be committed")]
+    CannotCommit { order_id: String, status: ReservationStatus },
+    #[error("the reservation kept changing under concurrent writes; try again")]
+    Contended,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for InventoryError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::UnknownSku(sku) => Self::UnknownSku(sku),
+            other => Self::Store(other),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct InventoryService {
+    store: Arc<dyn InventoryStore>,
+}
+
+fn check_order_id(order_id: &str) -> Result<(), InventoryError> {
+    let mut violations = Vec::new();
+    check_identifier("order_id", order_id, &mut violations);
+    if violations.is_empty() { Ok(()) } else { Err(InventoryError::Invalid(violations)) }
+}
+
+impl InventoryService {
+    pub fn new(store: Arc<dyn InventoryStore>) -> Self {
+        Self { store }
+    }
+
+    pub async fn put_product(
+        &self,
+        sku: &str,
+        spec: &ProductSpec,
+        correlation_id: &CorrelationId,
+    ) -> Result<Product, InventoryError> {
+        spec.validate(sku).map_err(InventoryError::Invalid)?;
+        Ok(self.store.put_product(sku, spec, correlation_id).await?)
+    }
+
+    pub async fn restock(
+        &self,
+        sku: &str,
+        restock: &Restock,
+        correlation_id: &CorrelationId,
+    ) -> Result<RestockOutcome, InventoryError> {
+        restock.validate().map_err(InventoryError::Invalid)?;
+        Ok(self.store.restock(sku, restock, correlation_id).await?)
+    }
+
+    pub async fn get_product(&self, sku: &str) -> Result<Product, InventoryError> {
+        self.store.get_product(sku).await?.ok_or_else(|| InventoryError::UnknownSku(sku.to_owned()))
+    }
+
+    pub async fn get_reservation(&self, order_id: &str) -> Result<Option<Reservation>, InventoryError> {
+        check_order_id(order_id)?;
+        Ok(self.store.get_reservation(order_id).await?)
+    }
+
+    /// Reserves every line or none. The answer is the order's reservation: `Reserved` with unit
+    /// prices and total from the catalogue, or `Rejected` with the shortages. Asking again for
+    /// the same order returns the same reservation and changes nothing.
+    pub async fn reserve(
+        &self,
+        order_id: &str,
+        lines: &[RequestedLine],
+        correlation_id: &CorrelationId,
+    ) -> Result<Reservation, InventoryError> {
+        check_order_id(order_id)?;
+        validate_lines(lines).map_err(InventoryError::Invalid)?;
+        let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
+        for _ in 0..PLAN_ATTEMPTS {
+            if let Some(existing) = self.store.get_reservation(order_id).await? {
+                return Ok(existing);
+            }
+            let products = self.store.get_products(&skus).await?;
+            let reservation = Reservation::plan(order_id, lines, &products, Utc::now())?;
+            let event = match reservation.status {
+                ReservationStatus::Reserved => events::reserved(&reservation, correlation_id),
+                _ => events::reservation_failed(&reservation, correlation_id),
+            };
+            match self.store.create_reservation(&reservation, &[event], correlation_id).await? {
+                WriteOutcome::Written => {
+                    tracing::info!(
+                        order_id,
+                        status = ?reservation.status,
+                        total_minor = reservation.total_minor,
+                        shortages = reservation.shortages.len(),
+                        "reservation written"
+                    );
+                    return Ok(reservation);
+                }
+                // Someone reserved for this order at the same time: theirs is the answer.
+                WriteOutcome::AlreadyExists => continue,
+                WriteOutcome::Stale => {
+                    tracing::info!(order_id, "stock or price moved during the reservation, planning again");
+                    continue;
+                }
+            }
+        }
+        Err(InventoryError::Contended)
+    }
+
+    /// Puts the order's held stock back. A no-op for an unknown order or a reservation that holds
+    /// nothing (already released, rejected or committed).
+    pub async fn release(
+        &self,
+        order_id: &str,
+        correlation_id: &CorrelationId,
+    ) -> Result<Option<Reservation>, InventoryError> {
+        self.finish(order_id, ReservationStatus::Released, correlation_id).await
+    }
+
+    /// Turns the order's held stock into a sale. A no-op for an unknown order or one already
+    /// committed; an error for a released or rejected reservation (nothing is held to sell).
+    pub async fn commit(
+        &self,
+        order_id: &str,
+        correlation_id: &CorrelationId,
+    ) -> Result<Option<Reservation>, InventoryError> {
+        self.finish(order_id, ReservationStatus::Committed, correlation_id).await
+    }
+
+    async fn finish(
+        &self,
+        order_id: &str,
+        to: ReservationStatus,
+        correlation_id: &CorrelationId,
+    ) -> Result<Option<Reservation>, InventoryError> {
+        check_order_id(order_id)?;
+        for _ in 0..PLAN_ATTEMPTS {
+            let Some(current) = self.store.get_reservation(order_id).await? else {
+                tracing::info!(order_id, ?to, "no reservation for this order, nothing to do");
+                return Ok(None);
+            };
+            match (current.status, to) {
+                (ReservationStatus::Reserved, _) => {}
+                (status, ReservationStatus::Committed)
+                    if matches!(status, ReservationStatus::Released | ReservationStatus::Rejected) =>
+                {
+                    return Err(InventoryError::CannotCommit { order_id: order_id.to_owned(), status });
+                }
+                _ => return Ok(Some(current)),
+            }
+            let mut next = current.clone();
+            next.status = to;
+            next.updated_at = Utc::now().trunc_subsecs(3);
+            let events = match to {
+                ReservationStatus::Released => vec![events::released(&next, correlation_id)],
+                _ => Vec::new(),
+            };
+            if self.store.finish_reservation(&next, &events, correlation_id).await? {
+                tracing::info!(order_id, status = ?to, "reservation finished");
+                return Ok(Some(next));
+            }
+        }
+        Err(InventoryError::Contended)
+    }
+}
