@@ -1,0 +1,116 @@
+//! The inventory HTTP API driven with the `events/inventory-api` fixtures (API Gateway v2) on the
+//! in-memory store.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use inventory::adapters::memory::InMemoryInventoryStore;
+use inventory::domain::RequestedLine;
+use inventory::http::router;
+use inventory::service::InventoryService;
+use serde_json::{Value, json};
+use shared::CorrelationId;
+use tower::ServiceExt;
+
+fn fixture(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/inventory-api/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    lambda_http::request::from_str(&text).expect("fixture is an API Gateway v2 request")
+}
+
+async fn send<B>(service: &InventoryService, request: Request<B>) -> (StatusCode, http::HeaderMap, Value)
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let response = router(service.clone()).oneshot(request.map(Body::new)).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
+}
+
+fn service() -> InventoryService {
+    InventoryService::new(Arc::new(InMemoryInventoryStore::new()))
+}
+
+#[tokio::test]
+async fn the_admin_fixtures_create_restock_and_show_a_product() {
+    let service = service();
+    let (status, _, body) = send(&service, fixture("get-product.json")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    let (status, headers, body) = send(&service, fixture("put-product.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["x-correlation-id"], "demo-correlation-2");
+    assert_eq!(body["available"], 0, "a new product has no stock until restocked");
+
+    let (status, headers, body) = send(&service, fixture("restock.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(headers.get("idempotent-replayed").is_none());
+    assert_eq!(body["available"], 40);
+    let (_, headers, body) = send(&service, fixture("restock.json")).await;
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(body["available"], 40, "the same restock id counts once");
+
+    let (status, _, body) = send(&service, fixture("get-product.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"sku": "SKU-RED-MUG", "name": "Red mug", "price": {"amount_minor": 1250, "currency": "EUR"},
+               "available": 40, "low_stock_threshold": 5})
+    );
+}
+
+#[tokio::test]
+async fn the_reservation_fixture_shows_what_an_order_holds() {
+    let service = service();
+    send(&service, fixture("put-product.json")).await;
+    send(&service, fixture("restock.json")).await;
+    let (status, _, _) = send(&service, fixture("get-reservation.json")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let lines = [RequestedLine { sku: "SKU-RED-MUG".into(), quantity: 2 }];
+    service.reserve("0193a3c2-5f00-7000-8000-00000000c0de", &lines, &CorrelationId::generate()).await.unwrap();
+    let (status, _, body) = send(&service, fixture("get-reservation.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "RESERVED");
+    assert_eq!(body["total_minor"], 2500);
+    assert_eq!(body["lines"], json!([{"sku": "SKU-RED-MUG", "quantity": 2, "unit_price_minor": 1250}]));
+}
+
+#[tokio::test]
+async fn bad_admin_input_is_400_naming_the_field() {
+    let service = service();
+    let put = |body: &str| {
+        Request::put("/inventory/SKU-1")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    for (body, field) in [
+        (r#"{"name":"Mug","price":{"amount_minor":100,"currency":"euro"}}"#, "price.currency"),
+        (r#"{"name":"Mug","price":{"amount_minor":-1,"currency":"EUR"}}"#, "price.amount_minor"),
+        (r#"{"name":"","price":{"amount_minor":1,"currency":"EUR"}}"#, "name"),
+        (r#"{"name":"Mug","price":{"amount_minor":1,"currency":"EUR"},"available":5}"#, "available"),
+    ] {
+        let (status, headers, problem) = send(&service, put(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(problem["invalid-params"][0]["name"], field, "{body}");
+    }
+    let restock = |sku: &str, body: &str| {
+        Request::post(format!("/inventory/{sku}/restock"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let (status, _, problem) = send(&service, restock("SKU-1", r#"{"restock_id":"r","quantity":0}"#)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["invalid-params"][0]["name"], "quantity");
+    let (status, _, _) = send(&service, restock("UNKNOWN", r#"{"restock_id":"r","quantity":1}"#)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, headers, _) = send(&service, Request::delete("/inventory/SKU-1").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(headers["allow"].to_str().unwrap().contains("PUT"));
+}
