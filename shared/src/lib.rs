@@ -12,6 +12,7 @@ pub mod observability;
 pub mod outbox;
 pub mod problem;
 pub mod publisher;
+pub mod resilience;
 pub mod validation;
 
 pub use correlation::CorrelationId;

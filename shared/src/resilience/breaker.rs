@@ -1,0 +1,441 @@
+//! Circuit breaker: CLOSED, OPEN, HALF_OPEN, as in resilience4j.
+//!
+//! - CLOSED: calls go through; their outcomes fill a sliding window (the last N calls, or the
+//!   calls of the last D). Once the window holds `minimum_calls`, a failure rate or a slow-call
+//!   rate at or above its threshold opens the circuit.
+//! - OPEN: calls fail at once with [`Rejection::Open`], which says how long is left. After
+//!   `wait_in_open` the next call moves the breaker to HALF_OPEN.
+//! - HALF_OPEN: `permitted_in_half_open` trial calls go through; more concurrent calls are
+//!   rejected, not queued. When the trials are done, the same thresholds decide: OPEN again, or
+//!   CLOSED with an empty window.
+//!
+//! Which errors count as failures is the caller's call (a 404 or a payment decline must not
+//! open the circuit; a 5xx or a timeout must). State changes are logged with the breaker's name.
+//! With a [`BreakerStateStore`](super::store::BreakerStateStore), an OPEN decided by one Lambda
+//! instance is seen by the others on their next call.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::ConfigError;
+use super::store::{BreakerStateStore, SharedState};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlidingWindow {
+    /// The outcomes of the last N calls.
+    Count(u32),
+    /// The outcomes of the calls that ended in the last D.
+    Time(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct BreakerConfig {
+    pub window: SlidingWindow,
+    /// Percentage (0, 100] of failed calls in the window that opens the circuit.
+    pub failure_rate_threshold: f64,
+    /// A call slower than this is slow, whatever its result.
+    pub slow_call_duration: Duration,
+    /// Percentage (0, 100] of slow calls in the window that opens the circuit.
+    pub slow_call_rate_threshold: f64,
+    /// Rates are not judged before the window holds this many calls.
+    pub minimum_calls: u32,
+    pub wait_in_open: Duration,
+    pub permitted_in_half_open: u32,
+    /// How long a state read from the shared store is trusted before reading it again.
+    pub shared_state_refresh: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            window: SlidingWindow::Count(20),
+            failure_rate_threshold: 50.0,
+            slow_call_duration: Duration::from_secs(2),
+            slow_call_rate_threshold: 100.0,
+            minimum_calls: 10,
+            wait_in_open: Duration::from_secs(30),
+            permitted_in_half_open: 3,
+            shared_state_refresh: Duration::from_secs(1),
+        }
+    }
+}
+
+impl BreakerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let field = |field: &'static str, reason: String| Err(ConfigError { field, reason });
+        match self.window {
+            SlidingWindow::Count(0) => return field("window", "a count window must hold at least 1 call".into()),
+            SlidingWindow::Time(d) if d.is_zero() => {
+                return field("window", "a time window must be longer than zero".into());
+            }
+            _ => {}
+        }
+        for (name, value) in [
+            ("failure_rate_threshold", self.failure_rate_threshold),
+            ("slow_call_rate_threshold", self.slow_call_rate_threshold),
+        ] {
+            if !(value > 0.0 && value <= 100.0) {
+                return field(name, format!("must be a percentage in (0, 100], got {value}"));
+            }
+        }
+        if self.minimum_calls == 0 {
+            return field("minimum_calls", "must be at least 1".into());
+        }
+        if self.permitted_in_half_open == 0 {
+            return field("permitted_in_half_open", "must be at least 1".into());
+        }
+        if self.wait_in_open.is_zero() {
+            return field("wait_in_open", "must be longer than zero".into());
+        }
+        if self.slow_call_duration.is_zero() {
+            return field("slow_call_duration", "must be longer than zero".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// Why the breaker refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The circuit is open for this much longer.
+    Open { remaining: Duration },
+    /// Half-open and all trial calls are in flight.
+    HalfOpenFull,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    calls: u32,
+    failures: u32,
+    slow: u32,
+}
+
+impl Tally {
+    fn add(&mut self, failed: bool, slow: bool) {
+        self.calls += 1;
+        self.failures += u32::from(failed);
+        self.slow += u32::from(slow);
+    }
+
+    fn remove(&mut self, other: Tally) {
+        self.calls -= other.calls;
+        self.failures -= other.failures;
+        self.slow -= other.slow;
+    }
+
+    fn rates(&self) -> (f64, f64) {
+        let calls = f64::from(self.calls.max(1));
+        (100.0 * f64::from(self.failures) / calls, 100.0 * f64::from(self.slow) / calls)
+    }
+}
+
+/// Number of buckets a time window is cut into.
+const TIME_BUCKETS: u32 = 10;
+
+/// The outcomes of the window with running totals, so recording is O(1).
+#[derive(Debug)]
+struct Window {
+    kind: SlidingWindow,
+    total: Tally,
+    /// Count window: one entry per call. Time window: one per bucket, keyed by bucket index.
+    entries: VecDeque<(u64, Tally)>,
+    origin: Instant,
+}
+
+impl Window {
+    fn new(kind: SlidingWindow) -> Self {
+        Self { kind, total: Tally::default(), entries: VecDeque::new(), origin: Instant::now() }
+    }
+
+    fn bucket_width(&self) -> Duration {
+        match self.kind {
+            SlidingWindow::Time(d) => (d / TIME_BUCKETS).max(Duration::from_millis(1)),
+            SlidingWindow::Count(_) => Duration::ZERO,
+        }
+    }
+
+    fn evict(&mut self, now: Instant) {
+        if let SlidingWindow::Time(_) = self.kind {
+            let width = self.bucket_width().as_nanos();
+            let current = (now.duration_since(self.origin).as_nanos() / width) as u64;
+            while let Some(&(index, tally)) = self.entries.front() {
+                if index + u64::from(TIME_BUCKETS) > current {
+                    break;
+                }
+                self.total.remove(tally);
+                self.entries.pop_front();
+            }
+        }
+    }
+
+    fn record(&mut self, failed: bool, slow: bool, now: Instant) {
+        let mut one = Tally::default();
+        one.add(failed, slow);
+        match self.kind {
+            SlidingWindow::Count(size) => {
+                if self.entries.len() == size as usize {
+                    let (_, oldest) = self.entries.pop_front().expect("full window");
+                    self.total.remove(oldest);
+                }
+                self.entries.push_back((0, one));
+            }
+            SlidingWindow::Time(_) => {
+                self.evict(now);
+                let index = (now.duration_since(self.origin).as_nanos() / self.bucket_width().as_nanos()) as u64;
+                match self.entries.back_mut() {
+                    Some((last, tally)) if *last == index => tally.add(failed, slow),
+                    _ => self.entries.push_back((index, one)),
+                }
+            }
+        }
+        self.total.add(failed, slow);
+    }
+
+    fn tally(&mut self, now: Instant) -> Tally {
+        self.evict(now);
+        self.total
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    Closed(Window),
+    Open { until: Instant },
+    HalfOpen { in_flight: u32, results: Tally },
+}
+
+impl State {
+    fn kind(&self) -> BreakerState {
+        match self {
+            State::Closed(_) => BreakerState::Closed,
+            State::Open { .. } => BreakerState::Open,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: State,
+    /// When the shared store was last read (None: never).
+    shared_checked: Option<Instant>,
+}
+
+/// Permission for one call; hand it back with [`CircuitBreaker::record`]. A permit dropped
+/// without being recorded (its call was cancelled, e.g. by an outer timeout) counts as a failure,
+/// so half-open trial slots never leak.
+#[derive(Debug)]
+#[must_use = "record the call's outcome with CircuitBreaker::record"]
+pub struct Permit {
+    breaker: CircuitBreaker,
+    started: Instant,
+    half_open: bool,
+    settled: bool,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            // No await here: the shared store learns of it on a later recorded call.
+            let _ = self.breaker.settle(self, true);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    name: Arc<str>,
+    config: Arc<BreakerConfig>,
+    inner: Arc<Mutex<Inner>>,
+    store: Option<Arc<dyn BreakerStateStore>>,
+}
+
+impl std::fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker").field("name", &self.name).field("state", &self.state()).finish()
+    }
+}
+
+fn rates_trip(config: &BreakerConfig, tally: Tally) -> bool {
+    let (failure_rate, slow_rate) = tally.rates();
+    failure_rate >= config.failure_rate_threshold || slow_rate >= config.slow_call_rate_threshold
+}
+
+impl CircuitBreaker {
+    pub fn new(name: impl Into<String>, config: BreakerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let name: String = name.into();
+        if name.trim().is_empty() {
+            return Err(ConfigError { field: "name", reason: "a breaker needs a name".into() });
+        }
+        Ok(Self {
+            name: name.into(),
+            inner: Arc::new(Mutex::new(Inner {
+                state: State::Closed(Window::new(config.window)),
+                shared_checked: None,
+            })),
+            config: Arc::new(config),
+            store: None,
+        })
+    }
+
+    /// Shares OPEN decisions with other instances through `store`.
+    pub fn with_shared_state(mut self, store: Arc<dyn BreakerStateStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn state(&self) -> BreakerState {
+        self.inner.lock().unwrap().state.kind()
+    }
+
+    fn transition(&self, inner: &mut Inner, to: State) {
+        let from = inner.state.kind();
+        let next = to.kind();
+        inner.state = to;
+        if from != next {
+            match next {
+                BreakerState::Open => {
+                    tracing::warn!(breaker = %self.name, ?from, to = ?next, "circuit breaker state changed")
+                }
+                _ => tracing::info!(breaker = %self.name, ?from, to = ?next, "circuit breaker state changed"),
+            }
+        }
+    }
+
+    fn open(&self, inner: &mut Inner, now: Instant) -> Instant {
+        let until = now + self.config.wait_in_open;
+        self.transition(inner, State::Open { until });
+        until
+    }
+
+    /// Reads the shared state when the cached one is too old.
+    async fn sync_shared(&self) {
+        let Some(store) = &self.store else { return };
+        let now = Instant::now();
+        {
+            let inner = self.inner.lock().unwrap();
+            if inner.shared_checked.is_some_and(|t| now.duration_since(t) < self.config.shared_state_refresh) {
+                return;
+            }
+        }
+        let shared = match store.load(&self.name).await {
+            Ok(shared) => shared,
+            Err(err) => {
+                // The local breaker still protects us; the shared state is a speed-up.
+                tracing::warn!(breaker = %self.name, error = %err, "shared breaker state unavailable");
+                None
+            }
+        };
+        let mut inner = self.inner.lock().unwrap();
+        inner.shared_checked = Some(Instant::now());
+        if let Some(SharedState::Open { remaining }) = shared
+            && matches!(inner.state, State::Closed(_))
+            && !remaining.is_zero()
+        {
+            tracing::info!(breaker = %self.name, ?remaining, "circuit opened by another instance");
+            self.transition(&mut inner, State::Open { until: Instant::now() + remaining });
+        }
+    }
+
+    /// Asks to make a call.
+    pub async fn acquire(&self) -> Result<Permit, Rejection> {
+        self.sync_shared().await;
+        let now = Instant::now();
+        let mut inner = self.inner.lock().unwrap();
+        match &mut inner.state {
+            State::Closed(_) => Ok(self.permit(now, false)),
+            State::Open { until } if now < *until => Err(Rejection::Open { remaining: *until - now }),
+            State::Open { .. } => {
+                self.transition(&mut inner, State::HalfOpen { in_flight: 1, results: Tally::default() });
+                Ok(self.permit(now, true))
+            }
+            State::HalfOpen { in_flight, results } => {
+                if *in_flight + results.calls < self.config.permitted_in_half_open {
+                    *in_flight += 1;
+                    Ok(self.permit(now, true))
+                } else {
+                    Err(Rejection::HalfOpenFull)
+                }
+            }
+        }
+    }
+
+    /// Gives a permit back without an outcome: the call was not made (e.g. a full bulkhead).
+    pub fn forget(&self, mut permit: Permit) {
+        permit.settled = true;
+        if permit.half_open
+            && let State::HalfOpen { in_flight, .. } = &mut self.inner.lock().unwrap().state
+        {
+            *in_flight -= 1;
+        }
+    }
+
+    fn permit(&self, started: Instant, half_open: bool) -> Permit {
+        Permit { breaker: self.clone(), started, half_open, settled: false }
+    }
+
+    /// Records how a permitted call ended. `failed` is the caller's judgement of the error.
+    pub async fn record(&self, mut permit: Permit, failed: bool) {
+        permit.settled = true;
+        let publish = self.settle(&permit, failed);
+        if let (Some(state), Some(store)) = (publish, &self.store)
+            && let Err(err) = store.save(&self.name, state).await
+        {
+            tracing::warn!(breaker = %self.name, error = %err, "could not share breaker state");
+        }
+    }
+
+    /// Applies a call's outcome; returns the state to share, if it changed in a way others need to know.
+    fn settle(&self, permit: &Permit, failed: bool) -> Option<SharedState> {
+        let now = Instant::now();
+        let slow = now.duration_since(permit.started) >= self.config.slow_call_duration;
+        {
+            let mut inner = self.inner.lock().unwrap();
+            let config = &self.config;
+            match &mut inner.state {
+                State::Closed(window) if !permit.half_open => {
+                    window.record(failed, slow, now);
+                    let tally = window.tally(now);
+                    if tally.calls >= config.minimum_calls && rates_trip(config, tally) {
+                        let (failure_rate, slow_rate) = tally.rates();
+                        tracing::warn!(breaker = %self.name, failure_rate, slow_rate, calls = tally.calls, "thresholds crossed");
+                        Some(SharedState::Open { remaining: self.open(&mut inner, now) - now })
+                    } else {
+                        None
+                    }
+                }
+                State::HalfOpen { in_flight, results } if permit.half_open => {
+                    *in_flight -= 1;
+                    results.add(failed, slow);
+                    if results.calls < config.permitted_in_half_open {
+                        None
+                    } else if rates_trip(config, *results) {
+                        Some(SharedState::Open { remaining: self.open(&mut inner, now) - now })
+                    } else {
+                        self.transition(&mut inner, State::Closed(Window::new(config.window)));
+                        Some(SharedState::Closed)
+                    }
+                }
+                // The breaker moved on while this call ran (e.g. opened by others): its outcome
+                // belongs to a past state.
+                _ => None,
+            }
+        }
+    }
+}

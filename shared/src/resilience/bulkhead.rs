@@ -1,0 +1,46 @@
+//! Bulkhead: at most N calls in flight to one downstream, so one slow dependency cannot take
+//! all of a function's concurrency. Beyond N, a call waits at most `max_wait` (zero by default)
+//! for a slot, then fails at once with `BulkheadFull`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::ConfigError;
+
+#[derive(Debug, Clone)]
+pub struct Bulkhead {
+    slots: Arc<Semaphore>,
+    max_concurrent: usize,
+    max_wait: Duration,
+}
+
+impl Bulkhead {
+    pub fn new(max_concurrent: usize, max_wait: Duration) -> Result<Self, ConfigError> {
+        if max_concurrent == 0 {
+            return Err(ConfigError { field: "max_concurrent", reason: "must be at least 1".into() });
+        }
+        Ok(Self { slots: Arc::new(Semaphore::new(max_concurrent)), max_concurrent, max_wait })
+    }
+
+    pub fn max_concurrent(&self) -> usize {
+        self.max_concurrent
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.max_concurrent - self.slots.available_permits()
+    }
+
+    /// A slot, or `None` when all are taken for longer than `max_wait`.
+    pub async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        if self.max_wait.is_zero() {
+            return None;
+        }
+        tokio::time::timeout(self.max_wait, self.slots.clone().acquire_owned()).await.ok()?.ok()
+    }
+}

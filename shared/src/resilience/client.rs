@@ -1,0 +1,228 @@
+//! `ServiceClient`: HTTP calls to another service (or a third party) through a [`Policy`],
+//! configured from environment variables with sane defaults.
+//!
+//! For a downstream named `PAYMENTS` (any prefix), the variables are:
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `PAYMENTS_BASE_URL` | required | e.g. `https://abc.execute-api.eu-west-1.amazonaws.com` |
+//! | `PAYMENTS_ATTEMPT_TIMEOUT_MS` | 2000 | one attempt |
+//! | `PAYMENTS_TIMEOUT_MS` | 6000 | everything, retries included |
+//! | `PAYMENTS_RETRY_MAX_ATTEMPTS` | 3 | attempts in all (1: no retry) |
+//! | `PAYMENTS_RETRY_BASE_DELAY_MS` | 50 | first backoff ceiling |
+//! | `PAYMENTS_RETRY_MAX_DELAY_MS` | 1000 | backoff cap |
+//! | `PAYMENTS_BREAKER_WINDOW` | 20 | calls in the count window |
+//! | `PAYMENTS_BREAKER_MINIMUM_CALLS` | 10 | calls before rates count |
+//! | `PAYMENTS_BREAKER_FAILURE_RATE` | 50 | % of failures that opens |
+//! | `PAYMENTS_BREAKER_SLOW_CALL_MS` | 2000 | a slower call is slow |
+//! | `PAYMENTS_BREAKER_SLOW_CALL_RATE` | 100 | % of slow calls that opens |
+//! | `PAYMENTS_BREAKER_OPEN_MS` | 30000 | wait in OPEN |
+//! | `PAYMENTS_BREAKER_HALF_OPEN_CALLS` | 3 | trial calls in HALF_OPEN |
+//! | `PAYMENTS_BULKHEAD_MAX_CONCURRENT` | 32 | calls in flight |
+//! | `PAYMENTS_BULKHEAD_MAX_WAIT_MS` | 0 | wait for a slot |
+//!
+//! Responses 5xx, 408 and 429 (with `Retry-After` honoured) and transport errors are transient:
+//! they count against the breaker and are retried when the call is idempotent (GET, PUT, DELETE,
+//! or a POST with an idempotency key). Other 4xx are the caller's problem: returned at once,
+//! never counted.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+
+use super::{
+    BreakerConfig, Bulkhead, CallError, CircuitBreaker, Idempotency, Policy, RetryConfig, SlidingWindow, Verdict,
+};
+use crate::config::ConfigError as EnvError;
+use crate::correlation::{CORRELATION_HEADER, CorrelationId};
+
+/// Everything a [`ServiceClient`] is built from.
+#[derive(Debug, Clone)]
+pub struct ServiceClientConfig {
+    pub name: String,
+    pub base_url: String,
+    pub attempt_timeout: Duration,
+    pub overall_timeout: Duration,
+    pub retry: RetryConfig,
+    pub breaker: BreakerConfig,
+    pub bulkhead_max_concurrent: usize,
+    pub bulkhead_max_wait: Duration,
+}
+
+impl ServiceClientConfig {
+    /// Reads the variables `<PREFIX>_*` through `lookup` (the environment in production, a map
+    /// in tests). Every bad value is an error naming its variable.
+    pub fn from_lookup(prefix: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let var = |suffix: &str| format!("{prefix}_{suffix}");
+        let number = |suffix: &str, default: u64| -> Result<u64, EnvError> {
+            let name = var(suffix);
+            match lookup(&name) {
+                Some(raw) if !raw.trim().is_empty() => {
+                    u64::from_str(raw.trim()).map_err(|e| EnvError::Invalid { name, value: raw, reason: e.to_string() })
+                }
+                _ => Ok(default),
+            }
+        };
+        let millis = |suffix: &str, default: u64| number(suffix, default).map(Duration::from_millis);
+        let base_url = lookup(&var("BASE_URL"))
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| EnvError::Missing { name: var("BASE_URL") })?;
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(EnvError::Invalid {
+                name: var("BASE_URL"),
+                value: base_url,
+                reason: "must be an http:// or https:// URL".into(),
+            });
+        }
+        let config = Self {
+            name: prefix.to_ascii_lowercase(),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            attempt_timeout: millis("ATTEMPT_TIMEOUT_MS", 2000)?,
+            overall_timeout: millis("TIMEOUT_MS", 6000)?,
+            retry: RetryConfig {
+                max_attempts: number("RETRY_MAX_ATTEMPTS", 3)? as u32,
+                base_delay: millis("RETRY_BASE_DELAY_MS", 50)?,
+                max_delay: millis("RETRY_MAX_DELAY_MS", 1000)?,
+                ..RetryConfig::default()
+            },
+            breaker: BreakerConfig {
+                window: SlidingWindow::Count(number("BREAKER_WINDOW", 20)? as u32),
+                minimum_calls: number("BREAKER_MINIMUM_CALLS", 10)? as u32,
+                failure_rate_threshold: number("BREAKER_FAILURE_RATE", 50)? as f64,
+                slow_call_duration: millis("BREAKER_SLOW_CALL_MS", 2000)?,
+                slow_call_rate_threshold: number("BREAKER_SLOW_CALL_RATE", 100)? as f64,
+                wait_in_open: millis("BREAKER_OPEN_MS", 30_000)?,
+                permitted_in_half_open: number("BREAKER_HALF_OPEN_CALLS", 3)? as u32,
+                ..BreakerConfig::default()
+            },
+            bulkhead_max_concurrent: number("BULKHEAD_MAX_CONCURRENT", 32)? as usize,
+            bulkhead_max_wait: millis("BULKHEAD_MAX_WAIT_MS", 0)?,
+        };
+        Ok(config)
+    }
+
+    pub fn from_env(prefix: &str) -> Result<Self, EnvError> {
+        Self::from_lookup(prefix, |name| std::env::var(name).ok())
+    }
+}
+
+/// A failed HTTP call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HttpError {
+    #[error("HTTP {status}")]
+    Status { status: StatusCode, headers: HeaderMap, body: Bytes },
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+impl HttpError {
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            HttpError::Transport(_) => Verdict::TRANSIENT,
+            HttpError::Status { status, headers, .. } => {
+                let transient = status.is_server_error()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::REQUEST_TIMEOUT;
+                if !transient {
+                    return Verdict::FINAL;
+                }
+                let retry_after = headers
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                Verdict { failure: true, retryable: true, retry_after }
+            }
+        }
+    }
+}
+
+/// A successful (2xx or 3xx) answer.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpReply {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceClient {
+    http: reqwest::Client,
+    base_url: String,
+    policy: Policy,
+}
+
+impl ServiceClient {
+    pub fn new(config: &ServiceClientConfig) -> Result<Self, super::ConfigError> {
+        let breaker = CircuitBreaker::new(config.name.clone(), config.breaker.clone())?;
+        let policy = Policy::builder(config.name.clone())
+            .overall_timeout(config.overall_timeout)
+            .attempt_timeout(config.attempt_timeout)
+            .retry(config.retry.clone())
+            .breaker(breaker)
+            .bulkhead(Bulkhead::new(config.bulkhead_max_concurrent, config.bulkhead_max_wait)?)
+            .build()?;
+        Ok(Self::with_policy(config.base_url.clone(), policy))
+    }
+
+    pub fn with_policy(base_url: impl Into<String>, policy: Policy) -> Self {
+        Self { http: reqwest::Client::new(), base_url: base_url.into(), policy }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub async fn get(&self, path: &str, correlation_id: &CorrelationId) -> Result<HttpReply, CallError<HttpError>> {
+        self.send(Method::GET, path, None, None, correlation_id).await
+    }
+
+    /// Sends a request. `body` is sent as JSON. A POST is retried only with an idempotency key,
+    /// which is sent as `Idempotency-Key`.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        idempotency_key: Option<&str>,
+        correlation_id: &CorrelationId,
+    ) -> Result<HttpReply, CallError<HttpError>> {
+        let idempotency = if method == Method::POST || method == Method::PATCH {
+            if idempotency_key.is_some() { Idempotency::Idempotent } else { Idempotency::NotIdempotent }
+        } else {
+            Idempotency::Idempotent
+        };
+        let url = format!("{}{}", self.base_url, path);
+        self.policy
+            .call(idempotency, HttpError::verdict, || {
+                let mut request =
+                    self.http.request(method.clone(), &url).header(CORRELATION_HEADER, correlation_id.as_str());
+                if let Some(key) = idempotency_key {
+                    request = request.header("idempotency-key", key);
+                }
+                if let Some(body) = body {
+                    request = request.json(body);
+                }
+                async move {
+                    let response = request.send().await.map_err(|e| HttpError::Transport(e.to_string()))?;
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    let body = response.bytes().await.map_err(|e| HttpError::Transport(e.to_string()))?;
+                    if status.is_client_error() || status.is_server_error() {
+                        Err(HttpError::Status { status, headers, body })
+                    } else {
+                        Ok(HttpReply { status, headers, body })
+                    }
+                }
+            })
+            .await
+    }
+}

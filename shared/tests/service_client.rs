@@ -1,0 +1,182 @@
+//! ServiceClient against a wiremock downstream: what is retried, what opens the breaker, what
+//! is sent; and its configuration from the environment.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::json;
+use shared::CorrelationId;
+use shared::config::ConfigError;
+use shared::resilience::{BreakerState, CallError, HttpError, ServiceClient, ServiceClientConfig};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn config(base_url: &str, extra: &[(&str, &str)]) -> ServiceClientConfig {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DOWN_BASE_URL".into(), base_url.into()),
+        ("DOWN_RETRY_BASE_DELAY_MS".into(), "1".into()),
+        ("DOWN_RETRY_MAX_DELAY_MS".into(), "5".into()),
+        ("DOWN_BREAKER_MINIMUM_CALLS".into(), "4".into()),
+        ("DOWN_BREAKER_WINDOW".into(), "4".into()),
+    ]);
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    ServiceClientConfig::from_lookup("DOWN", |name| vars.get(name).cloned()).unwrap()
+}
+
+async fn requests(server: &MockServer) -> usize {
+    server.received_requests().await.unwrap().len()
+}
+
+#[tokio::test]
+async fn two_server_errors_then_success_take_three_calls() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&server)
+        .await;
+    let client = ServiceClient::new(&config(&server.uri(), &[])).unwrap();
+    let correlation = CorrelationId::parse("corr-42").unwrap();
+    let reply = client.get("/things/1", &correlation).await.unwrap();
+    assert_eq!(reply.json::<serde_json::Value>().unwrap(), json!({"ok": true}));
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 3);
+    assert!(received.iter().all(|r| r.headers["x-correlation-id"] == "corr-42"), "the correlation id goes downstream");
+}
+
+#[tokio::test]
+async fn client_errors_are_returned_at_once_and_never_open_the_breaker() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404).set_body_string("nope")).mount(&server).await;
+    let client = ServiceClient::new(&config(&server.uri(), &[])).unwrap();
+    for _ in 0..8 {
+        let err = client.get("/missing", &CorrelationId::generate()).await.unwrap_err();
+        assert!(matches!(err, CallError::Inner(HttpError::Status { status: StatusCode::NOT_FOUND, .. })), "{err:?}");
+    }
+    assert_eq!(requests(&server).await, 8, "no retries");
+    assert_eq!(client.policy().breaker().unwrap().state(), BreakerState::Closed);
+}
+
+#[tokio::test]
+async fn a_failing_downstream_opens_the_breaker_and_later_calls_do_not_reach_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
+    let client = ServiceClient::new(&config(&server.uri(), &[("DOWN_RETRY_MAX_ATTEMPTS", "1")])).unwrap();
+    for _ in 0..4 {
+        assert!(matches!(client.get("/", &CorrelationId::generate()).await, Err(CallError::Inner(_))));
+    }
+    let err = client.get("/", &CorrelationId::generate()).await.unwrap_err();
+    assert!(matches!(err, CallError::CircuitOpen { ref breaker, .. } if breaker == "down"), "{err:?}");
+    assert_eq!(requests(&server).await, 4);
+}
+
+#[tokio::test]
+async fn posts_are_retried_only_with_an_idempotency_key_which_is_sent() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/charges"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).and(path("/charges")).respond_with(ResponseTemplate::new(201)).mount(&server).await;
+    let client = ServiceClient::new(&config(&server.uri(), &[])).unwrap();
+    let body = json!({"amount": 100});
+    let err = client.send(Method::POST, "/charges", Some(&body), None, &CorrelationId::generate()).await.unwrap_err();
+    assert!(matches!(err, CallError::Inner(HttpError::Status { status: StatusCode::BAD_GATEWAY, .. })));
+    assert_eq!(requests(&server).await, 1, "a POST without a key may have been applied: not retried");
+
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(header("idempotency-key", "order-1:charge"))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(header("idempotency-key", "order-1:charge"))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let reply = client
+        .send(Method::POST, "/charges", Some(&body), Some("order-1:charge"), &CorrelationId::generate())
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(requests(&server).await, 2);
+}
+
+#[tokio::test]
+async fn retry_after_from_a_429_is_honoured() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let client = ServiceClient::new(&config(&server.uri(), &[])).unwrap();
+    let started = std::time::Instant::now();
+    client.get("/", &CorrelationId::generate()).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited as asked: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_hung_downstream_times_out_per_attempt() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let client = ServiceClient::new(&config(
+        &server.uri(),
+        &[("DOWN_ATTEMPT_TIMEOUT_MS", "100"), ("DOWN_RETRY_MAX_ATTEMPTS", "2"), ("DOWN_TIMEOUT_MS", "1000")],
+    ))
+    .unwrap();
+    let err = client.get("/", &CorrelationId::generate()).await.unwrap_err();
+    assert!(matches!(err, CallError::AttemptTimeout(t) if t == Duration::from_millis(100)), "{err:?}");
+    assert_eq!(requests(&server).await, 2);
+}
+
+#[test]
+fn configuration_comes_from_prefixed_variables_with_defaults_and_named_errors() {
+    let config = ServiceClientConfig::from_lookup("INVENTORY", |name| {
+        (name == "INVENTORY_BASE_URL").then(|| "https://inventory.internal/".to_owned())
+    })
+    .unwrap();
+    assert_eq!(config.base_url, "https://inventory.internal");
+    assert_eq!(config.retry.max_attempts, 3);
+    assert_eq!(config.attempt_timeout, Duration::from_secs(2));
+    assert_eq!(config.bulkhead_max_concurrent, 32);
+
+    let missing = ServiceClientConfig::from_lookup("INVENTORY", |_| None).unwrap_err();
+    assert_eq!(missing, ConfigError::Missing { name: "INVENTORY_BASE_URL".into() });
+    let bad = ServiceClientConfig::from_lookup("INVENTORY", |name| match name {
+        "INVENTORY_BASE_URL" => Some("https://x".into()),
+        "INVENTORY_RETRY_MAX_ATTEMPTS" => Some("three".into()),
+        _ => None,
+    })
+    .unwrap_err();
+    assert!(matches!(bad, ConfigError::Invalid { ref name, .. } if name == "INVENTORY_RETRY_MAX_ATTEMPTS"), "{bad:?}");
+    let not_url = ServiceClientConfig::from_lookup("X", |_| Some("ftp://x".into())).unwrap_err();
+    assert!(matches!(not_url, ConfigError::Invalid { ref name, .. } if name == "X_BASE_URL"));
+
+    // Values that parse but cannot work are refused when the client is built.
+    let zero_window = config_with("DOWN_BREAKER_WINDOW", "0");
+    assert_eq!(ServiceClient::new(&zero_window).unwrap_err().field, "window");
+    let rate = config_with("DOWN_BREAKER_FAILURE_RATE", "150");
+    assert_eq!(ServiceClient::new(&rate).unwrap_err().field, "failure_rate_threshold");
+}
+
+fn config_with(name: &'static str, value: &'static str) -> ServiceClientConfig {
+    config("http://127.0.0.1:9", &[(name, value)])
+}
