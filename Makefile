@@ -6,12 +6,13 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools test lint fmt-check clippy cfn-lint unit demo clean
+.PHONY: help setup tools test lint fmt-check clippy cfn-lint unit demo bench clean
 
 help:
 	@echo "make demo   - start a local AWS (moto), place an order, show the event on the bus"
 	@echo "make test   - fmt check, clippy, cfn-lint and every test (unit and against moto)"
 	@echo "make setup  - install the dev tools (moto, cfn-lint) into $(VENV)"
+	@echo "make bench  - resilience overhead against the Rust peers (criterion)"
 
 # Python dev tools (moto server, cfn-lint), pinned in requirements-dev.txt, in a local virtualenv.
 setup: $(VENV_STAMP)
@@ -46,6 +47,10 @@ test: setup tools fmt-check cfn-lint clippy unit
 
 demo: setup
 	cargo run --quiet --locked -p orders --example demo
+
+# Success-path overhead of shared::resilience next to failsafe, recloser, tower-resilience, backon.
+bench:
+	cargo bench --locked -p resilience-bench -- --noplot
 
 clean:
 	cargo clean

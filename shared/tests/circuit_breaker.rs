@@ -11,7 +11,7 @@ fn config(window: SlidingWindow) -> BreakerConfig {
     BreakerConfig {
         window,
         failure_rate_threshold: 50.0,
-        slow_call_duration: Duration::from_millis(500),
+        slow_call_duration: Some(Duration::from_millis(500)),
         slow_call_rate_threshold: 80.0,
         minimum_calls: 4,
         wait_in_open: Duration::from_secs(10),

@@ -276,3 +276,18 @@ fn bad_policy_configuration_is_refused_at_construction() {
     assert_eq!(Policy::builder("x").attempt_timeout(Duration::ZERO).build().unwrap_err().field, "attempt_timeout");
     assert_eq!(Bulkhead::new(0, Duration::ZERO).unwrap_err().field, "max_concurrent");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pause_that_cannot_end_before_the_overall_deadline_is_not_started() {
+    let policy = Policy::builder("deadline")
+        .overall_timeout(Duration::from_secs(1))
+        .retry(RetryConfig { max_elapsed: None, ..retry(Jitter::None) })
+        .build()
+        .unwrap();
+    let (calls, op) = scripted(vec![Fault::Busy(Duration::from_secs(5))]);
+    let started = Instant::now();
+    let err = policy.call(Idempotency::Idempotent, classify, op).await.unwrap_err();
+    assert!(matches!(err, CallError::Timeout(limit) if limit == Duration::from_secs(1)), "{err:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(started.elapsed(), Duration::ZERO, "failed fast instead of sleeping into the deadline");
+}

@@ -15,6 +15,7 @@
 //! instance is seen by the others on their next call.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,8 +37,9 @@ pub struct BreakerConfig {
     pub window: SlidingWindow,
     /// Percentage (0, 100] of failed calls in the window that opens the circuit.
     pub failure_rate_threshold: f64,
-    /// A call slower than this is slow, whatever its result.
-    pub slow_call_duration: Duration,
+    /// A call slower than this is slow, whatever its result. `None` turns slow-call tracking
+    /// off (and with a count window, the success path then reads no clock at all).
+    pub slow_call_duration: Option<Duration>,
     /// Percentage (0, 100] of slow calls in the window that opens the circuit.
     pub slow_call_rate_threshold: f64,
     /// Rates are not judged before the window holds this many calls.
@@ -53,7 +55,7 @@ impl Default for BreakerConfig {
         Self {
             window: SlidingWindow::Count(20),
             failure_rate_threshold: 50.0,
-            slow_call_duration: Duration::from_secs(2),
+            slow_call_duration: Some(Duration::from_secs(2)),
             slow_call_rate_threshold: 100.0,
             minimum_calls: 10,
             wait_in_open: Duration::from_secs(30),
@@ -90,7 +92,7 @@ impl BreakerConfig {
         if self.wait_in_open.is_zero() {
             return field("wait_in_open", "must be longer than zero".into());
         }
-        if self.slow_call_duration.is_zero() {
+        if self.slow_call_duration.is_some_and(|d| d.is_zero()) {
             return field("slow_call_duration", "must be longer than zero".into());
         }
         Ok(())
@@ -178,7 +180,8 @@ impl Window {
         }
     }
 
-    fn record(&mut self, failed: bool, slow: bool, now: Instant) {
+    /// Adds one outcome and returns the window's totals. Reads the clock only for time windows.
+    fn record(&mut self, failed: bool, slow: bool) -> Tally {
         let mut one = Tally::default();
         one.add(failed, slow);
         match self.kind {
@@ -190,6 +193,7 @@ impl Window {
                 self.entries.push_back((0, one));
             }
             SlidingWindow::Time(_) => {
+                let now = Instant::now();
                 self.evict(now);
                 let index = (now.duration_since(self.origin).as_nanos() / self.bucket_width().as_nanos()) as u64;
                 match self.entries.back_mut() {
@@ -199,10 +203,6 @@ impl Window {
             }
         }
         self.total.add(failed, slow);
-    }
-
-    fn tally(&mut self, now: Instant) -> Tally {
-        self.evict(now);
         self.total
     }
 }
@@ -236,14 +236,15 @@ struct Inner {
 /// so half-open trial slots never leak.
 #[derive(Debug)]
 #[must_use = "record the call's outcome with CircuitBreaker::record"]
-pub struct Permit {
-    breaker: CircuitBreaker,
-    started: Instant,
+pub struct Permit<'a> {
+    breaker: &'a CircuitBreaker,
+    /// Only measured when slow calls are tracked.
+    started: Option<Instant>,
     half_open: bool,
     settled: bool,
 }
 
-impl Drop for Permit {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.settled {
             self.settled = true;
@@ -253,11 +254,18 @@ impl Drop for Permit {
     }
 }
 
+const HINT_CLOSED: u8 = 0;
+const HINT_NOT_CLOSED: u8 = 1;
+
 #[derive(Clone)]
 pub struct CircuitBreaker {
     name: Arc<str>,
     config: Arc<BreakerConfig>,
     inner: Arc<Mutex<Inner>>,
+    /// Mirrors "state is CLOSED" so the common path grants a permit without taking the lock.
+    /// A call let through just as the circuit opens is like one already in flight then: its
+    /// outcome is ignored.
+    hint: Arc<AtomicU8>,
     store: Option<Arc<dyn BreakerStateStore>>,
 }
 
@@ -267,9 +275,11 @@ impl std::fmt::Debug for CircuitBreaker {
     }
 }
 
+/// `rate% of calls` compared without dividing (this runs on every recorded call).
 fn rates_trip(config: &BreakerConfig, tally: Tally) -> bool {
-    let (failure_rate, slow_rate) = tally.rates();
-    failure_rate >= config.failure_rate_threshold || slow_rate >= config.slow_call_rate_threshold
+    let calls = f64::from(tally.calls);
+    100.0 * f64::from(tally.failures) >= config.failure_rate_threshold * calls
+        || 100.0 * f64::from(tally.slow) >= config.slow_call_rate_threshold * calls
 }
 
 impl CircuitBreaker {
@@ -285,6 +295,7 @@ impl CircuitBreaker {
                 state: State::Closed(Window::new(config.window)),
                 shared_checked: None,
             })),
+            hint: Arc::new(AtomicU8::new(HINT_CLOSED)),
             config: Arc::new(config),
             store: None,
         })
@@ -308,6 +319,7 @@ impl CircuitBreaker {
         let from = inner.state.kind();
         let next = to.kind();
         inner.state = to;
+        self.hint.store(if next == BreakerState::Closed { HINT_CLOSED } else { HINT_NOT_CLOSED }, Ordering::Release);
         if from != next {
             match next {
                 BreakerState::Open => {
@@ -318,10 +330,11 @@ impl CircuitBreaker {
         }
     }
 
-    fn open(&self, inner: &mut Inner, now: Instant) -> Instant {
-        let until = now + self.config.wait_in_open;
+    /// Opens the circuit; returns how long it stays open.
+    fn open(&self, inner: &mut Inner) -> Duration {
+        let until = Instant::now() + self.config.wait_in_open;
         self.transition(inner, State::Open { until });
-        until
+        self.config.wait_in_open
     }
 
     /// Reads the shared state when the cached one is too old.
@@ -354,21 +367,31 @@ impl CircuitBreaker {
     }
 
     /// Asks to make a call.
-    pub async fn acquire(&self) -> Result<Permit, Rejection> {
-        self.sync_shared().await;
+    pub async fn acquire(&self) -> Result<Permit<'_>, Rejection> {
+        if self.store.is_some() {
+            self.sync_shared().await;
+        }
+        self.try_acquire()
+    }
+
+    /// [`acquire`](Self::acquire) without consulting the shared store: never waits.
+    pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
+        if self.hint.load(Ordering::Acquire) == HINT_CLOSED {
+            return Ok(self.permit(false));
+        }
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap();
         match &mut inner.state {
-            State::Closed(_) => Ok(self.permit(now, false)),
+            State::Closed(_) => Ok(self.permit(false)),
             State::Open { until } if now < *until => Err(Rejection::Open { remaining: *until - now }),
             State::Open { .. } => {
                 self.transition(&mut inner, State::HalfOpen { in_flight: 1, results: Tally::default() });
-                Ok(self.permit(now, true))
+                Ok(self.permit(true))
             }
             State::HalfOpen { in_flight, results } => {
                 if *in_flight + results.calls < self.config.permitted_in_half_open {
                     *in_flight += 1;
-                    Ok(self.permit(now, true))
+                    Ok(self.permit(true))
                 } else {
                     Err(Rejection::HalfOpenFull)
                 }
@@ -377,7 +400,7 @@ impl CircuitBreaker {
     }
 
     /// Gives a permit back without an outcome: the call was not made (e.g. a full bulkhead).
-    pub fn forget(&self, mut permit: Permit) {
+    pub fn forget(&self, mut permit: Permit<'_>) {
         permit.settled = true;
         if permit.half_open
             && let State::HalfOpen { in_flight, .. } = &mut self.inner.lock().unwrap().state
@@ -386,14 +409,14 @@ impl CircuitBreaker {
         }
     }
 
-    fn permit(&self, started: Instant, half_open: bool) -> Permit {
-        Permit { breaker: self.clone(), started, half_open, settled: false }
+    fn permit(&self, half_open: bool) -> Permit<'_> {
+        let started = self.config.slow_call_duration.map(|_| Instant::now());
+        Permit { breaker: self, started, half_open, settled: false }
     }
 
     /// Records how a permitted call ended. `failed` is the caller's judgement of the error.
-    pub async fn record(&self, mut permit: Permit, failed: bool) {
-        permit.settled = true;
-        let publish = self.settle(&permit, failed);
+    pub async fn record(&self, permit: Permit<'_>, failed: bool) {
+        let publish = self.record_local(permit, failed);
         if let (Some(state), Some(store)) = (publish, &self.store)
             && let Err(err) = store.save(&self.name, state).await
         {
@@ -401,21 +424,34 @@ impl CircuitBreaker {
         }
     }
 
+    /// Records the outcome in this instance only; returns the state to share, if any. Use
+    /// [`record`](Self::record) unless you publish it yourself.
+    pub fn record_local(&self, mut permit: Permit<'_>, failed: bool) -> Option<SharedState> {
+        permit.settled = true;
+        self.settle(&permit, failed)
+    }
+
+    /// True when this breaker shares its state through a store.
+    pub fn is_shared(&self) -> bool {
+        self.store.is_some()
+    }
+
     /// Applies a call's outcome; returns the state to share, if it changed in a way others need to know.
-    fn settle(&self, permit: &Permit, failed: bool) -> Option<SharedState> {
-        let now = Instant::now();
-        let slow = now.duration_since(permit.started) >= self.config.slow_call_duration;
+    fn settle(&self, permit: &Permit<'_>, failed: bool) -> Option<SharedState> {
+        let slow = match (permit.started, self.config.slow_call_duration) {
+            (Some(started), Some(limit)) => started.elapsed() >= limit,
+            _ => false,
+        };
         {
             let mut inner = self.inner.lock().unwrap();
             let config = &self.config;
             match &mut inner.state {
                 State::Closed(window) if !permit.half_open => {
-                    window.record(failed, slow, now);
-                    let tally = window.tally(now);
+                    let tally = window.record(failed, slow);
                     if tally.calls >= config.minimum_calls && rates_trip(config, tally) {
                         let (failure_rate, slow_rate) = tally.rates();
                         tracing::warn!(breaker = %self.name, failure_rate, slow_rate, calls = tally.calls, "thresholds crossed");
-                        Some(SharedState::Open { remaining: self.open(&mut inner, now) - now })
+                        Some(SharedState::Open { remaining: self.open(&mut inner) })
                     } else {
                         None
                     }
@@ -426,7 +462,7 @@ impl CircuitBreaker {
                     if results.calls < config.permitted_in_half_open {
                         None
                     } else if rates_trip(config, *results) {
-                        Some(SharedState::Open { remaining: self.open(&mut inner, now) - now })
+                        Some(SharedState::Open { remaining: self.open(&mut inner) })
                     } else {
                         self.transition(&mut inner, State::Closed(Window::new(config.window)));
                         Some(SharedState::Closed)

@@ -35,9 +35,19 @@ impl Bulkhead {
 
     /// A slot, or `None` when all are taken for longer than `max_wait`.
     pub async fn enter(&self) -> Option<OwnedSemaphorePermit> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Some(permit);
+        match self.try_enter() {
+            Some(slot) => Some(slot),
+            None => self.wait_for_slot().await,
         }
+    }
+
+    /// A free slot now, without waiting.
+    pub fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Waits up to `max_wait` for a slot (none at all when `max_wait` is zero).
+    pub async fn wait_for_slot(&self) -> Option<OwnedSemaphorePermit> {
         if self.max_wait.is_zero() {
             return None;
         }

@@ -91,7 +91,7 @@ impl ServiceClientConfig {
                 window: SlidingWindow::Count(number("BREAKER_WINDOW", 20)? as u32),
                 minimum_calls: number("BREAKER_MINIMUM_CALLS", 10)? as u32,
                 failure_rate_threshold: number("BREAKER_FAILURE_RATE", 50)? as f64,
-                slow_call_duration: millis("BREAKER_SLOW_CALL_MS", 2000)?,
+                slow_call_duration: Some(millis("BREAKER_SLOW_CALL_MS", 2000)?),
                 slow_call_rate_threshold: number("BREAKER_SLOW_CALL_RATE", 100)? as f64,
                 wait_in_open: millis("BREAKER_OPEN_MS", 30_000)?,
                 permitted_in_half_open: number("BREAKER_HALF_OPEN_CALLS", 3)? as u32,

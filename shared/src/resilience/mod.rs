@@ -19,9 +19,23 @@
 //!
 //! ## Overhead
 //!
-//! The success path costs one mutex round trip for the breaker, one semaphore permit for the
-//! bulkhead and a timer for each timeout; `cargo bench -p shared` measures it against the Rust
-//! peers (see `benches/resilience.rs` and the crate README).
+//! Success-path cost per call, measured by `make bench` (`benches/benches/resilience.rs`,
+//! criterion, median of 3 s, 2-core VM, release profile with LTO and `opt-level = "s"`; the bare
+//! operation costs 1.35 ns). Ratio is ours / peer's: below 1 means cheaper.
+//!
+//! | feature | shop | peers (ratio) |
+//! | --- | --- | --- |
+//! | circuit breaker, failure-rate window (no slow-call tracking) | 57.3 ns (through `Policy`), 55.1 ns (breaker alone) | recloser 34.7 ns (1.65), failsafe 110.0 ns (0.52), tower-resilience 293.9 ns (0.20) |
+//! | circuit breaker with slow-call tracking (the default) | 99.2 ns | none of the peers measures call duration |
+//! | retry | 19.0 ns | backon 5.4 ns (3.5), tower-resilience 74.2 ns (0.26) |
+//! | bulkhead | 66.2 ns | tower-resilience 248.2 ns (0.27) |
+//! | timeout + retry + breaker + bulkhead + attempt timeout | 271.3 ns | tower-resilience (time limiter, retry, breaker, bulkhead) 1108 ns (0.24) |
+//!
+//! Where we are slower: recloser's breaker is lock-free (an atomic ring); ours takes one
+//! uncontended mutex per recorded call. Slow-call tracking costs two clock reads (~21 ns each
+//! here). backon's success path is a direct call; ours goes through one state machine that
+//! also carries the breaker, bulkhead and timeout plumbing. Against a network call of
+//! milliseconds these are noise, but they are the next things to shave.
 
 mod breaker;
 mod bulkhead;
@@ -192,41 +206,58 @@ impl Policy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let run = async {
-            let started = Instant::now();
-            let mut retries = 0;
-            let mut previous_delay = Duration::ZERO;
-            loop {
-                let err = match self.attempt(&classify, &mut operation).await {
-                    Ok(value) => return Ok(value),
-                    Err(err) => err,
-                };
-                let Some(retry) = &self.retry else { return Err(err) };
-                let (retryable, retry_after) = match &err {
-                    CallError::Inner(e) => {
-                        let verdict = classify(e);
-                        (verdict.retryable, verdict.retry_after)
+        // The overall timeout is enforced as a deadline on each attempt and each pause rather than
+        // as a wrapper future: the call's future stays small, and a pause that cannot end before
+        // the deadline is not started.
+        let deadline = self.overall_timeout.map(|limit| Instant::now() + limit);
+        // Retries are timed from the first failure, so a call that succeeds reads no clock.
+        let mut first_failure: Option<Instant> = None;
+        let mut retries = 0;
+        let mut previous_delay = Duration::ZERO;
+        loop {
+            let (limit, cut_by_deadline) = match (self.attempt_timeout, deadline) {
+                (attempt, None) => (attempt, false),
+                (attempt, Some(deadline)) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match attempt {
+                        Some(attempt) if attempt <= left => (Some(attempt), false),
+                        _ => (Some(left), true),
                     }
-                    CallError::AttemptTimeout(_) => (true, None),
-                    _ => (false, None),
-                };
-                if !retryable || idempotency == Idempotency::NotIdempotent || retries + 1 >= retry.max_attempts {
-                    return Err(err);
                 }
-                retries += 1;
-                let delay = retry_after.unwrap_or_else(|| retry.delay(retries, previous_delay, fastrand::f64()));
-                if retry.max_elapsed.is_some_and(|budget| started.elapsed() + delay > budget) {
-                    tracing::info!(policy = %self.name, retries, ?delay, "retry budget spent");
-                    return Err(err);
+            };
+            let err = match self.attempt(&classify, &mut operation, limit).await {
+                Ok(value) => return Ok(value),
+                Err(CallError::AttemptTimeout(_)) if cut_by_deadline => {
+                    return Err(CallError::Timeout(self.overall_timeout.unwrap_or_default()));
                 }
-                tracing::info!(policy = %self.name, retry = retries, ?delay, error = %DisplayKind(&err), "retrying");
-                previous_delay = delay;
-                tokio::time::sleep(delay).await;
+                Err(err) => err,
+            };
+            let Some(retry) = &self.retry else { return Err(err) };
+            let (retryable, retry_after) = match &err {
+                CallError::Inner(e) => {
+                    let verdict = classify(e);
+                    (verdict.retryable, verdict.retry_after)
+                }
+                CallError::AttemptTimeout(_) => (true, None),
+                _ => (false, None),
+            };
+            if !retryable || idempotency == Idempotency::NotIdempotent || retries + 1 >= retry.max_attempts {
+                return Err(err);
             }
-        };
-        match self.overall_timeout {
-            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or(Err(CallError::Timeout(limit))),
-            None => run.await,
+            retries += 1;
+            let delay = retry_after.unwrap_or_else(|| retry.delay(retries, previous_delay, fastrand::f64()));
+            let retrying_for = first_failure.get_or_insert_with(Instant::now).elapsed();
+            if retry.max_elapsed.is_some_and(|budget| retrying_for + delay > budget) {
+                tracing::info!(policy = %self.name, retries, ?delay, "retry budget spent");
+                return Err(err);
+            }
+            if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
+                tracing::info!(policy = %self.name, retries, ?delay, "no time left for another attempt");
+                return Err(CallError::Timeout(self.overall_timeout.unwrap_or_default()));
+            }
+            tracing::info!(policy = %self.name, retry = retries, ?delay, error = %DisplayKind(&err), "retrying");
+            previous_delay = delay;
+            Box::pin(tokio::time::sleep(delay)).await;
         }
     }
 
@@ -234,22 +265,32 @@ impl Policy {
         &self,
         classify: &impl Fn(&E) -> Verdict,
         operation: &mut F,
+        limit: Option<Duration>,
     ) -> Result<T, CallError<E>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         let permit = match &self.breaker {
-            Some(breaker) => Some(breaker.acquire().await.map_err(|rejection| match rejection {
-                Rejection::Open { remaining } => {
-                    CallError::CircuitOpen { breaker: breaker.name().to_owned(), remaining }
-                }
-                Rejection::HalfOpenFull => CallError::HalfOpenFull { breaker: breaker.name().to_owned() },
-            })?),
+            Some(breaker) => {
+                // Only a shared breaker may have to wait (for the store); keep the common path synchronous.
+                let permit =
+                    if breaker.is_shared() { Box::pin(breaker.acquire()).await } else { breaker.try_acquire() };
+                Some(permit.map_err(|rejection| match rejection {
+                    Rejection::Open { remaining } => {
+                        CallError::CircuitOpen { breaker: breaker.name().to_owned(), remaining }
+                    }
+                    Rejection::HalfOpenFull => CallError::HalfOpenFull { breaker: breaker.name().to_owned() },
+                })?)
+            }
             None => None,
         };
         let slot = match &self.bulkhead {
-            Some(bulkhead) => match bulkhead.enter().await {
+            // Waiting for a slot (rare, and a large future) is boxed so the common path stays small.
+            Some(bulkhead) => match match bulkhead.try_enter() {
+                Some(slot) => Some(slot),
+                None => Box::pin(bulkhead.wait_for_slot()).await,
+            } {
                 Some(slot) => Some(slot),
                 None => {
                     if let (Some(breaker), Some(permit)) = (&self.breaker, permit) {
@@ -260,7 +301,7 @@ impl Policy {
             },
             None => None,
         };
-        let result = match self.attempt_timeout {
+        let result = match limit {
             Some(limit) => match tokio::time::timeout(limit, operation()).await {
                 Ok(result) => result.map_err(CallError::Inner),
                 Err(_) => Err(CallError::AttemptTimeout(limit)),
@@ -274,7 +315,11 @@ impl Policy {
                 Err(CallError::Inner(e)) => classify(e).failure,
                 Err(_) => true,
             };
-            breaker.record(permit, failed).await;
+            if breaker.is_shared() {
+                Box::pin(breaker.record(permit, failed)).await;
+            } else {
+                let _ = breaker.record_local(permit, failed);
+            }
         }
         result
     }

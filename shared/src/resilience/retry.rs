@@ -7,8 +7,8 @@
 //! - `Decorrelated`: `min(cap, uniform[base, 3 * previous])`;
 //! - `None`: exactly `d`.
 //!
-//! A server's `Retry-After` replaces the computed delay. A retry that would end past the
-//! `max_elapsed` budget is not attempted.
+//! A server's `Retry-After` replaces the computed delay. A retry whose pause would end past the
+//! `max_elapsed` budget (counted from the first failure) is not attempted.
 
 use std::time::Duration;
 
@@ -30,7 +30,8 @@ pub struct RetryConfig {
     pub base_delay: Duration,
     pub max_delay: Duration,
     pub jitter: Jitter,
-    /// No retry starts if it would end after this much time since the first attempt.
+    /// No retry starts if its pause would end more than this long after the first failure.
+    /// (The policy's overall timeout bounds the whole call, first attempt included.)
     pub max_elapsed: Option<Duration>,
 }
 

@@ -1,0 +1,1 @@
+//! Nothing to ship: see `benches/resilience.rs`.
