@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
-use shared::resilience::{BreakerConfig, Bulkhead, CircuitBreaker, Idempotency, Policy, RetryConfig, Verdict};
+use shared::resilience::{BreakerConfig, Bulkhead, CircuitBreaker, Idempotency, Policy, RetryConfig, Verdict, retry};
 use tower::{Layer, Service, ServiceExt};
 use tower_resilience::bulkhead::BulkheadLayer;
 use tower_resilience::circuitbreaker::CircuitBreakerLayer;
@@ -94,17 +94,14 @@ fn breakers(c: &mut Criterion) {
         b.to_async(&rt).iter_custom(ours(lean.clone()))
     });
     let breaker = our_lean_breaker();
-    group.bench_function("shop (CircuitBreaker acquire/record, no slow calls)", |b| {
+    group.bench_function("shop (CircuitBreaker::call, no slow calls)", |b| {
         let breaker = breaker.clone();
         b.to_async(&rt).iter_custom(move |iters| {
             let breaker = breaker.clone();
             async move {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    let permit = breaker.acquire().await.unwrap();
-                    let result = operation().await;
-                    breaker.record(permit, result.is_err()).await;
-                    black_box(result.unwrap());
+                    black_box(breaker.call(|_: &Infallible| true, operation()).await.unwrap());
                 }
                 start.elapsed()
             }
@@ -147,6 +144,20 @@ fn retries(c: &mut Criterion) {
     let mut group = c.benchmark_group("retry");
     let policy = Policy::builder("bench").retry(RetryConfig::default()).build().unwrap();
     group.bench_function("shop (Policy with retry)", |b| b.to_async(&rt).iter_custom(ours(policy.clone())));
+    let config = RetryConfig::default();
+    group.bench_function("shop (resilience::retry alone)", |b| {
+        let config = config.clone();
+        b.to_async(&rt).iter_custom(move |iters| {
+            let config = config.clone();
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(retry(&config, Idempotency::Idempotent, verdict, operation).await.unwrap());
+                }
+                start.elapsed()
+            }
+        })
+    });
     group.bench_function("backon", |b| {
         b.to_async(&rt).iter_custom(|iters| async move {
             let start = Instant::now();

@@ -229,3 +229,20 @@ fn impossible_configurations_are_refused_naming_the_field() {
     }
     assert_eq!(CircuitBreaker::new("", BreakerConfig::default()).unwrap_err().field, "name");
 }
+
+#[tokio::test(start_paused = true)]
+async fn call_wraps_a_future_and_judges_its_error() {
+    use shared::resilience::BreakerError;
+    let breaker = CircuitBreaker::new("dep", config(SlidingWindow::Count(4))).unwrap();
+    let is_failure = |e: &u16| *e >= 500;
+    for _ in 0..4 {
+        let result = breaker.call(is_failure, async { Err::<(), u16>(404) }).await;
+        assert_eq!(result, Err(BreakerError::Inner(404)));
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed, "404s are answers");
+    for _ in 0..4 {
+        let _ = breaker.call(is_failure, async { Err::<(), u16>(503) }).await;
+    }
+    let rejected = breaker.call(is_failure, async { Ok::<u8, u16>(1) }).await;
+    assert!(matches!(rejected, Err(BreakerError::Rejected(Rejection::Open { .. }))), "{rejected:?}");
+}

@@ -291,3 +291,17 @@ async fn a_pause_that_cannot_end_before_the_overall_deadline_is_not_started() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(started.elapsed(), Duration::ZERO, "failed fast instead of sleeping into the deadline");
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_alone_follows_the_same_rules() {
+    let config = retry(Jitter::None);
+    let (calls, op) = scripted(vec![Fault::Transient, Fault::Busy(Duration::from_secs(2))]);
+    let started = Instant::now();
+    assert_eq!(shared::resilience::retry(&config, Idempotency::Idempotent, classify, op).await, Ok(3));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(started.elapsed(), Duration::from_millis(100) + Duration::from_secs(2));
+    let (calls, op) = scripted(vec![Fault::Transient]);
+    let result = shared::resilience::retry(&config, Idempotency::NotIdempotent, classify, op).await;
+    assert_eq!(result, Err(Fault::Transient));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

@@ -15,7 +15,7 @@
 //! instance is seen by the others on their next call.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -115,6 +115,15 @@ pub enum Rejection {
     HalfOpenFull,
 }
 
+/// The error of [`CircuitBreaker::call`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BreakerError<E> {
+    #[error("call rejected by the circuit breaker: {0:?}")]
+    Rejected(Rejection),
+    #[error(transparent)]
+    Inner(E),
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
     calls: u32,
@@ -144,62 +153,44 @@ impl Tally {
 /// Number of buckets a time window is cut into.
 const TIME_BUCKETS: u32 = 10;
 
-/// The outcomes of the window with running totals, so recording is O(1).
+/// A time window: the outcomes of the last `duration`, in [`TIME_BUCKETS`] buckets with running
+/// totals, so recording is O(1). (Count windows are [`CountWindow`]s, recorded without a lock.)
 #[derive(Debug)]
-struct Window {
-    kind: SlidingWindow,
+struct TimeWindow {
+    bucket_width: Duration,
     total: Tally,
-    /// Count window: one entry per call. Time window: one per bucket, keyed by bucket index.
+    /// One entry per bucket that saw calls, keyed by bucket index.
     entries: VecDeque<(u64, Tally)>,
     origin: Instant,
 }
 
-impl Window {
-    fn new(kind: SlidingWindow) -> Self {
-        Self { kind, total: Tally::default(), entries: VecDeque::new(), origin: Instant::now() }
-    }
-
-    fn bucket_width(&self) -> Duration {
-        match self.kind {
-            SlidingWindow::Time(d) => (d / TIME_BUCKETS).max(Duration::from_millis(1)),
-            SlidingWindow::Count(_) => Duration::ZERO,
+impl TimeWindow {
+    fn new(duration: Duration) -> Self {
+        Self {
+            bucket_width: (duration / TIME_BUCKETS).max(Duration::from_millis(1)),
+            total: Tally::default(),
+            entries: VecDeque::new(),
+            origin: Instant::now(),
         }
     }
 
-    fn evict(&mut self, now: Instant) {
-        if let SlidingWindow::Time(_) = self.kind {
-            let width = self.bucket_width().as_nanos();
-            let current = (now.duration_since(self.origin).as_nanos() / width) as u64;
-            while let Some(&(index, tally)) = self.entries.front() {
-                if index + u64::from(TIME_BUCKETS) > current {
-                    break;
-                }
-                self.total.remove(tally);
-                self.entries.pop_front();
-            }
-        }
-    }
-
-    /// Adds one outcome and returns the window's totals. Reads the clock only for time windows.
+    /// Adds one outcome and returns the window's totals.
     fn record(&mut self, failed: bool, slow: bool) -> Tally {
-        let mut one = Tally::default();
-        one.add(failed, slow);
-        match self.kind {
-            SlidingWindow::Count(size) => {
-                if self.entries.len() == size as usize {
-                    let (_, oldest) = self.entries.pop_front().expect("full window");
-                    self.total.remove(oldest);
-                }
-                self.entries.push_back((0, one));
+        let now = Instant::now();
+        let current = (now.duration_since(self.origin).as_nanos() / self.bucket_width.as_nanos()) as u64;
+        while let Some(&(index, tally)) = self.entries.front() {
+            if index + u64::from(TIME_BUCKETS) > current {
+                break;
             }
-            SlidingWindow::Time(_) => {
-                let now = Instant::now();
-                self.evict(now);
-                let index = (now.duration_since(self.origin).as_nanos() / self.bucket_width().as_nanos()) as u64;
-                match self.entries.back_mut() {
-                    Some((last, tally)) if *last == index => tally.add(failed, slow),
-                    _ => self.entries.push_back((index, one)),
-                }
+            self.total.remove(tally);
+            self.entries.pop_front();
+        }
+        match self.entries.back_mut() {
+            Some((last, tally)) if *last == current => tally.add(failed, slow),
+            _ => {
+                let mut one = Tally::default();
+                one.add(failed, slow);
+                self.entries.push_back((current, one));
             }
         }
         self.total.add(failed, slow);
@@ -207,11 +198,91 @@ impl Window {
     }
 }
 
+/// A count window without a lock: a ring of the last N outcomes and running totals, updated
+/// with atomics, so recording a call while CLOSED costs a few uncontended atomic operations.
+/// Under concurrency the totals may lag a moment behind the ring; a breaker only needs them
+/// approximately right at the instant it decides.
+#[derive(Debug)]
+struct CountWindow {
+    ring: Box<[AtomicU8]>,
+    cursor: AtomicU64,
+    failures: AtomicU32,
+    slow: AtomicU32,
+}
+
+const OUTCOME_FAILED: u8 = 1;
+const OUTCOME_SLOW: u8 = 2;
+
+impl CountWindow {
+    fn new(size: u32) -> Self {
+        Self {
+            ring: (0..size).map(|_| AtomicU8::new(0)).collect(),
+            cursor: AtomicU64::new(0),
+            failures: AtomicU32::new(0),
+            slow: AtomicU32::new(0),
+        }
+    }
+
+    fn adjust(counter: &AtomicU32, was: bool, is: bool) {
+        match (was, is) {
+            (false, true) => {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                counter.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    fn record(&self, failed: bool, slow: bool) -> Tally {
+        let outcome = (u8::from(failed) * OUTCOME_FAILED) | (u8::from(slow) * OUTCOME_SLOW);
+        let index = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let size = self.ring.len() as u64;
+        // The cursor hands each call its own slot, so a plain load and store suffice (only a
+        // thread more than a whole ring behind could race here, and then only the totals drift).
+        let slot = &self.ring[(index % size) as usize];
+        let old = slot.load(Ordering::Relaxed);
+        if old != outcome {
+            slot.store(outcome, Ordering::Relaxed);
+        }
+        Self::adjust(&self.failures, old & OUTCOME_FAILED != 0, failed);
+        Self::adjust(&self.slow, old & OUTCOME_SLOW != 0, slow);
+        Tally {
+            calls: (index + 1).min(size) as u32,
+            failures: self.failures.load(Ordering::Relaxed),
+            slow: self.slow.load(Ordering::Relaxed),
+        }
+    }
+
+    fn reset(&self) {
+        for slot in self.ring.iter() {
+            slot.store(0, Ordering::Relaxed);
+        }
+        self.failures.store(0, Ordering::Relaxed);
+        self.slow.store(0, Ordering::Relaxed);
+        self.cursor.store(0, Ordering::Relaxed);
+    }
+}
+
+fn time_window(kind: SlidingWindow) -> Option<TimeWindow> {
+    match kind {
+        SlidingWindow::Time(duration) => Some(TimeWindow::new(duration)),
+        SlidingWindow::Count(_) => None,
+    }
+}
+
 #[derive(Debug)]
 enum State {
-    Closed(Window),
-    Open { until: Instant },
-    HalfOpen { in_flight: u32, results: Tally },
+    /// With the time window, or `None` when the window is the lock-free [`CountWindow`].
+    Closed(Option<TimeWindow>),
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        in_flight: u32,
+        results: Tally,
+    },
 }
 
 impl State {
@@ -257,21 +328,29 @@ impl Drop for Permit<'_> {
 const HINT_CLOSED: u8 = 0;
 const HINT_NOT_CLOSED: u8 = 1;
 
-#[derive(Clone)]
-pub struct CircuitBreaker {
-    name: Arc<str>,
-    config: Arc<BreakerConfig>,
-    inner: Arc<Mutex<Inner>>,
+/// Everything a breaker and its clones share, in one allocation so the common path touches
+/// few cache lines.
+struct Core {
+    name: Box<str>,
+    config: BreakerConfig,
     /// Mirrors "state is CLOSED" so the common path grants a permit without taking the lock.
     /// A call let through just as the circuit opens is like one already in flight then: its
     /// outcome is ignored.
-    hint: Arc<AtomicU8>,
+    hint: AtomicU8,
+    /// The CLOSED window when it is a count window (time windows live under the lock).
+    counts: Option<CountWindow>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    core: Arc<Core>,
     store: Option<Arc<dyn BreakerStateStore>>,
 }
 
 impl std::fmt::Debug for CircuitBreaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CircuitBreaker").field("name", &self.name).field("state", &self.state()).finish()
+        f.debug_struct("CircuitBreaker").field("name", &self.core.name).field("state", &self.state()).finish()
     }
 }
 
@@ -290,13 +369,16 @@ impl CircuitBreaker {
             return Err(ConfigError { field: "name", reason: "a breaker needs a name".into() });
         }
         Ok(Self {
-            name: name.into(),
-            inner: Arc::new(Mutex::new(Inner {
-                state: State::Closed(Window::new(config.window)),
-                shared_checked: None,
-            })),
-            hint: Arc::new(AtomicU8::new(HINT_CLOSED)),
-            config: Arc::new(config),
+            core: Arc::new(Core {
+                name: name.into(),
+                hint: AtomicU8::new(HINT_CLOSED),
+                counts: match config.window {
+                    SlidingWindow::Count(size) => Some(CountWindow::new(size)),
+                    SlidingWindow::Time(_) => None,
+                },
+                inner: Mutex::new(Inner { state: State::Closed(time_window(config.window)), shared_checked: None }),
+                config,
+            }),
             store: None,
         })
     }
@@ -308,33 +390,40 @@ impl CircuitBreaker {
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.core.name
     }
 
     pub fn state(&self) -> BreakerState {
-        self.inner.lock().unwrap().state.kind()
+        self.core.inner.lock().unwrap().state.kind()
     }
 
     fn transition(&self, inner: &mut Inner, to: State) {
         let from = inner.state.kind();
         let next = to.kind();
+        if next == BreakerState::Closed
+            && let Some(counts) = &self.core.counts
+        {
+            counts.reset();
+        }
         inner.state = to;
-        self.hint.store(if next == BreakerState::Closed { HINT_CLOSED } else { HINT_NOT_CLOSED }, Ordering::Release);
+        self.core
+            .hint
+            .store(if next == BreakerState::Closed { HINT_CLOSED } else { HINT_NOT_CLOSED }, Ordering::Release);
         if from != next {
             match next {
                 BreakerState::Open => {
-                    tracing::warn!(breaker = %self.name, ?from, to = ?next, "circuit breaker state changed")
+                    tracing::warn!(breaker = %self.core.name, ?from, to = ?next, "circuit breaker state changed")
                 }
-                _ => tracing::info!(breaker = %self.name, ?from, to = ?next, "circuit breaker state changed"),
+                _ => tracing::info!(breaker = %self.core.name, ?from, to = ?next, "circuit breaker state changed"),
             }
         }
     }
 
     /// Opens the circuit; returns how long it stays open.
     fn open(&self, inner: &mut Inner) -> Duration {
-        let until = Instant::now() + self.config.wait_in_open;
+        let until = Instant::now() + self.core.config.wait_in_open;
         self.transition(inner, State::Open { until });
-        self.config.wait_in_open
+        self.core.config.wait_in_open
     }
 
     /// Reads the shared state when the cached one is too old.
@@ -342,26 +431,26 @@ impl CircuitBreaker {
         let Some(store) = &self.store else { return };
         let now = Instant::now();
         {
-            let inner = self.inner.lock().unwrap();
-            if inner.shared_checked.is_some_and(|t| now.duration_since(t) < self.config.shared_state_refresh) {
+            let inner = self.core.inner.lock().unwrap();
+            if inner.shared_checked.is_some_and(|t| now.duration_since(t) < self.core.config.shared_state_refresh) {
                 return;
             }
         }
-        let shared = match store.load(&self.name).await {
+        let shared = match store.load(&self.core.name).await {
             Ok(shared) => shared,
             Err(err) => {
                 // The local breaker still protects us; the shared state is a speed-up.
-                tracing::warn!(breaker = %self.name, error = %err, "shared breaker state unavailable");
+                tracing::warn!(breaker = %self.core.name, error = %err, "shared breaker state unavailable");
                 None
             }
         };
-        let mut inner = self.inner.lock().unwrap();
+        let mut inner = self.core.inner.lock().unwrap();
         inner.shared_checked = Some(Instant::now());
         if let Some(SharedState::Open { remaining }) = shared
             && matches!(inner.state, State::Closed(_))
             && !remaining.is_zero()
         {
-            tracing::info!(breaker = %self.name, ?remaining, "circuit opened by another instance");
+            tracing::info!(breaker = %self.core.name, ?remaining, "circuit opened by another instance");
             self.transition(&mut inner, State::Open { until: Instant::now() + remaining });
         }
     }
@@ -374,13 +463,31 @@ impl CircuitBreaker {
         self.try_acquire()
     }
 
+    /// Runs `operation` under this breaker alone (no retry, bulkhead or timeout; see
+    /// [`Policy`](super::Policy) for those). `is_failure` judges its errors.
+    pub async fn call<T, E, Fut>(&self, is_failure: impl Fn(&E) -> bool, operation: Fut) -> Result<T, BreakerError<E>>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let permit = if self.is_shared() { Box::pin(self.acquire()).await } else { self.try_acquire() };
+        let permit = permit.map_err(BreakerError::Rejected)?;
+        let result = operation.await;
+        let failed = result.as_ref().err().is_some_and(&is_failure);
+        if self.is_shared() {
+            Box::pin(self.record(permit, failed)).await;
+        } else {
+            let _ = self.record_local(permit, failed);
+        }
+        result.map_err(BreakerError::Inner)
+    }
+
     /// [`acquire`](Self::acquire) without consulting the shared store: never waits.
     pub fn try_acquire(&self) -> Result<Permit<'_>, Rejection> {
-        if self.hint.load(Ordering::Acquire) == HINT_CLOSED {
+        if self.core.hint.load(Ordering::Acquire) == HINT_CLOSED {
             return Ok(self.permit(false));
         }
         let now = Instant::now();
-        let mut inner = self.inner.lock().unwrap();
+        let mut inner = self.core.inner.lock().unwrap();
         match &mut inner.state {
             State::Closed(_) => Ok(self.permit(false)),
             State::Open { until } if now < *until => Err(Rejection::Open { remaining: *until - now }),
@@ -389,7 +496,7 @@ impl CircuitBreaker {
                 Ok(self.permit(true))
             }
             State::HalfOpen { in_flight, results } => {
-                if *in_flight + results.calls < self.config.permitted_in_half_open {
+                if *in_flight + results.calls < self.core.config.permitted_in_half_open {
                     *in_flight += 1;
                     Ok(self.permit(true))
                 } else {
@@ -403,14 +510,14 @@ impl CircuitBreaker {
     pub fn forget(&self, mut permit: Permit<'_>) {
         permit.settled = true;
         if permit.half_open
-            && let State::HalfOpen { in_flight, .. } = &mut self.inner.lock().unwrap().state
+            && let State::HalfOpen { in_flight, .. } = &mut self.core.inner.lock().unwrap().state
         {
             *in_flight -= 1;
         }
     }
 
     fn permit(&self, half_open: bool) -> Permit<'_> {
-        let started = self.config.slow_call_duration.map(|_| Instant::now());
+        let started = self.core.config.slow_call_duration.map(|_| Instant::now());
         Permit { breaker: self, started, half_open, settled: false }
     }
 
@@ -418,9 +525,9 @@ impl CircuitBreaker {
     pub async fn record(&self, permit: Permit<'_>, failed: bool) {
         let publish = self.record_local(permit, failed);
         if let (Some(state), Some(store)) = (publish, &self.store)
-            && let Err(err) = store.save(&self.name, state).await
+            && let Err(err) = store.save(&self.core.name, state).await
         {
-            tracing::warn!(breaker = %self.name, error = %err, "could not share breaker state");
+            tracing::warn!(breaker = %self.core.name, error = %err, "could not share breaker state");
         }
     }
 
@@ -438,19 +545,39 @@ impl CircuitBreaker {
 
     /// Applies a call's outcome; returns the state to share, if it changed in a way others need to know.
     fn settle(&self, permit: &Permit<'_>, failed: bool) -> Option<SharedState> {
-        let slow = match (permit.started, self.config.slow_call_duration) {
+        let slow = match (permit.started, self.core.config.slow_call_duration) {
             (Some(started), Some(limit)) => started.elapsed() >= limit,
             _ => false,
         };
+        if !permit.half_open
+            && let Some(counts) = &self.core.counts
         {
-            let mut inner = self.inner.lock().unwrap();
-            let config = &self.config;
+            // Lock-free while CLOSED; the lock is taken only to open the circuit.
+            if self.core.hint.load(Ordering::Acquire) != HINT_CLOSED {
+                return None;
+            }
+            let tally = counts.record(failed, slow);
+            let clean = tally.failures == 0 && tally.slow == 0;
+            if clean || tally.calls < self.core.config.minimum_calls || !rates_trip(&self.core.config, tally) {
+                return None;
+            }
+            let mut inner = self.core.inner.lock().unwrap();
+            if !matches!(inner.state, State::Closed(_)) {
+                return None;
+            }
+            let (failure_rate, slow_rate) = tally.rates();
+            tracing::warn!(breaker = %self.core.name, failure_rate, slow_rate, calls = tally.calls, "thresholds crossed");
+            return Some(SharedState::Open { remaining: self.open(&mut inner) });
+        }
+        {
+            let mut inner = self.core.inner.lock().unwrap();
+            let config = &self.core.config;
             match &mut inner.state {
-                State::Closed(window) if !permit.half_open => {
+                State::Closed(Some(window)) if !permit.half_open => {
                     let tally = window.record(failed, slow);
                     if tally.calls >= config.minimum_calls && rates_trip(config, tally) {
                         let (failure_rate, slow_rate) = tally.rates();
-                        tracing::warn!(breaker = %self.name, failure_rate, slow_rate, calls = tally.calls, "thresholds crossed");
+                        tracing::warn!(breaker = %self.core.name, failure_rate, slow_rate, calls = tally.calls, "thresholds crossed");
                         Some(SharedState::Open { remaining: self.open(&mut inner) })
                     } else {
                         None
@@ -464,7 +591,7 @@ impl CircuitBreaker {
                     } else if rates_trip(config, *results) {
                         Some(SharedState::Open { remaining: self.open(&mut inner) })
                     } else {
-                        self.transition(&mut inner, State::Closed(Window::new(config.window)));
+                        self.transition(&mut inner, State::Closed(time_window(config.window)));
                         Some(SharedState::Closed)
                     }
                 }

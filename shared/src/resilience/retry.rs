@@ -83,3 +83,74 @@ impl RetryConfig {
         }
     }
 }
+
+/// Where a call is in its retries; decides the next step after each failure. Shared by
+/// [`retry`] and [`Policy`](super::Policy) so both follow the same rules.
+#[derive(Debug, Default)]
+pub(crate) struct RetryState {
+    /// Retries are timed from the first failure, so a call that succeeds reads no clock.
+    first_failure: Option<tokio::time::Instant>,
+    retries: u32,
+    previous_delay: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Not retryable, not idempotent, or out of attempts.
+    Stop,
+    /// The pause would end past the `max_elapsed` budget.
+    BudgetSpent,
+    Wait(Duration),
+}
+
+impl RetryState {
+    pub(crate) fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    pub(crate) fn next(
+        &mut self,
+        config: &RetryConfig,
+        idempotency: super::Idempotency,
+        retryable: bool,
+        retry_after: Option<Duration>,
+    ) -> Next {
+        if !retryable || idempotency == super::Idempotency::NotIdempotent || self.retries + 1 >= config.max_attempts {
+            return Next::Stop;
+        }
+        self.retries += 1;
+        let delay = retry_after.unwrap_or_else(|| config.delay(self.retries, self.previous_delay, fastrand::f64()));
+        let retrying_for = self.first_failure.get_or_insert_with(tokio::time::Instant::now).elapsed();
+        if config.max_elapsed.is_some_and(|budget| retrying_for + delay > budget) {
+            return Next::BudgetSpent;
+        }
+        self.previous_delay = delay;
+        Next::Wait(delay)
+    }
+}
+
+/// Runs `operation` with retries alone (no breaker, bulkhead or timeout; see
+/// [`Policy`](super::Policy) for those).
+pub async fn retry<T, E, F, Fut>(
+    config: &RetryConfig,
+    idempotency: super::Idempotency,
+    classify: impl Fn(&E) -> super::Verdict,
+    mut operation: F,
+) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut state = RetryState::default();
+    loop {
+        let err = match operation().await {
+            Ok(value) => return Ok(value),
+            Err(err) => err,
+        };
+        let verdict = classify(&err);
+        match state.next(config, idempotency, verdict.retryable, verdict.retry_after) {
+            Next::Stop | Next::BudgetSpent => return Err(err),
+            Next::Wait(delay) => Box::pin(tokio::time::sleep(delay)).await,
+        }
+    }
+}
