@@ -86,3 +86,26 @@ pub async fn transact(client: &aws_sdk_dynamodb::Client, items: Vec<TransactWrit
         }
     }
 }
+
+/// Reads one item and deserialises it with serde_dynamo; `None` when there is no such item.
+pub async fn get_item<T: serde::de::DeserializeOwned>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: HashMap<String, AttributeValue>,
+    consistent: bool,
+) -> Result<Option<T>, String> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(consistent)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    output.item.map(|item| serde_dynamo::from_item(item).map_err(|e| e.to_string())).transpose()
+}
+
+/// The key of an item in a table keyed by `pk` and `sk`.
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), AttributeValue::S(pk.into())), ("sk".to_owned(), AttributeValue::S(sk.into()))])
+}

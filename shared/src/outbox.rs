@@ -180,6 +180,20 @@ pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &
     response
 }
 
+/// The Lambda entrypoint of a relay function: reads `EVENT_BUS_NAME`, then relays every stream
+/// batch with `extract` (e.g. [`outbox_only`]). A relay binary's `main` is this one call.
+pub async fn run_relay(extract: &'static Extractor) -> Result<(), lambda_runtime::Error> {
+    crate::observability::init_tracing()?;
+    let bus = crate::config::required_env("EVENT_BUS_NAME")?;
+    let config = crate::config::aws_sdk_config().await;
+    let publisher = crate::publisher::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), bus);
+    let publisher = &publisher;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Event>| async move {
+        Ok::<_, lambda_runtime::Error>(relay_with(event.payload, publisher, extract).await)
+    }))
+    .await
+}
+
 /// A deterministic UUID v7 for an event derived from a stream record (rather than written to the
 /// outbox): the same record always yields the same id, so a retried batch republishes it under
 /// the same id and consumers deduplicate.

@@ -15,3 +15,38 @@ pub fn check_identifier(name: &str, value: &str, violations: &mut Vec<InvalidPar
         violations.push(InvalidParam::new(name, "must not contain control characters"));
     }
 }
+
+/// Largest quantity of one sku in one order line.
+pub const MAX_QUANTITY: u32 = 1000;
+
+/// Checks order lines given as `(sku, quantity)`: 1 to `max_lines` lines, each sku an
+/// identifier and present once, each quantity 1 to [`MAX_QUANTITY`]. Fields are named
+/// `<field>`, `<field>[i].sku` and `<field>[i].quantity`; `why_max` (may be empty) explains the
+/// line limit.
+pub fn check_lines<'a>(
+    field: &str,
+    lines: impl ExactSizeIterator<Item = (&'a str, u32)>,
+    max_lines: usize,
+    why_max: &str,
+    violations: &mut Vec<InvalidParam>,
+) {
+    if lines.len() == 0 || lines.len() > max_lines {
+        violations.push(InvalidParam::new(field, format!("must hold 1 to {max_lines} lines{why_max}")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, (sku, quantity)) in lines.enumerate() {
+        check_identifier(&format!("{field}[{i}].sku"), sku, violations);
+        if !(1..=MAX_QUANTITY).contains(&quantity) {
+            violations.push(InvalidParam::new(
+                format!("{field}[{i}].quantity"),
+                format!("must be between 1 and {MAX_QUANTITY}"),
+            ));
+        }
+        if !seen.insert(sku) {
+            violations.push(InvalidParam::new(
+                format!("{field}[{i}].sku"),
+                format!("duplicate sku `{sku}`; send one line per sku"),
+            ));
+        }
+    }
+}

@@ -6,12 +6,11 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::InvalidParam;
-use shared::validation::check_identifier;
+use shared::validation::{check_identifier, check_lines};
 
 /// A reservation is one DynamoDB transaction: one stock update per line, plus the reservation
 /// record and its outbox event. DynamoDB allows 100 items per transaction.
 pub const MAX_RESERVATION_LINES: usize = shared::dynamo::MAX_TRANSACTION_ITEMS - 2;
-pub const MAX_QUANTITY: u32 = 1000;
 pub const MAX_RESTOCK: u32 = 1_000_000;
 /// Prices up to 100 million major units (in minor units), far above any real product.
 pub const MAX_PRICE_MINOR: u64 = 10_000_000_000;
@@ -104,25 +103,13 @@ pub struct RequestedLine {
 /// Checks the lines of a reservation request, naming each bad field.
 pub fn validate_lines(lines: &[RequestedLine]) -> Result<(), Vec<InvalidParam>> {
     let mut violations = Vec::new();
-    if lines.is_empty() || lines.len() > MAX_RESERVATION_LINES {
-        violations.push(InvalidParam::new(
-            "lines",
-            format!("must hold 1 to {MAX_RESERVATION_LINES} lines (one DynamoDB transaction per reservation)"),
-        ));
-    }
-    let mut seen = HashSet::new();
-    for (i, line) in lines.iter().enumerate() {
-        check_identifier(&format!("lines[{i}].sku"), &line.sku, &mut violations);
-        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
-            violations.push(InvalidParam::new(
-                format!("lines[{i}].quantity"),
-                format!("must be between 1 and {MAX_QUANTITY}"),
-            ));
-        }
-        if !seen.insert(line.sku.as_str()) {
-            violations.push(InvalidParam::new(format!("lines[{i}].sku"), "duplicate sku"));
-        }
-    }
+    check_lines(
+        "lines",
+        lines.iter().map(|line| (line.sku.as_str(), line.quantity)),
+        MAX_RESERVATION_LINES,
+        " (one DynamoDB transaction per reservation)",
+        &mut violations,
+    );
     if violations.is_empty() { Ok(()) } else { Err(violations) }
 }
 

@@ -2,10 +2,8 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{LambdaEvent, service_fn};
 use shared::config::{aws_sdk_config, required_env};
 use shared::observability::init_tracing;
-use shared::publisher::EventBridgePublisher;
 
 use crate::adapters::dynamodb::DynamoDbInventoryStore;
 use crate::service::InventoryService;
@@ -23,13 +21,5 @@ pub async fn run_api() -> Result<(), BoxError> {
 
 /// The relay on the inventory table stream: outbox events and `StockLow`.
 pub async fn run_outbox_relay() -> Result<(), BoxError> {
-    init_tracing()?;
-    let bus = required_env("EVENT_BUS_NAME")?;
-    let config = aws_sdk_config().await;
-    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), bus);
-    let publisher = &publisher;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<aws_lambda_events::dynamodb::Event>| async move {
-        Ok::<_, BoxError>(crate::relay::relay(event.payload, publisher).await)
-    }))
-    .await
+    shared::outbox::run_relay(&crate::relay::extract).await
 }

@@ -50,7 +50,8 @@ pub fn stock_low(record: &EventRecord) -> Result<Option<RelayItem>, String> {
     Ok(Some(RelayItem { event_id: event.event_id.to_string(), correlation_id: correlation_id.to_string(), entry }))
 }
 
-fn extract(record: &EventRecord) -> Result<Option<RelayItem>, String> {
+/// What the inventory relay publishes from one stream record.
+pub fn extract(record: &EventRecord) -> Result<Option<RelayItem>, String> {
     match outbox_only(record)? {
         Some(item) => Ok(Some(item)),
         None => stock_low(record),

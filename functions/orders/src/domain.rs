@@ -1,17 +1,16 @@
 //! The orders domain: plain types and rules, no AWS and no HTTP.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::InvalidParam;
 pub use shared::validation::MAX_ID_LEN;
-use shared::validation::check_identifier;
+use shared::validation::{check_identifier, check_lines};
 use uuid::Uuid;
 
 pub const MAX_LINES: usize = 100;
-pub const MAX_QUANTITY: u32 = 1000;
+pub use shared::validation::MAX_QUANTITY;
 pub const MAX_PAYMENT_METHOD_LEN: usize = 255;
 
 /// An order id: a UUID (v7 for new orders, so ids sort by creation time).
@@ -196,25 +195,8 @@ impl PlaceOrderRequest {
         let mut violations = Vec::new();
         check_identifier("customer_id", &self.customer_id, &mut violations);
         check_payment_method(&self.payment_method, &mut violations);
-        if self.items.is_empty() || self.items.len() > MAX_LINES {
-            violations.push(InvalidParam::new("items", format!("must hold 1 to {MAX_LINES} lines")));
-        }
-        let mut seen = HashSet::new();
-        for (i, item) in self.items.iter().enumerate() {
-            check_identifier(&format!("items[{i}].sku"), &item.sku, &mut violations);
-            if !(1..=MAX_QUANTITY).contains(&item.quantity) {
-                violations.push(InvalidParam::new(
-                    format!("items[{i}].quantity"),
-                    format!("must be between 1 and {MAX_QUANTITY}"),
-                ));
-            }
-            if !seen.insert(item.sku.as_str()) {
-                violations.push(InvalidParam::new(
-                    format!("items[{i}].sku"),
-                    format!("duplicate sku `{}`; send one line per sku", item.sku),
-                ));
-            }
-        }
+        let lines = self.items.iter().map(|item| (item.sku.as_str(), item.quantity));
+        check_lines("items", lines, MAX_LINES, "", &mut violations);
         if !violations.is_empty() {
             return Err(violations);
         }

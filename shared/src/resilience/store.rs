@@ -102,10 +102,7 @@ fn now_ms() -> u64 {
 }
 
 fn key(name: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(format!("BREAKER#{name}"))),
-        ("sk".to_owned(), AttributeValue::S("BREAKER".to_owned())),
-    ])
+    crate::dynamo::key(format!("BREAKER#{name}"), "BREAKER")
 }
 
 impl DynamoDbBreakerStore {
@@ -123,10 +120,9 @@ fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
 #[async_trait]
 impl BreakerStateStore for DynamoDbBreakerStore {
     async fn load(&self, name: &str) -> Result<Option<SharedState>, StoreError> {
-        let output =
-            self.client.get_item().table_name(&self.table).set_key(Some(key(name))).send().await.map_err(failed)?;
-        let Some(item) = output.item else { return Ok(None) };
-        let item: BreakerItem = serde_dynamo::from_item(item).map_err(|e| StoreError(e.to_string()))?;
+        let item: Option<BreakerItem> =
+            crate::dynamo::get_item(&self.client, &self.table, key(name), false).await.map_err(StoreError)?;
+        let Some(item) = item else { return Ok(None) };
         let now = now_ms();
         Ok(Some(if item.state == "OPEN" && item.open_until_ms > now {
             SharedState::Open { remaining: Duration::from_millis(item.open_until_ms - now) }

@@ -61,15 +61,11 @@ struct RestockItem {
 }
 
 fn product_key(sku: &str) -> HashMap<String, AttributeValue> {
-    key(format!("SKU#{sku}"), ENTITY_PRODUCT)
+    dynamo::key(format!("SKU#{sku}"), ENTITY_PRODUCT)
 }
 
 fn reservation_pk(order_id: &str) -> String {
     format!("RESERVATION#{order_id}")
-}
-
-fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("pk".to_owned(), AttributeValue::S(pk)), ("sk".to_owned(), AttributeValue::S(sk.to_owned()))])
 }
 
 fn backend<E: std::fmt::Display>(err: E) -> StoreError {
@@ -229,19 +225,9 @@ impl InventoryStore for DynamoDbInventoryStore {
     }
 
     async fn get_product(&self, sku: &str) -> Result<Option<Product>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(product_key(sku)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_backend)?;
-        output
-            .item
-            .map(|item| serde_dynamo::from_item::<_, ProductItem>(item).map(|p| p.product).map_err(backend))
-            .transpose()
+        let item: Option<ProductItem> =
+            dynamo::get_item(&self.client, &self.table, product_key(sku), true).await.map_err(StoreError::Backend)?;
+        Ok(item.map(|p| p.product))
     }
 
     async fn get_products(&self, skus: &[String]) -> Result<HashMap<String, Product>, StoreError> {
@@ -274,19 +260,10 @@ impl InventoryStore for DynamoDbInventoryStore {
     }
 
     async fn get_reservation(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(reservation_pk(order_id), ENTITY_RESERVATION)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_backend)?;
-        output
-            .item
-            .map(|item| serde_dynamo::from_item::<_, ReservationItem>(item).map(|r| r.reservation).map_err(backend))
-            .transpose()
+        let key = dynamo::key(reservation_pk(order_id), ENTITY_RESERVATION);
+        let item: Option<ReservationItem> =
+            dynamo::get_item(&self.client, &self.table, key, true).await.map_err(StoreError::Backend)?;
+        Ok(item.map(|r| r.reservation))
     }
 
     async fn create_reservation(
@@ -336,7 +313,7 @@ impl InventoryStore for DynamoDbInventoryStore {
         let updated_at = reservation.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut items = vec![update(
             &self.table,
-            key(pk.clone(), ENTITY_RESERVATION),
+            dynamo::key(pk.clone(), ENTITY_RESERVATION),
             "SET #status = :to, updated_at = :u",
             "#status = :reserved",
             values([

@@ -113,17 +113,8 @@ impl DynamoDbOrderStore {
     }
 
     async fn idempotency_record(&self, key: &str) -> Result<Option<IdempotencyItem>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(idempotency_pk(key)))
-            .key("sk", AttributeValue::S(ENTITY_IDEMPOTENCY.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_backend)?;
-        output.item.map(|item| serde_dynamo::from_item(item).map_err(backend)).transpose()
+        let key = dynamo::key(idempotency_pk(key), ENTITY_IDEMPOTENCY);
+        dynamo::get_item(&self.client, &self.table, key, true).await.map_err(StoreError::Backend)
     }
 }
 
@@ -171,19 +162,10 @@ impl OrderStore for DynamoDbOrderStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(order_pk(id)))
-            .key("sk", AttributeValue::S(ENTITY_ORDER.into()))
-            .send()
-            .await
-            .map_err(sdk_backend)?;
-        output
-            .item
-            .map(|item| serde_dynamo::from_item::<_, OrderItem>(item).map(|i| i.order).map_err(backend))
-            .transpose()
+        let key = dynamo::key(order_pk(id), ENTITY_ORDER);
+        let item: Option<OrderItem> =
+            dynamo::get_item(&self.client, &self.table, key, false).await.map_err(StoreError::Backend)?;
+        Ok(item.map(|i| i.order))
     }
 
     async fn list_by_customer(
