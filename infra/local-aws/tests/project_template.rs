@@ -89,3 +89,27 @@ fn sam_local_env_covers_every_function_and_variable() {
         }
     }
 }
+
+#[test]
+fn stream_triggered_functions_have_a_role_scoped_to_their_stream() {
+    // SAM's generated role for a DynamoDB trigger carries AWSLambdaDynamoDBExecutionRole, which
+    // reads every stream in the account: such functions must bring their own role.
+    let template = Template::load_project().unwrap();
+    for (id, resource) in template.resources_of_type("AWS::Serverless::Function") {
+        let events = resource.properties.get("Events").and_then(Value::as_mapping);
+        let stream_triggered =
+            events.into_iter().flat_map(|m| m.values()).any(|event| str_at(event, &["Type"]) == Some("DynamoDB"));
+        if !stream_triggered {
+            continue;
+        }
+        let role =
+            resource.properties.get("Role").unwrap_or_else(|| panic!("{id}: stream trigger without an explicit Role"));
+        let role_id = match role {
+            Value::Tagged(tagged) => tagged.value.as_str().unwrap_or_default().trim_end_matches(".Arn").to_owned(),
+            other => panic!("{id}: Role should be !GetAtt <role>.Arn, got {other:?}"),
+        };
+        let policy = format!("{:?}", template.resource(&role_id).unwrap().properties);
+        assert!(policy.contains("/stream/*"), "{id}: {role_id} must scope stream reads to its table's stream");
+        assert!(!policy.contains("AWSLambdaDynamoDBExecutionRole"), "{id}: {role_id} must not read every stream");
+    }
+}
