@@ -46,14 +46,13 @@ impl Api {
         (parts.status, parts.headers, value)
     }
 
+    /// `POST /orders` with `body`, as API Gateway (HTTP API, payload v2) delivers it: the
+    /// place-order fixture with its body replaced and no idempotency key.
     async fn post_json(&self, body: &str) -> (StatusCode, http::HeaderMap, Value) {
-        self.send(
-            Request::post("/orders")
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_owned()))
-                .unwrap(),
-        )
-        .await
+        let mut event: Value = serde_json::from_str(&fixture("place-order.json")).unwrap();
+        event["body"] = Value::String(body.to_owned());
+        event["headers"].as_object_mut().unwrap().remove("idempotency-key");
+        self.send(lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway v2 event")).await
     }
 }
 
