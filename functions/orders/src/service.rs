@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use shared::validation::check_identifier;
 use shared::{CorrelationId, InvalidParam};
 
 use crate::domain::{Order, OrderId, PlaceOrderRequest};
@@ -95,9 +96,7 @@ impl OrderService {
         cursor: Option<&str>,
     ) -> Result<OrderPage, OrdersError> {
         let mut violations = Vec::new();
-        if customer_id.trim().is_empty() || customer_id.chars().count() > crate::domain::MAX_ID_LEN {
-            violations.push(InvalidParam::new("customer_id", "is required, at most 64 characters"));
-        }
+        check_identifier("customer_id", customer_id, &mut violations);
         let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             violations.push(InvalidParam::new("limit", format!("must be between 1 and {MAX_PAGE_SIZE}")));
