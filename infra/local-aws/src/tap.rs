@@ -24,7 +24,16 @@ impl EventTap {
             .map_err(Error::aws)?
             .queue_url
             .ok_or_else(|| Error::Aws("CreateQueue returned no URL".into()))?;
-        let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(Error::aws)?
+            .attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .ok_or_else(|| Error::Aws("GetQueueAttributes returned no QueueArn".into()))?;
         events
             .put_rule()
             .event_bus_name(bus)
