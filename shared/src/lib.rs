@@ -8,6 +8,7 @@ pub mod correlation;
 pub mod dynamo;
 pub mod envelope;
 pub mod http;
+pub mod money;
 pub mod observability;
 pub mod outbox;
 pub mod problem;

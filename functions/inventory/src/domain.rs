@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::InvalidParam;
+use shared::money::check_currency;
 use shared::validation::{check_identifier, check_lines};
 
 /// A reservation is one DynamoDB transaction: one stock update per line, plus the reservation
@@ -16,19 +17,7 @@ pub const MAX_RESTOCK: u32 = 1_000_000;
 pub const MAX_PRICE_MINOR: u64 = 10_000_000_000;
 pub const MAX_NAME_LEN: usize = 200;
 
-/// An amount of money in minor units (cents) of an ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Money {
-    pub amount_minor: u64,
-    pub currency: String,
-}
-
-fn check_currency(name: &str, currency: &str, violations: &mut Vec<InvalidParam>) {
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        violations.push(InvalidParam::new(name, "must be an ISO 4217 code such as EUR or USD"));
-    }
-}
+pub use shared::money::Money;
 
 /// A product of the catalogue with its stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

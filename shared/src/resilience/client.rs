@@ -106,6 +106,20 @@ impl ServiceClientConfig {
     pub fn from_env(prefix: &str) -> Result<Self, EnvError> {
         Self::from_lookup(prefix, |name| std::env::var(name).ok())
     }
+
+    /// The policy these settings describe: overall and attempt timeouts, retry, a breaker and a
+    /// bulkhead named after the downstream. For clients that speak their own protocol over
+    /// HTTP (a payment provider) and so cannot use [`ServiceClient`] itself.
+    pub fn policy(&self) -> Result<Policy, super::ConfigError> {
+        let breaker = CircuitBreaker::new(self.name.clone(), self.breaker.clone())?;
+        Policy::builder(self.name.clone())
+            .overall_timeout(self.overall_timeout)
+            .attempt_timeout(self.attempt_timeout)
+            .retry(self.retry.clone())
+            .breaker(breaker)
+            .bulkhead(Bulkhead::new(self.bulkhead_max_concurrent, self.bulkhead_max_wait)?)
+            .build()
+    }
 }
 
 /// A failed HTTP call.
@@ -162,15 +176,7 @@ pub struct ServiceClient {
 
 impl ServiceClient {
     pub fn new(config: &ServiceClientConfig) -> Result<Self, super::ConfigError> {
-        let breaker = CircuitBreaker::new(config.name.clone(), config.breaker.clone())?;
-        let policy = Policy::builder(config.name.clone())
-            .overall_timeout(config.overall_timeout)
-            .attempt_timeout(config.attempt_timeout)
-            .retry(config.retry.clone())
-            .breaker(breaker)
-            .bulkhead(Bulkhead::new(config.bulkhead_max_concurrent, config.bulkhead_max_wait)?)
-            .build()?;
-        Ok(Self::with_policy(config.base_url.clone(), policy))
+        Ok(Self::with_policy(config.base_url.clone(), config.policy()?))
     }
 
     pub fn with_policy(base_url: impl Into<String>, policy: Policy) -> Self {
