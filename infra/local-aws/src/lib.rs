@@ -10,11 +10,13 @@
 //! ```
 
 mod moto;
+mod process;
 pub mod streams;
 pub mod tap;
 pub mod template;
 
 pub use moto::Moto;
+pub use process::LocalStripe;
 pub use streams::StreamReader;
 pub use tap::EventTap;
 pub use template::{TableSpec, Template};
@@ -24,12 +26,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "the Python with moto was not found at {path}. Install the dev tools with `make setup` \
-         (creates .venv from requirements-dev.txt), or point MOTO_PYTHON at a Python that has moto[server]"
+        "the Python with {tool} was not found at {path}. Install the dev tools with `make setup` \
+         (creates .venv from requirements-dev.txt), or point MOTO_PYTHON at a Python that has them"
     )]
-    MotoMissing { path: PathBuf },
-    #[error("moto did not start: {0}")]
-    MotoStart(String),
+    PythonMissing { path: PathBuf, tool: &'static str },
+    #[error("{0} did not start: {1}")]
+    Start(&'static str, String),
     #[error("template: {0}")]
     Template(String),
     #[error("AWS call failed: {0}")]

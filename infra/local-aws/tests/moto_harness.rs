@@ -7,7 +7,7 @@ async fn a_missing_python_is_reported_with_the_way_to_install_it() {
     let Err(err) = Moto::start_with("/nonexistent/.venv/bin/python".into()).await else {
         panic!("moto cannot start without its Python");
     };
-    assert!(matches!(err, Error::MotoMissing { .. }));
+    assert!(matches!(err, Error::PythonMissing { tool: "moto", .. }));
     assert!(err.to_string().contains("make setup"), "{err}");
 }
 
