@@ -56,7 +56,7 @@ build:
 	@test -x $(BUILD_VENV)/bin/cargo-lambda || { $(PYTHON) -m venv $(BUILD_VENV) && \
 		$(BUILD_VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2 ziglang==0.17.1; }
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked -p orders -p inventory
+	PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked -p orders -p inventory -p payments
 	@ls -l target/lambda/*/bootstrap
 
 # Success-path overhead of shared::resilience next to failsafe, recloser, tower-resilience, backon.

@@ -1,0 +1,205 @@
+//! The payment service on DynamoDB (moto, table created from template.yaml) with the Stripe
+//! adapter talking to the provider simulator, and the wiring the Lambda uses: the API key read
+//! from Secrets Manager at cold start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use local_aws::{Moto, Template, unique_name};
+use payment_provider_sim::{Faults, RunningSimulator, Simulator, SimulatorConfig};
+use payments::adapters::dynamodb::DynamoDbPaymentStore;
+use payments::adapters::stripe::{ApiKey, SecretError, StripeProvider};
+use payments::domain::{ChargeRequest, Lease, Payment, PaymentStatus};
+use payments::ports::PaymentStore;
+use payments::service::{LeaseConfig, PaymentService};
+use shared::CorrelationId;
+use shared::money::Money;
+use shared::resilience::ServiceClientConfig;
+
+const KEY: &str = "sk_test_moto";
+
+struct Stack {
+    _moto: Moto,
+    sim: RunningSimulator,
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    store: Arc<DynamoDbPaymentStore>,
+    service: PaymentService,
+}
+
+async fn stack() -> Stack {
+    let moto = Moto::start().await.unwrap();
+    let template = Template::load_project().unwrap();
+    let table = moto.create_table(&template.table("PaymentsTable").unwrap(), &unique_name("payments")).await.unwrap();
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
+    let store = Arc::new(DynamoDbPaymentStore::new(client.clone(), &table));
+    let config = SimulatorConfig { api_key: KEY.into(), faults: Faults::default(), seed: Some(3) };
+    let sim = Simulator::new(config).unwrap().spawn(0).await.unwrap();
+    let base_url = sim.base_url();
+    let provider_config =
+        ServiceClientConfig::from_lookup("P", |n| (n == "P_BASE_URL").then(|| base_url.clone())).unwrap();
+    let provider = StripeProvider::new(&provider_config, ApiKey::new(KEY)).unwrap();
+    let lease = LeaseConfig { duration: Duration::from_secs(10), poll_interval: Duration::from_millis(25) };
+    let service = PaymentService::new(store.clone(), Arc::new(provider), lease);
+    Stack { _moto: moto, sim, client, table, store, service }
+}
+
+fn request(order_id: &str, payment_method: &str) -> ChargeRequest {
+    ChargeRequest { order_id: order_id.into(), amount: Money::new(4200, "EUR"), payment_method: payment_method.into() }
+}
+
+/// The outbox events in the table, by type, oldest first.
+async fn outbox(stack: &Stack) -> Vec<String> {
+    let scan = stack.client.scan().table_name(&stack.table).send().await.unwrap();
+    let mut events: Vec<(String, String)> = scan
+        .items()
+        .iter()
+        .filter(|item| item.get("entity").and_then(|e| e.as_s().ok()).is_some_and(|e| e == "OUTBOX"))
+        .map(|item| {
+            let sk = item["sk"].as_s().unwrap().clone();
+            (sk, item["detail_type"].as_s().unwrap().clone())
+        })
+        .collect();
+    events.sort();
+    events.into_iter().map(|(_, t)| t).collect()
+}
+
+#[tokio::test]
+async fn a_charge_is_captured_recorded_with_its_event_and_read_back() {
+    let stack = stack().await;
+    let payment = stack.service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
+    assert_eq!(payment.status, PaymentStatus::Captured);
+    let intent = stack.sim.simulator.payment_intent(payment.provider_payment_id.as_deref().unwrap()).unwrap();
+    assert_eq!((intent["amount"].as_u64(), intent["status"].as_str()), (Some(4200), Some("succeeded")));
+    assert_eq!(stack.store.get("o-1").await.unwrap(), Some(payment));
+    assert_eq!(outbox(&stack).await, ["PaymentCompleted"]);
+}
+
+#[tokio::test]
+async fn the_same_charge_issued_five_times_concurrently_charges_once() {
+    let stack = stack().await;
+    stack.sim.simulator.set_faults(Faults { latency_ms: 300, ..Faults::default() }).unwrap();
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let service = stack.service.clone();
+            tokio::spawn(
+                async move { service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await },
+            )
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap().unwrap());
+    }
+    assert!(results.iter().all(|p| p == &results[0] && p.status == PaymentStatus::Captured), "{results:?}");
+    let stats = stack.sim.simulator.stats();
+    assert_eq!((stats.requests, stats.payment_intents_created, stats.charges_succeeded), (1, 1, 1));
+    assert_eq!(outbox(&stack).await, ["PaymentCompleted"]);
+}
+
+#[tokio::test]
+async fn a_decline_is_one_provider_call_and_a_final_declined_payment() {
+    let stack = stack().await;
+    let correlation = CorrelationId::generate();
+    let payment = stack.service.charge(&request("o-1", "pm_card_visa_chargeDeclined"), &correlation).await.unwrap();
+    assert_eq!(payment.status, PaymentStatus::Declined);
+    assert_eq!(payment.decline.as_ref().unwrap().reason, "generic_decline");
+    stack.service.charge(&request("o-1", "pm_card_visa_chargeDeclined"), &correlation).await.unwrap();
+    assert_eq!(stack.service.refund("o-1", &correlation).await.unwrap().unwrap().status, PaymentStatus::Declined);
+    assert_eq!(stack.sim.simulator.stats().requests, 1);
+    assert_eq!(outbox(&stack).await, ["PaymentDeclined"]);
+}
+
+#[tokio::test]
+async fn a_refund_issued_twice_refunds_the_captured_amount_once() {
+    let stack = stack().await;
+    let correlation = CorrelationId::generate();
+    let charged = stack.service.charge(&request("o-1", "pm_card_visa"), &correlation).await.unwrap();
+    let first = stack.service.refund("o-1", &correlation).await.unwrap().unwrap();
+    let second = stack.service.refund("o-1", &correlation).await.unwrap().unwrap();
+    assert_eq!(first, second);
+    assert_eq!(first.status, PaymentStatus::Refunded);
+    let intent = charged.provider_payment_id.unwrap();
+    assert_eq!(stack.sim.simulator.refunded(&intent), 4200);
+    assert_eq!(stack.sim.simulator.stats().refunds_created, 1);
+    assert_eq!(outbox(&stack).await, ["PaymentCompleted", "PaymentRefunded"]);
+}
+
+#[tokio::test]
+async fn leases_are_conditional_on_status_and_expiry_and_only_the_owner_gives_one_back() {
+    let stack = stack().await;
+    let now = Utc::now();
+    let now_ms = now.timestamp_millis();
+    let lease = |owner: &str, ms: i64| Lease { owner: owner.into(), until_ms: now_ms + ms };
+    let pending = Payment::pending(&request("o-1", "pm_card_visa"), lease("a", 60_000), now);
+    assert!(stack.store.create(&pending).await.unwrap());
+    assert!(!stack.store.create(&pending).await.unwrap(), "one payment per order");
+
+    let store = &stack.store;
+    assert_eq!(store.take_lease("o-1", PaymentStatus::Pending, &lease("b", 1000), now_ms, false).await.unwrap(), None);
+    assert_eq!(
+        store.take_lease("o-1", PaymentStatus::Captured, &lease("b", 1000), now_ms + 120_000, false).await.unwrap(),
+        None
+    );
+    store.release_lease("o-1", "b", false).await.unwrap();
+    assert_eq!(store.get("o-1").await.unwrap().unwrap().lease.unwrap().owner, "a", "b never held it");
+    store.release_lease("o-1", "a", false).await.unwrap();
+    let released = store.get("o-1").await.unwrap().unwrap();
+    assert_eq!((released.lease, released.provider_contacted), (None, false));
+
+    let before = store.take_lease("o-1", PaymentStatus::Pending, &lease("c", 1000), now_ms, true).await.unwrap();
+    assert!(!before.unwrap().provider_contacted, "the payment as it was before");
+    let after = store.get("o-1").await.unwrap().unwrap();
+    assert_eq!((after.lease.unwrap().owner.as_str(), after.provider_contacted), ("c", true));
+}
+
+#[tokio::test]
+async fn the_api_key_is_read_from_secrets_manager_as_json_or_bare_and_a_bad_secret_says_which() {
+    let moto = Moto::start().await.unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
+    for (name, value) in [("json", r#"{"api_key":"sk_test_json"}"#), ("bare", "sk_test_bare\n"), ("empty", "{}")] {
+        secrets.create_secret().name(name).secret_string(value).send().await.unwrap();
+    }
+    let debug = |key: ApiKey| format!("{key:?}");
+    assert_eq!(debug(ApiKey::from_secrets_manager(&secrets, "json").await.unwrap()), "ApiKey(<redacted>)");
+    ApiKey::from_secrets_manager(&secrets, "bare").await.unwrap();
+    let empty = ApiKey::from_secrets_manager(&secrets, "empty").await.unwrap_err();
+    assert!(matches!(&empty, SecretError::Empty { secret_id } if secret_id == "empty"), "{empty:?}");
+    let missing = ApiKey::from_secrets_manager(&secrets, "nope").await.unwrap_err();
+    assert!(matches!(&missing, SecretError::Unreadable { .. }) && missing.to_string().contains("nope"), "{missing}");
+}
+
+#[tokio::test]
+async fn the_lambda_wiring_reads_the_key_from_secrets_manager_and_charges_through_the_provider() {
+    let moto = Moto::start().await.unwrap();
+    let config = moto.sdk_config();
+    let template = Template::load_project().unwrap();
+    let table = moto.create_table(&template.table("PaymentsTable").unwrap(), &unique_name("payments")).await.unwrap();
+    let secret = aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name("payment-provider")
+        .secret_string(serde_json::json!({ "api_key": KEY }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let sim = Simulator::new(SimulatorConfig { api_key: KEY.into(), ..SimulatorConfig::default() })
+        .unwrap()
+        .spawn(0)
+        .await
+        .unwrap();
+    // Each nextest test is its own process, so setting the environment here is contained.
+    unsafe {
+        std::env::set_var("PAYMENTS_TABLE", &table);
+        std::env::set_var("PAYMENT_PROVIDER_BASE_URL", sim.base_url());
+        std::env::set_var("PAYMENT_PROVIDER_SECRET_ID", secret.arn().unwrap());
+    }
+    let service = payments::entrypoints::service_from_env(&config).await.unwrap();
+    let payment = service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
+    assert_eq!(payment.status, PaymentStatus::Captured);
+    assert_eq!(sim.simulator.stats().charges_succeeded, 1);
+
+    unsafe { std::env::set_var("PAYMENT_PROVIDER_SECRET_ID", "no-such-secret") };
+    let err = payments::entrypoints::service_from_env(&config).await.err().unwrap();
+    assert!(err.to_string().contains("no-such-secret"), "{err}");
+}

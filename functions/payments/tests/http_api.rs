@@ -1,0 +1,73 @@
+//! The payments HTTP API driven with the `events/payments-api` fixture (API Gateway v2).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use payments::adapters::memory::{InMemoryPaymentStore, ScriptedProvider};
+use payments::domain::ChargeRequest;
+use payments::http::router;
+use payments::service::{LeaseConfig, PaymentService};
+use serde_json::{Value, json};
+use shared::CorrelationId;
+use shared::money::Money;
+use tower::ServiceExt;
+
+const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
+
+fn fixture(name: &str) -> lambda_http::Request {
+    let path = format!("{}/../../events/payments-api/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    lambda_http::request::from_str(&text).expect("fixture is an API Gateway v2 request")
+}
+
+async fn send<B>(service: &PaymentService, request: Request<B>) -> (StatusCode, http::HeaderMap, Value)
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let response = router(service.clone()).oneshot(request.map(Body::new)).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
+}
+
+#[tokio::test]
+async fn the_fixture_reads_the_payment_of_an_order_without_its_lease_bookkeeping() {
+    let store = Arc::new(InMemoryPaymentStore::new());
+    let service = PaymentService::new(store, Arc::new(ScriptedProvider::new()), LeaseConfig::default());
+    let (status, headers, body) = send(&service, fixture("get-payment.json")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(headers["x-correlation-id"], "demo-correlation-3");
+
+    let charge = ChargeRequest {
+        order_id: ORDER_ID.into(),
+        amount: Money::new(2500, "EUR"),
+        payment_method: "pm_card_visa".into(),
+    };
+    service.charge(&charge, &CorrelationId::generate()).await.unwrap();
+    let (status, _, mut body) = send(&service, fixture("get-payment.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let object = body.as_object_mut().unwrap();
+    assert!(object.remove("created_at").is_some() && object.remove("updated_at").is_some());
+    assert_eq!(
+        body,
+        json!({"order_id": ORDER_ID, "status": "CAPTURED", "amount": {"amount_minor": 2500, "currency": "EUR"},
+               "payment_method": "pm_card_visa", "provider_payment_id": format!("pi_{ORDER_ID}")})
+    );
+}
+
+#[tokio::test]
+async fn a_bad_order_id_is_a_400_and_other_methods_are_405() {
+    let service = PaymentService::read_only(Arc::new(InMemoryPaymentStore::new()));
+    let long = "x".repeat(65);
+    let request = Request::get(format!("/payments/order/{long}")).body(Body::empty()).unwrap();
+    let (status, _, body) = send(&service, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["invalid-params"][0]["name"], "order_id");
+    let request = Request::post(format!("/payments/order/{ORDER_ID}")).body(Body::empty()).unwrap();
+    let (status, headers, _) = send(&service, request).await;
+    assert_eq!((status, headers["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "GET,HEAD"));
+}

@@ -1,0 +1,82 @@
+//! The Stripe adapter against localstripe, a Stripe emulator this project did not write, for the
+//! calls it supports: charge (create and confirm in one request), decline, refund. localstripe
+//! ignores `Idempotency-Key`, so once-only behaviour is proven against our simulator instead.
+
+use local_aws::LocalStripe;
+use payments::adapters::stripe::{ApiKey, StripeProvider};
+use payments::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderRefund};
+use serde_json::Value;
+use shared::money::Money;
+use shared::resilience::ServiceClientConfig;
+
+const KEY: &str = "sk_test_localstripe";
+
+/// localstripe knows cards by number: make a payment method for one.
+async fn payment_method(stripe: &LocalStripe, number: &str) -> String {
+    let form = [
+        ("type", "card"),
+        ("card[number]", number),
+        ("card[exp_month]", "12"),
+        ("card[exp_year]", "2040"),
+        ("card[cvc]", "123"),
+    ];
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/payment_methods", stripe.base_url()))
+        .bearer_auth(KEY)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap_or_else(|| panic!("no payment method: {body}")).to_owned()
+}
+
+fn charge(order_id: &str, payment_method: String) -> ProviderCharge {
+    ProviderCharge {
+        order_id: order_id.into(),
+        amount: Money::new(3100, "EUR"),
+        payment_method,
+        idempotency_key: format!("order-{order_id}-charge"),
+    }
+}
+
+#[tokio::test]
+async fn the_adapter_charges_is_declined_and_refunds_on_localstripe() {
+    let stripe = LocalStripe::start().await.expect("localstripe is installed by `make setup`");
+    let base_url = stripe.base_url().to_owned();
+    let config = ServiceClientConfig::from_lookup("P", |n| (n == "P_BASE_URL").then(|| base_url.clone())).unwrap();
+    let provider = StripeProvider::new(&config, ApiKey::new(KEY)).unwrap();
+
+    let visa = payment_method(&stripe, "4242424242424242").await;
+    let ChargeOutcome::Captured { provider_payment_id } = provider.charge(&charge("o-1", visa)).await.unwrap() else {
+        panic!("a good card is captured")
+    };
+    let intent: Value = reqwest::Client::new()
+        .get(format!("{}/v1/payment_intents/{provider_payment_id}", stripe.base_url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((intent["status"].as_str(), intent["amount"].as_u64()), (Some("succeeded"), Some(3100)));
+    assert_eq!(intent["metadata"]["order_id"], "o-1");
+
+    // 4000000000000341 attaches fine and is declined when charged.
+    let declining = payment_method(&stripe, "4000000000000341").await;
+    let outcome = provider.charge(&charge("o-2", declining)).await.unwrap();
+    assert!(
+        matches!(&outcome, ChargeOutcome::Declined { decline, .. } if decline.reason == "card_declined"),
+        "{outcome:?}"
+    );
+
+    let refund = ProviderRefund {
+        order_id: "o-1".into(),
+        provider_payment_id,
+        amount: Money::new(3100, "EUR"),
+        idempotency_key: "order-o-1-refund".into(),
+    };
+    let refund_id = provider.refund(&refund).await.unwrap();
+    assert!(refund_id.starts_with("re_"), "{refund_id}");
+}
