@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod problem;
 pub mod publisher;
 pub mod resilience;
+pub mod saga;
 pub mod validation;
 
 pub use correlation::CorrelationId;

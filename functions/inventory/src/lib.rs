@@ -4,7 +4,8 @@
 //! - [`domain`]: products, reservations and their rules. No I/O.
 //! - [`ports`] and [`adapters`] (DynamoDB, in-memory); [`service`]: the use cases
 //!   (`reserve`, `release`, `commit`, catalogue admin) that the HTTP API and the saga worker call.
-//! - [`http`]: the axum router; [`relay`]: outbox and `StockLow` publishing; [`entrypoints`].
+//! - [`http`]: the axum router; [`relay`]: outbox and `StockLow` publishing; [`saga`]: the saga
+//!   worker and the consumer of order outcomes; [`entrypoints`].
 
 pub mod adapters;
 pub mod domain;
@@ -13,4 +14,5 @@ pub mod events;
 pub mod http;
 pub mod ports;
 pub mod relay;
+pub mod saga;
 pub mod service;

@@ -74,4 +74,10 @@ pub trait InventoryStore: Send + Sync {
         events: &[OutboxEvent],
         correlation_id: &CorrelationId,
     ) -> Result<bool, StoreError>;
+
+    /// True if an event with this id was marked as handled (within the marker's lifetime).
+    async fn was_processed(&self, event_id: &str) -> Result<bool, StoreError>;
+
+    /// Marks an event as handled; marking it again changes nothing.
+    async fn mark_processed(&self, event_id: &str) -> Result<(), StoreError>;
 }

@@ -184,4 +184,13 @@ impl InventoryService {
         }
         Err(InventoryError::Contended)
     }
+
+    /// True if the consumed event with this id was handled before.
+    pub async fn was_processed(&self, event_id: &str) -> Result<bool, InventoryError> {
+        Ok(self.store.was_processed(event_id).await?)
+    }
+
+    pub async fn mark_processed(&self, event_id: &str) -> Result<(), InventoryError> {
+        Ok(self.store.mark_processed(event_id).await?)
+    }
 }

@@ -26,6 +26,8 @@ impl From<OrdersError> for ApiError {
             OrdersError::IdempotencyKeyReused => {
                 ApiError::Unprocessable("this Idempotency-Key was already used with a different request body".into())
             }
+            e @ OrdersError::Illegal(_) => ApiError::Conflict(e.to_string()),
+            e @ OrdersError::Contended(_) => ApiError::Unavailable(e.to_string()),
             OrdersError::Store(StoreError::Backend(e)) => ApiError::internal(e),
             OrdersError::Store(other) => ApiError::internal(other),
         }

@@ -4,6 +4,8 @@
 //! - [`ports`]: the store trait the core needs; [`adapters`]: DynamoDB and in-memory.
 //! - [`service`]: the use cases; [`http`]: the axum router. The outbox relay is
 //!   `shared::outbox::relay` on this service's table stream.
+//! - [`saga`]: the saga starter (one execution per order) and the worker for `ConfirmOrder` and
+//!   `CancelOrder`.
 //! - [`entrypoints`]: what each Lambda binary runs.
 
 pub mod adapters;
@@ -12,4 +14,5 @@ pub mod entrypoints;
 pub mod events;
 pub mod http;
 pub mod ports;
+pub mod saga;
 pub mod service;

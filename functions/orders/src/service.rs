@@ -6,7 +6,7 @@ use chrono::Utc;
 use shared::validation::check_identifier;
 use shared::{CorrelationId, InvalidParam};
 
-use crate::domain::{Order, OrderId, PlaceOrderRequest};
+use crate::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest};
 use crate::events;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, StoreError};
 
@@ -23,8 +23,15 @@ pub enum OrdersError {
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,
     #[error(transparent)]
+    Illegal(#[from] crate::domain::IllegalTransition),
+    #[error("order {0} kept changing under concurrent writes; try again")]
+    Contended(OrderId),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// How many times a status change reads and writes again after losing a race.
+const UPDATE_ATTEMPTS: usize = 3;
 
 /// What `place_order` did.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,5 +117,65 @@ impl OrderService {
             }
             other => Ok(other?),
         }
+    }
+
+    /// Confirms a pending order with its `OrderConfirmed` event. Confirming a confirmed order
+    /// changes nothing; a cancelled one cannot be confirmed.
+    pub async fn confirm(&self, id: OrderId, correlation_id: &CorrelationId) -> Result<Order, OrdersError> {
+        self.change_status(id, correlation_id, |order| {
+            if order.status == OrderStatus::Confirmed {
+                return Ok(false);
+            }
+            order.confirm(Utc::now())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Cancels a pending order with its `OrderCancelled` event carrying `reason`. Cancelling a
+    /// cancelled order changes nothing; a confirmed one cannot be cancelled.
+    pub async fn cancel(
+        &self,
+        id: OrderId,
+        reason: &str,
+        correlation_id: &CorrelationId,
+    ) -> Result<Order, OrdersError> {
+        self.change_status(id, correlation_id, |order| {
+            if order.status == OrderStatus::Cancelled {
+                return Ok(false);
+            }
+            order.cancel(reason, Utc::now())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Reads the order, applies `change` (which says whether anything changed), and writes it
+    /// with its event under optimistic locking, reading again if someone wrote in between.
+    async fn change_status(
+        &self,
+        id: OrderId,
+        correlation_id: &CorrelationId,
+        change: impl Fn(&mut Order) -> Result<bool, crate::domain::IllegalTransition>,
+    ) -> Result<Order, OrdersError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let mut order = self.store.get(id).await?.ok_or(OrdersError::NotFound(id))?;
+            if !change(&mut order)? {
+                return Ok(order);
+            }
+            let event = match order.status {
+                OrderStatus::Confirmed => events::order_confirmed(&order, correlation_id),
+                _ => events::order_cancelled(&order, correlation_id),
+            };
+            match self.store.update(&order, &[event]).await {
+                Ok(()) => {
+                    tracing::info!(order_id = %id, status = ?order.status, "order status changed");
+                    return Ok(order);
+                }
+                Err(StoreError::VersionConflict(_)) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(OrdersError::Contended(id))
     }
 }

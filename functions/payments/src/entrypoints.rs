@@ -49,3 +49,12 @@ pub async fn run_api() -> Result<(), BoxError> {
 pub async fn run_outbox_relay() -> Result<(), BoxError> {
     shared::outbox::run_relay(&shared::outbox::outbox_only).await
 }
+
+/// The payments saga worker: `ProcessPayment` and `RefundPayment`. The only function with the
+/// provider's API key.
+pub async fn run_saga_worker() -> Result<(), BoxError> {
+    init_tracing()?;
+    let config = aws_sdk_config().await;
+    let service = service_from_env(&config).await?;
+    shared::saga::run_worker(crate::saga::PaymentsSagaWorker::new(service)).await
+}

@@ -4,8 +4,8 @@
 //! - [`domain`]: the payment and its states. No I/O.
 //! - [`ports`] and [`adapters`]: DynamoDB and in-memory stores, the Stripe HTTP provider and a
 //!   scripted one for unit tests.
-//! - [`service`]: `charge` and `refund`, which the saga worker calls; [`http`]: the read API;
-//!   [`entrypoints`].
+//! - [`service`]: `charge` and `refund`; [`saga`]: the worker that runs them for the saga;
+//!   [`http`]: the read API; [`entrypoints`].
 
 pub mod adapters;
 pub mod domain;
@@ -13,4 +13,5 @@ pub mod entrypoints;
 pub mod events;
 pub mod http;
 pub mod ports;
+pub mod saga;
 pub mod service;

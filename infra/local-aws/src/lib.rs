@@ -19,7 +19,7 @@ pub use moto::Moto;
 pub use process::LocalStripe;
 pub use streams::StreamReader;
 pub use tap::EventTap;
-pub use template::{TableSpec, Template};
+pub use template::{FunctionRule, StateMachineSpec, TableSpec, Template, referenced};
 
 use std::path::PathBuf;
 

@@ -72,6 +72,21 @@ impl Moto {
         Ok(name.to_owned())
     }
 
+    /// Creates a Standard state machine and returns its ARN. moto checks no IAM: the role is a
+    /// placeholder.
+    pub async fn create_state_machine(&self, name: &str, definition: &str) -> Result<String, Error> {
+        let client = aws_sdk_sfn::Client::new(&self.sdk_config());
+        let output = client
+            .create_state_machine()
+            .name(name)
+            .definition(definition)
+            .role_arn("arn:aws:iam::123456789012:role/local-state-machine")
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        Ok(output.state_machine_arn)
+    }
+
     /// Creates an event bus and returns its name.
     pub async fn create_bus(&self, name: &str) -> Result<String, Error> {
         let client = aws_sdk_eventbridge::Client::new(&self.sdk_config());

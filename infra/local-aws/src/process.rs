@@ -38,6 +38,8 @@ impl PythonServer {
             let child = Command::new(python)
                 .arg(script)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                // moto calls itself (Step Functions putting events, for one) on this port.
+                .env("MOTO_PORT", port.to_string())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(|e| Error::Start(name, e.to_string()))?)
                 .stderr(log)

@@ -55,6 +55,37 @@ impl EventTap {
         Ok(Self { sqs, queue_url })
     }
 
+    /// What is waiting now (up to 10 events), without waiting for more; each is deleted from the
+    /// queue, as a Lambda trigger does once its handler returned.
+    pub async fn poll(&self) -> Result<Vec<serde_json::Value>, Error> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        let mut events = Vec::new();
+        for message in output.messages() {
+            let body = message.body().unwrap_or_default();
+            events.push(
+                serde_json::from_str(body).map_err(|e| Error::Aws(format!("SQS body is not JSON: {e}: {body}")))?,
+            );
+            if let Some(handle) = message.receipt_handle() {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .map_err(Error::aws)?;
+            }
+        }
+        Ok(events)
+    }
+
     /// Receives until `count` events arrived or `timeout` passed; returns the EventBridge events
     /// (with `source`, `detail-type`, `detail`, ...) in arrival order.
     pub async fn receive(&self, count: usize, timeout: Duration) -> Result<Vec<serde_json::Value>, Error> {

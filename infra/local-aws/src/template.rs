@@ -3,7 +3,7 @@
 //! tagged values and are only resolved where the local side needs them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -58,6 +58,48 @@ impl Template {
         self.resources.iter().filter(move |(_, r)| r.kind == kind).map(|(id, r)| (id.as_str(), r))
     }
 
+    /// Every `EventBridgeRule` event of every `AWS::Serverless::Function`: which function a rule
+    /// invokes, and the rule's pattern as JSON.
+    pub fn event_rules(&self) -> Result<Vec<FunctionRule>, Error> {
+        let mut rules = Vec::new();
+        for (function, resource) in self.resources_of_type("AWS::Serverless::Function") {
+            let Some(events) = resource.properties.get("Events").and_then(Value::as_mapping) else { continue };
+            for (name, event) in events {
+                if event.get("Type").and_then(Value::as_str) != Some("EventBridgeRule") {
+                    continue;
+                }
+                let name = name.as_str().unwrap_or_default().to_owned();
+                let pattern = event.get("Properties").and_then(|p| p.get("Pattern")).ok_or_else(|| {
+                    Error::Template(format!("{function}.{name}: an EventBridgeRule without a Pattern"))
+                })?;
+                let pattern = serde_json::to_value(pattern)
+                    .map_err(|e| Error::Template(format!("{function}.{name}: pattern is not JSON: {e}")))?;
+                rules.push(FunctionRule { function: function.to_owned(), event: name, pattern });
+            }
+        }
+        Ok(rules)
+    }
+
+    /// The declaration of an `AWS::Serverless::StateMachine` with a `DefinitionUri` file.
+    pub fn state_machine(&self, logical_id: &str) -> Result<StateMachineSpec, Error> {
+        let resource = self.resource(logical_id)?;
+        if resource.kind != "AWS::Serverless::StateMachine" {
+            return Err(Error::Template(format!("`{logical_id}` is a {}, not a state machine", resource.kind)));
+        }
+        let uri = resource
+            .properties
+            .get("DefinitionUri")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Template(format!("`{logical_id}` has no local DefinitionUri")))?;
+        let substitutions = match resource.properties.get("DefinitionSubstitutions") {
+            Some(Value::Mapping(map)) => {
+                map.iter().filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.clone()))).collect()
+            }
+            _ => BTreeMap::new(),
+        };
+        Ok(StateMachineSpec { definition_uri: project_root().join(uri), substitutions })
+    }
+
     /// The declaration of a DynamoDB table.
     pub fn table(&self, logical_id: &str) -> Result<TableSpec, Error> {
         let resource = self.resource(logical_id)?;
@@ -66,6 +108,53 @@ impl Template {
         }
         serde_norway::from_value(resource.properties.clone())
             .map_err(|e| Error::Template(format!("table `{logical_id}`: {e}")))
+    }
+}
+
+/// A function invoked by an EventBridge rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionRule {
+    /// The function's logical id.
+    pub function: String,
+    /// The event's name under the function's `Events`.
+    pub event: String,
+    pub pattern: serde_json::Value,
+}
+
+/// A state machine's definition file and its `DefinitionSubstitutions`.
+#[derive(Debug, Clone)]
+pub struct StateMachineSpec {
+    pub definition_uri: PathBuf,
+    pub substitutions: BTreeMap<String, Value>,
+}
+
+/// The logical id a value refers to: `!Ref X`, `{Ref: X}` or `!GetAtt X.Attr`.
+pub fn referenced(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" || tagged.tag == "GetAtt" => {
+            tagged.value.as_str().map(|s| s.split('.').next().unwrap_or(s))
+        }
+        Value::Mapping(map) => map.get("Ref").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+impl StateMachineSpec {
+    /// The definition with each `${Name}` replaced by `resolve(Name, declared value)`, as
+    /// CloudFormation does at deploy time. A placeholder left unresolved is an error.
+    pub fn definition(&self, resolve: impl Fn(&str, &Value) -> Option<String>) -> Result<String, Error> {
+        let mut text = std::fs::read_to_string(&self.definition_uri)
+            .map_err(|e| Error::Template(format!("reading {}: {e}", self.definition_uri.display())))?;
+        for (name, value) in &self.substitutions {
+            let resolved = resolve(name, value)
+                .ok_or_else(|| Error::Template(format!("no local value for the substitution `{name}`")))?;
+            text = text.replace(&format!("${{{name}}}"), &resolved);
+        }
+        if let Some(start) = text.find("${") {
+            let end = text[start..].find('}').map_or(text.len(), |e| start + e + 1);
+            return Err(Error::Template(format!("{} is not declared in DefinitionSubstitutions", &text[start..end])));
+        }
+        Ok(text)
     }
 }
 

@@ -5,7 +5,9 @@
 //!   `SET available = available ± :q` updates, so concurrent reservations can never oversell;
 //! - reservation: `pk = RESERVATION#<order_id>`, `sk = RESERVATION`;
 //! - applied restock: `pk = RESTOCK#<sku>#<restock_id>`, `sk = RESTOCK`, expiring after 30 days;
-//! - outbox event: `pk` of its aggregate, `sk = OUTBOX#<event_id>` (see `shared::outbox`).
+//! - outbox event: `pk` of its aggregate, `sk = OUTBOX#<event_id>` (see `shared::outbox`);
+//! - consumed event handled: `pk = EVENT#<event_id>`, `sk = PROCESSED`, expiring after 7 days
+//!   (longer than EventBridge retries and Lambda's async retries together).
 //!
 //! Every item has an `entity` attribute. Products also keep the correlation id of their last
 //! change, so the `StockLow` the relay derives from a change carries the request that caused it.
@@ -28,6 +30,20 @@ pub const ENTITY_PRODUCT: &str = "PRODUCT";
 const ENTITY_RESERVATION: &str = "RESERVATION";
 const ENTITY_RESTOCK: &str = "RESTOCK";
 const RESTOCK_TTL_DAYS: i64 = 30;
+const ENTITY_PROCESSED: &str = "PROCESSED";
+const PROCESSED_TTL_DAYS: i64 = 7;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProcessedItem {
+    pk: String,
+    sk: String,
+    entity: String,
+    expires_at: i64,
+}
+
+fn processed_key(event_id: &str) -> HashMap<String, AttributeValue> {
+    dynamo::key(format!("EVENT#{event_id}"), ENTITY_PROCESSED)
+}
 
 /// A product as stored; also what the relay reads from the stream to derive `StockLow`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -341,5 +357,25 @@ impl InventoryStore for DynamoDbInventoryStore {
             Some(failed) if failed.contains(&0) => Ok(false),
             Some(_) => Err(StoreError::Backend("a reserved product is missing from the catalogue".into())),
         }
+    }
+
+    async fn was_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        let item: Option<ProcessedItem> = dynamo::get_item(&self.client, &self.table, processed_key(event_id), true)
+            .await
+            .map_err(StoreError::Backend)?;
+        // DynamoDB deletes expired items lazily: an expired marker no longer counts.
+        Ok(item.is_some_and(|i| i.expires_at > Utc::now().timestamp()))
+    }
+
+    async fn mark_processed(&self, event_id: &str) -> Result<(), StoreError> {
+        let item = ProcessedItem {
+            pk: format!("EVENT#{event_id}"),
+            sk: ENTITY_PROCESSED.into(),
+            entity: ENTITY_PROCESSED.into(),
+            expires_at: (Utc::now() + Duration::days(PROCESSED_TTL_DAYS)).timestamp(),
+        };
+        let item = serde_dynamo::to_item(item).map_err(backend)?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_backend)?;
+        Ok(())
     }
 }

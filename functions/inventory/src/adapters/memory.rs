@@ -16,6 +16,7 @@ struct State {
     products: HashMap<String, Product>,
     reservations: HashMap<String, Reservation>,
     restocks: HashSet<(String, String)>,
+    processed: HashSet<String>,
     outbox: Vec<OutboxEvent>,
 }
 
@@ -136,5 +137,14 @@ impl InventoryStore for InMemoryInventoryStore {
         state.reservations.insert(reservation.order_id.clone(), reservation.clone());
         state.outbox.extend_from_slice(events);
         Ok(true)
+    }
+
+    async fn was_processed(&self, event_id: &str) -> Result<bool, StoreError> {
+        Ok(self.state.lock().unwrap().processed.contains(event_id))
+    }
+
+    async fn mark_processed(&self, event_id: &str) -> Result<(), StoreError> {
+        self.state.lock().unwrap().processed.insert(event_id.to_owned());
+        Ok(())
     }
 }

@@ -1,0 +1,205 @@
+//! The orders side of the fulfilment saga: the starter (one execution per `OrderCreated`) and
+//! the worker for `ConfirmOrder` and `CancelOrder`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shared::DomainEvent;
+use shared::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
+
+use crate::domain::{OrderId, OrderLine};
+use crate::events::{ORDER_CREATED, OrderCreated, SERVICE};
+use crate::service::{OrderService, OrdersError};
+
+pub const CONFIRM_ORDER: &str = "ConfirmOrder";
+pub const CANCEL_ORDER: &str = "CancelOrder";
+/// The order is not pending any more (cancelled): it cannot be confirmed.
+pub const ORDER_NOT_PENDING: &str = "OrderNotPending";
+/// The order was confirmed: a compensation must not cancel it silently.
+pub const ORDER_ALREADY_CONFIRMED: &str = "OrderAlreadyConfirmed";
+pub const ORDER_NOT_FOUND: &str = "OrderNotFound";
+
+/// How long the saga waits for each answer, passed in the execution input (the state machine
+/// reads them with `TimeoutSecondsPath`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaSettings {
+    pub task_timeout_seconds: u64,
+    /// Longer: a charge includes the provider's own timeouts and retries.
+    pub payment_timeout_seconds: u64,
+}
+
+impl Default for SagaSettings {
+    fn default() -> Self {
+        Self { task_timeout_seconds: 30, payment_timeout_seconds: 60 }
+    }
+}
+
+impl SagaSettings {
+    /// From `SAGA_TASK_TIMEOUT_SECONDS` and `SAGA_PAYMENT_TIMEOUT_SECONDS`, with the defaults.
+    pub fn from_env() -> Result<Self, shared::config::ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            task_timeout_seconds: shared::config::env_or("SAGA_TASK_TIMEOUT_SECONDS", defaults.task_timeout_seconds)?,
+            payment_timeout_seconds: shared::config::env_or(
+                "SAGA_PAYMENT_TIMEOUT_SECONDS",
+                defaults.payment_timeout_seconds,
+            )?,
+        })
+    }
+
+    pub fn task_timeout(&self) -> Duration {
+        Duration::from_secs(self.task_timeout_seconds)
+    }
+}
+
+/// The input of one fulfilment execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaInput {
+    pub order_id: OrderId,
+    pub customer_id: String,
+    pub payment_method: String,
+    pub lines: Vec<OrderLine>,
+    pub correlation_id: shared::CorrelationId,
+    pub settings: SagaSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    Started {
+        execution_arn: String,
+    },
+    /// An execution with this name exists already (a redelivered `OrderCreated`): it is the
+    /// order's saga, and no second one starts.
+    AlreadyStarted {
+        execution_arn: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("not an OrderCreated event: {0}")]
+    NotOrderCreated(String),
+    #[error("could not start the saga: {0}")]
+    Unavailable(String),
+}
+
+/// Starts named executions of the fulfilment state machine.
+#[async_trait]
+pub trait SagaStarter: Send + Sync {
+    async fn start(&self, name: &str, input: &SagaInput) -> Result<StartOutcome, StartError>;
+}
+
+/// Starts the saga for an `OrderCreated` event, named after the order so a duplicate event
+/// finds the running (or finished) execution instead of starting a second one.
+pub async fn start_for_event(
+    event: EventBridgeEvent<Value>,
+    starter: &dyn SagaStarter,
+    settings: SagaSettings,
+) -> Result<StartOutcome, StartError> {
+    if event.source != shared::envelope::source_for(SERVICE) || event.detail_type != ORDER_CREATED {
+        return Err(StartError::NotOrderCreated(format!("{} from {}", event.detail_type, event.source)));
+    }
+    let created: DomainEvent<OrderCreated> = serde_path_to_error::deserialize(&event.detail)
+        .map_err(|e| StartError::NotOrderCreated(format!("at {}: {}", e.path(), e.inner())))?;
+    let input = SagaInput {
+        order_id: created.data.order_id,
+        customer_id: created.data.customer_id,
+        payment_method: created.data.payment_method,
+        lines: created.data.lines,
+        correlation_id: created.correlation_id,
+        settings,
+    };
+    let outcome = starter.start(&input.order_id.to_string(), &input).await?;
+    match &outcome {
+        StartOutcome::Started { execution_arn } => {
+            tracing::info!(order_id = %input.order_id, correlation_id = %input.correlation_id, execution_arn, "saga started")
+        }
+        StartOutcome::AlreadyStarted { execution_arn } => tracing::info!(
+            order_id = %input.order_id,
+            correlation_id = %input.correlation_id,
+            execution_arn,
+            "saga already started for this order (duplicate event)"
+        ),
+    }
+    Ok(outcome)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmData {
+    order_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelData {
+    order_id: String,
+    /// The saga's error name (`InsufficientStock`, `PaymentDeclined`, `States.Timeout`, ...).
+    reason: String,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+/// Answers `ConfirmOrder` and `CancelOrder`.
+#[derive(Clone)]
+pub struct OrdersSagaWorker {
+    service: Arc<OrderService>,
+}
+
+impl OrdersSagaWorker {
+    pub fn new(service: OrderService) -> Self {
+        Self { service: Arc::new(service) }
+    }
+}
+
+fn order_id(raw: &str) -> Result<OrderId, TaskOutcome> {
+    OrderId::parse(raw)
+        .ok_or_else(|| TaskOutcome::failure(INVALID_COMMAND, format!("order_id {raw:?} is not an order id")))
+}
+
+fn outcome_of(result: Result<crate::domain::Order, OrdersError>, illegal: &str) -> TaskOutcome {
+    match result {
+        Ok(order) => TaskOutcome::Success(json!({ "status": order.status })),
+        Err(OrdersError::NotFound(id)) => TaskOutcome::failure(ORDER_NOT_FOUND, format!("order {id} does not exist")),
+        Err(e @ OrdersError::Illegal(_)) => TaskOutcome::failure(illegal, e.to_string()),
+        Err(e @ OrdersError::Invalid(_)) => TaskOutcome::failure(INVALID_COMMAND, e.to_string()),
+        Err(e) => TaskOutcome::transient(e),
+    }
+}
+
+#[async_trait]
+impl CommandHandler for OrdersSagaWorker {
+    async fn handle(&self, command: &SagaCommand) -> TaskOutcome {
+        let correlation_id = &command.correlation_id;
+        match command.event_type.as_str() {
+            CONFIRM_ORDER => {
+                let data: ConfirmData = match command.data_as() {
+                    Ok(data) => data,
+                    Err(outcome) => return outcome,
+                };
+                let id = match order_id(&data.order_id) {
+                    Ok(id) => id,
+                    Err(outcome) => return outcome,
+                };
+                outcome_of(self.service.confirm(id, correlation_id).await, ORDER_NOT_PENDING)
+            }
+            CANCEL_ORDER => {
+                let data: CancelData = match command.data_as() {
+                    Ok(data) => data,
+                    Err(outcome) => return outcome,
+                };
+                let id = match order_id(&data.order_id) {
+                    Ok(id) => id,
+                    Err(outcome) => return outcome,
+                };
+                tracing::info!(order_id = %id, reason = data.reason, detail = data.detail, "cancelling the order");
+                outcome_of(self.service.cancel(id, &data.reason, correlation_id).await, ORDER_ALREADY_CONFIRMED)
+            }
+            other => TaskOutcome::failure(INVALID_COMMAND, format!("the orders worker does not handle {other}")),
+        }
+    }
+}

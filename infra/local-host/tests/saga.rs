@@ -1,0 +1,228 @@
+//! The fulfilment saga on moto, which executes `infra/statemachine/fulfilment.asl.json` for
+//! real (waitForTaskToken included). The workers are driven from the SQS queues that the
+//! template's rules deliver to, exactly as their Lambda triggers would be. Each path checks the
+//! three tables and the execution, not only the log.
+
+use std::time::Duration;
+
+use inventory::domain::{Money, ProductSpec, ReservationStatus, Restock};
+use local_host::{Delivery, Stack};
+use orders::domain::{Order, OrderStatus, PlaceOrderRequest, RequestedItem};
+use orders::saga::SagaSettings;
+use payments::domain::PaymentStatus;
+use serde_json::Value;
+use shared::CorrelationId;
+use shared::saga::TaskOutcome;
+
+const SKU: &str = "SKU-MUG";
+const PRICE: u64 = 1250;
+const STOCK: u32 = 10;
+const FINISH: Duration = Duration::from_secs(60);
+
+async fn stack(settings: SagaSettings) -> Stack {
+    let stack = Stack::start(settings).await.expect("the local stack starts (moto is installed by `make setup`)");
+    let correlation = CorrelationId::generate();
+    let spec = ProductSpec { name: "Mug".into(), price: Money::new(PRICE, "EUR"), low_stock_threshold: 0 };
+    stack.inventory.put_product(SKU, &spec, &correlation).await.unwrap();
+    let restock = Restock { restock_id: "initial".into(), quantity: STOCK };
+    stack.inventory.restock(SKU, &restock, &correlation).await.unwrap();
+    stack
+}
+
+fn fast() -> SagaSettings {
+    SagaSettings { task_timeout_seconds: 10, payment_timeout_seconds: 10 }
+}
+
+async fn place(stack: &Stack, quantity: u32, payment_method: &str) -> Order {
+    place_with(stack, quantity, payment_method, &CorrelationId::generate()).await
+}
+
+async fn place_with(stack: &Stack, quantity: u32, payment_method: &str, correlation: &CorrelationId) -> Order {
+    let request = PlaceOrderRequest {
+        customer_id: "cust-1".into(),
+        payment_method: payment_method.into(),
+        items: vec![RequestedItem { sku: SKU.into(), quantity }],
+    };
+    stack.orders.place_order(request, correlation, None).await.unwrap().order
+}
+
+/// Everything the three services hold about an order after its saga.
+#[derive(Debug)]
+struct Outcome {
+    execution: String,
+    order: Order,
+    reservation: Option<ReservationStatus>,
+    payment: Option<PaymentStatus>,
+    available: u64,
+    states: Vec<String>,
+}
+
+async fn run(stack: &Stack, order: &Order) -> Outcome {
+    let id = order.id.to_string();
+    let execution = stack.run_until_finished(&id, FINISH).await.unwrap();
+    let failures: Vec<_> = stack.invocations().into_iter().filter(|i| i.outcome.is_err()).collect();
+    assert!(failures.is_empty(), "every handler succeeded: {failures:#?}");
+    Outcome {
+        execution,
+        order: stack.orders.get_order(order.id).await.unwrap(),
+        reservation: stack.inventory.get_reservation(&id).await.unwrap().map(|r| r.status),
+        payment: stack.payments.get(&id).await.unwrap().map(|p| p.status),
+        available: stack.inventory.get_product(SKU).await.unwrap().available,
+        states: stack.states_entered(&id).await.unwrap(),
+    }
+}
+
+fn provider_requests(stack: &Stack) -> u64 {
+    stack.simulator.simulator.stats().by_route.get("POST /v1/payment_intents").copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn happy_path_reserves_charges_confirms_and_commits_in_three_transitions() {
+    let stack = stack(fast()).await;
+    let order = place(&stack, 2, "pm_card_visa").await;
+    let outcome = run(&stack, &order).await;
+    assert_eq!(outcome.execution, "SUCCEEDED");
+    assert_eq!(outcome.order.status, OrderStatus::Confirmed);
+    assert_eq!(outcome.payment, Some(PaymentStatus::Captured));
+    assert_eq!(outcome.reservation, Some(ReservationStatus::Committed), "inventory commits on OrderConfirmed");
+    assert_eq!(outcome.available, u64::from(STOCK - 2));
+    assert_eq!(outcome.states, ["ReserveInventory", "ProcessPayment", "ConfirmOrder"]);
+    let payment = stack.payments.get(&order.id.to_string()).await.unwrap().unwrap();
+    assert_eq!(payment.amount, Money::new(2 * PRICE, "EUR"), "the amount comes from the reservation");
+    assert_eq!(provider_requests(&stack), 1);
+}
+
+#[tokio::test]
+async fn an_order_for_more_than_the_stock_is_cancelled_without_a_charge() {
+    let stack = stack(fast()).await;
+    let order = place(&stack, STOCK + 1, "pm_card_visa").await;
+    let outcome = run(&stack, &order).await;
+    assert_eq!(outcome.execution, "SUCCEEDED", "a cancelled order is a saga that did its job");
+    assert_eq!(outcome.order.status, OrderStatus::Cancelled);
+    assert_eq!(outcome.order.cancellation_reason.as_deref(), Some("InsufficientStock"));
+    assert_eq!(outcome.reservation, Some(ReservationStatus::Rejected));
+    assert_eq!(outcome.payment, None);
+    assert_eq!(outcome.available, u64::from(STOCK));
+    assert_eq!(outcome.states, ["ReserveInventory", "CancelOrder"]);
+    assert_eq!(provider_requests(&stack), 0);
+}
+
+#[tokio::test]
+async fn a_declined_payment_releases_the_stock_and_cancels_the_order() {
+    let stack = stack(fast()).await;
+    let order = place(&stack, 3, "pm_card_visa_chargeDeclinedInsufficientFunds").await;
+    let outcome = run(&stack, &order).await;
+    assert_eq!(outcome.execution, "SUCCEEDED");
+    assert_eq!(outcome.order.status, OrderStatus::Cancelled);
+    assert_eq!(outcome.order.cancellation_reason.as_deref(), Some("PaymentDeclined"));
+    assert_eq!(outcome.payment, Some(PaymentStatus::Declined));
+    assert_eq!(outcome.reservation, Some(ReservationStatus::Released));
+    assert_eq!(outcome.available, u64::from(STOCK));
+    assert_eq!(outcome.states, ["ReserveInventory", "ProcessPayment", "ReleaseInventory", "CancelOrder"]);
+    assert_eq!(provider_requests(&stack), 1, "a decline is not retried");
+}
+
+#[tokio::test]
+async fn a_confirmation_that_fails_after_the_charge_refunds_then_releases_then_cancels() {
+    let stack = stack(fast()).await;
+    stack.intercept(|command| match command {
+        "ConfirmOrder" => Delivery::Answer(TaskOutcome::failure("OrderNotPending", "injected: confirmation refused")),
+        _ => Delivery::Handle,
+    });
+    let order = place(&stack, 2, "pm_card_visa").await;
+    let outcome = run(&stack, &order).await;
+    assert_eq!(outcome.execution, "SUCCEEDED");
+    assert_eq!(
+        outcome.states,
+        ["ReserveInventory", "ProcessPayment", "ConfirmOrder", "RefundPayment", "ReleaseInventory", "CancelOrder"],
+        "compensations run in reverse order of what succeeded"
+    );
+    assert_eq!(outcome.payment, Some(PaymentStatus::Refunded));
+    let intent = stack.payments.get(&order.id.to_string()).await.unwrap().unwrap().provider_payment_id.unwrap();
+    assert_eq!(stack.simulator.simulator.refunded(&intent), 2 * PRICE, "exactly the captured amount");
+    assert_eq!(outcome.reservation, Some(ReservationStatus::Released));
+    assert_eq!(outcome.available, u64::from(STOCK));
+    assert_eq!(outcome.order.status, OrderStatus::Cancelled);
+    assert_eq!(outcome.order.cancellation_reason.as_deref(), Some("OrderNotPending"));
+}
+
+#[tokio::test]
+async fn a_worker_that_never_answers_times_out_is_retried_then_compensated() {
+    let stack = stack(SagaSettings { task_timeout_seconds: 10, payment_timeout_seconds: 2 }).await;
+    stack.intercept(|command| if command == "ProcessPayment" { Delivery::Drop } else { Delivery::Handle });
+    let order = place(&stack, 2, "pm_card_visa").await;
+    let outcome = run(&stack, &order).await;
+    assert_eq!(outcome.execution, "SUCCEEDED");
+    let history = stack.history_types(&order.id.to_string()).await.unwrap();
+    assert_eq!(
+        history.iter().filter(|t| *t == "TaskTimedOut").count(),
+        3,
+        "the first try and two retries: {history:?}"
+    );
+    assert_eq!(outcome.order.status, OrderStatus::Cancelled);
+    assert_eq!(outcome.order.cancellation_reason.as_deref(), Some("States.Timeout"));
+    assert_eq!(outcome.payment, None, "the payments worker never saw the command");
+    assert_eq!(outcome.reservation, Some(ReservationStatus::Released));
+    assert_eq!(outcome.available, u64::from(STOCK));
+    assert_eq!(
+        outcome.states,
+        ["ReserveInventory", "ProcessPayment", "RefundPayment", "ReleaseInventory", "CancelOrder"]
+    );
+}
+
+#[tokio::test]
+async fn every_command_delivered_twice_still_has_one_effect() {
+    let stack = stack(fast()).await;
+    stack.intercept(|_| Delivery::Twice);
+    let order = place(&stack, 4, "pm_card_visa").await;
+    let outcome = run(&stack, &order).await;
+    assert_eq!(outcome.execution, "SUCCEEDED");
+    assert_eq!(outcome.order.status, OrderStatus::Confirmed);
+    assert_eq!(outcome.available, u64::from(STOCK - 4), "stock taken once");
+    assert_eq!(outcome.reservation, Some(ReservationStatus::Committed));
+    assert_eq!(outcome.payment, Some(PaymentStatus::Captured));
+    let stats = stack.simulator.simulator.stats();
+    assert_eq!((stats.payment_intents_created, stats.charges_succeeded), (1, 1), "charged once");
+    let commands = stack.invocations().into_iter().filter(|i| i.binary.ends_with("saga-worker")).count();
+    assert_eq!(commands, 6, "three commands, each handled twice");
+}
+
+#[tokio::test]
+async fn a_compensation_that_keeps_failing_ends_in_compensation_failed_with_an_alert() {
+    let stack = stack(fast()).await;
+    let alerts = local_aws::EventTap::create(
+        &stack.moto,
+        &stack.names.bus,
+        &local_aws::unique_name("alerts"),
+        &serde_json::json!({"source": ["shop.saga"], "detail-type": ["SagaCompensationFailed"]}),
+    )
+    .await
+    .unwrap();
+    stack.intercept(|command| match command {
+        "ReleaseInventory" => Delivery::Answer(TaskOutcome::transient("injected: inventory table unavailable")),
+        _ => Delivery::Handle,
+    });
+    let correlation = CorrelationId::generate();
+    let order = place_with(&stack, 2, "pm_card_visa_chargeDeclined", &correlation).await;
+    let id = order.id.to_string();
+    let execution = stack.run_until_finished(&id, FINISH).await.unwrap();
+    assert_eq!(execution, "FAILED");
+    let states = stack.states_entered(&id).await.unwrap();
+    assert_eq!(states, ["ReserveInventory", "ProcessPayment", "ReleaseInventory", "CompensationFailed", "Failed"]);
+
+    let alert = alerts.receive(1, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(alert.len(), 1, "one alert");
+    let data: &Value = &alert[0]["detail"]["data"];
+    assert_eq!(data["order_id"], id.as_str());
+    assert_eq!(data["execution_arn"], stack.execution_arn(&id).as_str());
+    assert_eq!(data["compensation_error"]["Error"], "Transient");
+    assert_eq!(data["saga_state"]["error"]["Error"], "PaymentDeclined", "what made the saga compensate");
+    assert_eq!(alert[0]["detail"]["correlation_id"], correlation.as_str(), "the order's conversation, end to end");
+
+    // Nothing was charged; the stock is still held and the order pending: the operator's call.
+    assert_eq!(stack.payments.get(&id).await.unwrap().unwrap().status, PaymentStatus::Declined);
+    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Reserved);
+    assert_eq!(stack.orders.get_order(order.id).await.unwrap().status, OrderStatus::Pending);
+    let released = stack.invocations().into_iter().filter(|i| i.trigger == "ReleaseInventory").count();
+    assert_eq!(released, 4, "the compensation was tried and retried three times");
+}

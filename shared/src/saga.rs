@@ -1,0 +1,270 @@
+//! The worker side of the fulfilment saga.
+//!
+//! The state machine (`infra/statemachine/fulfilment.asl.json`) sends each step as an EventBridge
+//! command (`source: shop.saga`, `detail-type: ReserveInventory`, ...) through
+//! `events:putEvents.waitForTaskToken`, then waits. The command's `detail` is the usual event
+//! envelope plus the `task_token`. A service's saga worker (a Lambda on a rule for its commands)
+//! does the step through its domain and answers with `SendTaskSuccess` or `SendTaskFailure`.
+//!
+//! Errors a worker answers with are named: business outcomes the saga branches on
+//! (`InsufficientStock`, `PaymentDeclined`, ...), [`TRANSIENT`] which the saga retries with
+//! backoff, and [`INVALID_COMMAND`] for a command that can never succeed.
+
+use async_trait::async_trait;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::correlation::CorrelationId;
+use crate::envelope::rfc3339_millis;
+
+/// The `source` of saga commands on the bus.
+pub const COMMAND_SOURCE: &str = "shop.saga";
+/// Worth retrying: the saga's Retry matches it (with `States.Timeout`).
+pub const TRANSIENT: &str = "Transient";
+/// The command is malformed or names nothing that can be done: retrying will not help.
+pub const INVALID_COMMAND: &str = "InvalidCommand";
+
+/// A command from the saga: the envelope, the step's data, and the token to answer with.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SagaCommand<T = Value> {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub aggregate_id: String,
+    #[serde(with = "rfc3339_millis")]
+    pub occurred_at: DateTime<Utc>,
+    pub correlation_id: CorrelationId,
+    pub version: u32,
+    pub task_token: String,
+    pub data: T,
+}
+
+impl SagaCommand<Value> {
+    /// The data as the step's own type; a mismatch is an [`INVALID_COMMAND`] failure naming the
+    /// field.
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, TaskOutcome> {
+        serde_path_to_error::deserialize(&self.data).map_err(|e| {
+            TaskOutcome::failure(INVALID_COMMAND, format!("{} data at {}: {}", self.event_type, e.path(), e.inner()))
+        })
+    }
+}
+
+/// How a step ended, as the saga will see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskOutcome {
+    /// The step's result (the task state's output before its `ResultPath`).
+    Success(Value),
+    Failure {
+        error: String,
+        cause: String,
+    },
+}
+
+impl TaskOutcome {
+    pub fn failure(error: impl Into<String>, cause: impl Into<String>) -> Self {
+        Self::Failure { error: error.into(), cause: cause.into() }
+    }
+
+    pub fn transient(cause: impl std::fmt::Display) -> Self {
+        Self::failure(TRANSIENT, cause.to_string())
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Self::Failure { error, .. } => Some(error),
+            Self::Success(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not answer the saga: {0}")]
+pub struct ReportError(pub String);
+
+/// Answers a task token.
+#[async_trait]
+pub trait TaskReporter: Send + Sync {
+    /// `Ok` also when the saga no longer waits for this token (answered before, timed out):
+    /// a duplicated command's second answer is not an error.
+    async fn report(&self, task_token: &str, outcome: &TaskOutcome) -> Result<(), ReportError>;
+}
+
+/// Answers through Step Functions' `SendTaskSuccess` / `SendTaskFailure`.
+#[derive(Debug, Clone)]
+pub struct SfnTaskReporter {
+    client: aws_sdk_sfn::Client,
+}
+
+impl SfnTaskReporter {
+    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Step Functions caps an error name at 256 characters and a cause at 32768.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[async_trait]
+impl TaskReporter for SfnTaskReporter {
+    async fn report(&self, task_token: &str, outcome: &TaskOutcome) -> Result<(), ReportError> {
+        use aws_sdk_sfn::operation::send_task_failure::SendTaskFailureError as FailureError;
+        use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError as SuccessError;
+        let gone = |reason: &str| {
+            tracing::warn!(reason, "the saga no longer waits for this task (answered before or timed out)");
+            Ok(())
+        };
+        match outcome {
+            TaskOutcome::Success(output) => {
+                let result =
+                    self.client.send_task_success().task_token(task_token).output(output.to_string()).send().await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(err) => match err.as_service_error() {
+                        Some(SuccessError::TaskTimedOut(_)) => gone("TaskTimedOut"),
+                        Some(SuccessError::InvalidToken(_)) => gone("InvalidToken"),
+                        Some(SuccessError::TaskDoesNotExist(_)) => gone("TaskDoesNotExist"),
+                        _ => Err(ReportError(aws_sdk_sfn::error::DisplayErrorContext(err).to_string())),
+                    },
+                }
+            }
+            TaskOutcome::Failure { error, cause } => {
+                let result = self
+                    .client
+                    .send_task_failure()
+                    .task_token(task_token)
+                    .error(clip(error, 256))
+                    .cause(clip(cause, 32_768))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(err) => match err.as_service_error() {
+                        Some(FailureError::TaskTimedOut(_)) => gone("TaskTimedOut"),
+                        Some(FailureError::InvalidToken(_)) => gone("InvalidToken"),
+                        Some(FailureError::TaskDoesNotExist(_)) => gone("TaskDoesNotExist"),
+                        _ => Err(ReportError(aws_sdk_sfn::error::DisplayErrorContext(err).to_string())),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// Records answers, for unit tests.
+#[derive(Debug, Default)]
+pub struct InMemoryTaskReporter {
+    answers: std::sync::Mutex<Vec<(String, TaskOutcome)>>,
+}
+
+impl InMemoryTaskReporter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn answers(&self) -> Vec<(String, TaskOutcome)> {
+        self.answers.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl TaskReporter for InMemoryTaskReporter {
+    async fn report(&self, task_token: &str, outcome: &TaskOutcome) -> Result<(), ReportError> {
+        self.answers.lock().unwrap().push((task_token.to_owned(), outcome.clone()));
+        Ok(())
+    }
+}
+
+/// Does one kind of step. `command.event_type` says which (the EventBridge `detail-type`).
+#[async_trait]
+pub trait CommandHandler: Send + Sync {
+    async fn handle(&self, command: &SagaCommand) -> TaskOutcome;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Not a saga command: nothing to answer, so the event goes to the function's DLQ.
+    #[error("not a saga command ({detail_type} from {event_source}): {reason}")]
+    NotACommand { event_source: String, detail_type: String, reason: String },
+    /// The step was done but the answer did not get through: Lambda retries the event, and the
+    /// step (idempotent) answers the same again.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// Handles one command delivered by EventBridge and answers the saga.
+pub async fn dispatch(
+    event: EventBridgeEvent<Value>,
+    handler: &dyn CommandHandler,
+    reporter: &dyn TaskReporter,
+) -> Result<TaskOutcome, WorkerError> {
+    let not_a_command = |reason: String| WorkerError::NotACommand {
+        event_source: event.source.clone(),
+        detail_type: event.detail_type.clone(),
+        reason,
+    };
+    if event.source != COMMAND_SOURCE {
+        return Err(not_a_command(format!("source must be {COMMAND_SOURCE}")));
+    }
+    let command: SagaCommand = match serde_path_to_error::deserialize(&event.detail) {
+        Ok(command) => command,
+        Err(err) => {
+            // With a token the saga can at least be told; without one, only the DLQ can.
+            if let Some(token) = event.detail.get("task_token").and_then(Value::as_str) {
+                let outcome = TaskOutcome::failure(INVALID_COMMAND, format!("at {}: {}", err.path(), err.inner()));
+                reporter.report(token, &outcome).await?;
+                return Ok(outcome);
+            }
+            return Err(not_a_command(format!("at {}: {}", err.path(), err.inner())));
+        }
+    };
+    if command.event_type != event.detail_type {
+        let outcome = TaskOutcome::failure(
+            INVALID_COMMAND,
+            format!("detail-type {} does not match event_type {}", event.detail_type, command.event_type),
+        );
+        reporter.report(&command.task_token, &outcome).await?;
+        return Ok(outcome);
+    }
+    let span = tracing::info_span!(
+        "saga_command",
+        command = %command.event_type,
+        order_id = %command.aggregate_id,
+        correlation_id = %command.correlation_id,
+        command_id = %command.event_id,
+    );
+    let outcome = tracing::Instrument::instrument(handler.handle(&command), span.clone()).await;
+    let _entered = span.enter();
+    match &outcome {
+        TaskOutcome::Success(_) => tracing::info!("step done"),
+        TaskOutcome::Failure { error, cause } => tracing::warn!(error, cause, "step failed"),
+    }
+    reporter.report(&command.task_token, &outcome).await?;
+    Ok(outcome)
+}
+
+/// The Lambda entrypoint of a saga worker: an EventBridge rule on its commands invokes it.
+pub async fn run_worker<H: CommandHandler + 'static>(handler: H) -> Result<(), lambda_runtime::Error> {
+    let config = crate::config::aws_sdk_config().await;
+    let reporter = SfnTaskReporter::new(aws_sdk_sfn::Client::new(&config));
+    let handler = &handler;
+    let reporter = &reporter;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<EventBridgeEvent<Value>>| async move {
+            dispatch(event.payload, handler, reporter).await.map(|_| ()).map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
