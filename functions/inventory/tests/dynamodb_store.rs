@@ -160,3 +160,15 @@ async fn products_restocks_and_prices_round_trip() {
     assert!(store.restock("GHOST", &restock, &correlation).await.is_err());
     assert_eq!(store.get_products(&["A".into(), "GHOST".into()]).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn consumed_event_markers_are_per_event_id_and_marking_twice_is_harmless() {
+    let moto = Moto::start().await.unwrap();
+    let (_, store) = service(&moto).await;
+    let id = "0193a3c2-6200-7000-8000-0000000e0001";
+    assert!(!store.was_processed(id).await.unwrap());
+    store.mark_processed(id).await.unwrap();
+    store.mark_processed(id).await.unwrap();
+    assert!(store.was_processed(id).await.unwrap());
+    assert!(!store.was_processed("0193a3c2-6200-7000-8000-0000000e0002").await.unwrap());
+}

@@ -9,6 +9,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod fixtures;
 mod moto;
 mod process;
 pub mod streams;

@@ -199,6 +199,23 @@ impl Stack {
         *self.interceptor.lock().unwrap() = Some(Box::new(interceptor));
     }
 
+    /// The saga starter the `OrderCreated` rule's function uses.
+    pub fn starter(&self) -> &StepFunctionsSagaStarter {
+        &self.starter
+    }
+
+    /// Names of every execution of the state machine.
+    pub async fn executions(&self) -> Result<Vec<String>, Error> {
+        let page = self
+            .sfn
+            .list_executions()
+            .state_machine_arn(&self.names.state_machine_arn)
+            .send()
+            .await
+            .map_err(setup("ListExecutions"))?;
+        Ok(page.executions().iter().map(|e| e.name().to_owned()).collect())
+    }
+
     pub fn invocations(&self) -> Vec<Invocation> {
         self.invocations.lock().unwrap().clone()
     }

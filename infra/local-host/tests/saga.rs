@@ -93,6 +93,30 @@ async fn happy_path_reserves_charges_confirms_and_commits_in_three_transitions()
 }
 
 #[tokio::test]
+async fn a_redelivered_order_created_finds_the_existing_saga_instead_of_starting_a_second() {
+    let stack = stack(fast()).await;
+    let correlation = CorrelationId::generate();
+    let order = place_with(&stack, 1, "pm_card_visa", &correlation).await;
+    assert_eq!(run(&stack, &order).await.execution, "SUCCEEDED");
+
+    // EventBridge delivers at least once: the same OrderCreated arrives again, after the saga
+    // ended. A second saga could compensate the confirmed order; the named start prevents it.
+    let entry = orders::events::order_created(&order, &correlation).entry;
+    let event = serde_json::from_value(serde_json::json!({
+        "source": entry.source, "detail-type": entry.detail_type,
+        "detail": serde_json::from_str::<Value>(&entry.detail).unwrap(),
+    }))
+    .unwrap();
+    let again = orders::saga::start_for_event(event, stack.starter(), fast()).await.unwrap();
+    assert_eq!(
+        again,
+        orders::saga::StartOutcome::AlreadyStarted { execution_arn: stack.execution_arn(&order.id.to_string()) }
+    );
+    assert_eq!(stack.executions().await.unwrap(), [order.id.to_string()]);
+    assert_eq!(stack.orders.get_order(order.id).await.unwrap().status, OrderStatus::Confirmed);
+}
+
+#[tokio::test]
 async fn an_order_for_more_than_the_stock_is_cancelled_without_a_charge() {
     let stack = stack(fast()).await;
     let order = place(&stack, STOCK + 1, "pm_card_visa").await;

@@ -1,0 +1,119 @@
+//! The orders side of the saga on the `events/` fixtures: the starter starts one execution per
+//! order whatever the duplicates, and the worker confirms or cancels exactly once.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use local_aws::fixtures;
+use orders::adapters::memory::{InMemoryOrderStore, InMemorySagaStarter};
+use orders::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, RequestedItem};
+use orders::ports::OrderStore;
+use orders::saga::{OrdersSagaWorker, SagaSettings, StartError, StartOutcome, start_for_event};
+use orders::service::OrderService;
+use serde_json::json;
+use shared::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
+
+const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
+
+#[tokio::test]
+async fn the_starter_fixture_starts_one_execution_named_after_the_order_and_a_duplicate_finds_it() {
+    let starter = InMemorySagaStarter::new();
+    let settings = SagaSettings { task_timeout_seconds: 7, payment_timeout_seconds: 9 };
+    let event = fixtures::eventbridge("orders-saga-starter", "order-created.json").unwrap();
+    let first = start_for_event(event.clone(), &starter, settings).await.unwrap();
+    assert!(matches!(first, StartOutcome::Started { execution_arn } if execution_arn.ends_with(ORDER_ID)));
+    let again = start_for_event(event, &starter, settings).await.unwrap();
+    assert!(matches!(again, StartOutcome::AlreadyStarted { .. }), "{again:?}");
+
+    let started = starter.started();
+    assert_eq!(started.len(), 1);
+    let (name, input) = &started[0];
+    assert_eq!(name, ORDER_ID);
+    assert_eq!(
+        serde_json::to_value(input).unwrap(),
+        json!({"order_id": ORDER_ID, "customer_id": "cust-42", "payment_method": "pm_card_visa",
+               "lines": [{"sku": "SKU-RED-MUG", "quantity": 2}], "correlation_id": "demo-correlation-1",
+               "settings": {"task_timeout_seconds": 7, "payment_timeout_seconds": 9}})
+    );
+}
+
+#[tokio::test]
+async fn the_starter_refuses_events_that_are_not_order_created() {
+    let starter = InMemorySagaStarter::new();
+    let mut event = fixtures::eventbridge("orders-saga-starter", "order-created.json").unwrap();
+    event.detail_type = "OrderConfirmed".into();
+    let err = start_for_event(event.clone(), &starter, SagaSettings::default()).await.unwrap_err();
+    assert!(matches!(err, StartError::NotOrderCreated(_)));
+    event.detail_type = "OrderCreated".into();
+    event.detail["data"]["lines"] = json!("two mugs");
+    let err = start_for_event(event, &starter, SagaSettings::default()).await.unwrap_err();
+    assert!(err.to_string().contains("data.lines"), "{err}");
+    assert!(starter.started().is_empty());
+}
+
+/// A pending order with the fixtures' id.
+async fn pending_order(store: &InMemoryOrderStore) -> Order {
+    let request = PlaceOrderRequest {
+        customer_id: "cust-42".into(),
+        payment_method: "pm_card_visa".into(),
+        items: vec![RequestedItem { sku: "SKU-RED-MUG".into(), quantity: 2 }],
+    };
+    let mut order = Order::place(request.validate().unwrap(), Utc::now());
+    order.id = OrderId::parse(ORDER_ID).unwrap();
+    store.create(&order, &[], None).await.unwrap();
+    order
+}
+
+fn event_types(store: &InMemoryOrderStore) -> Vec<String> {
+    store.outbox().into_iter().map(|e| e.entry.detail_type).collect()
+}
+
+#[tokio::test]
+async fn confirm_order_confirms_once_and_answers_the_saga_each_time() {
+    let store = Arc::new(InMemoryOrderStore::new());
+    pending_order(&store).await;
+    let worker = OrdersSagaWorker::new(OrderService::new(store.clone()));
+    let reporter = InMemoryTaskReporter::new();
+    let event = fixtures::eventbridge("orders-saga-worker", "confirm-order.json").unwrap();
+    for _ in 0..2 {
+        let outcome = dispatch(event.clone(), &worker, &reporter).await.unwrap();
+        assert_eq!(outcome, TaskOutcome::Success(json!({"status": "CONFIRMED"})));
+    }
+    assert_eq!(event_types(&store), ["OrderConfirmed"], "one event for two deliveries");
+    assert_eq!(reporter.answers()[0].0, "AQCEAAAAKgAAAAMAAAAAAAAAAdemo-task-token-ConfirmOrder");
+
+    // A confirmed order is never cancelled silently: the compensation fails by name.
+    let cancel = fixtures::eventbridge("orders-saga-worker", "cancel-order.json").unwrap();
+    let outcome = dispatch(cancel, &worker, &reporter).await.unwrap();
+    assert_eq!(outcome.error(), Some("OrderAlreadyConfirmed"));
+}
+
+#[tokio::test]
+async fn cancel_order_cancels_once_with_the_sagas_reason() {
+    let store = Arc::new(InMemoryOrderStore::new());
+    pending_order(&store).await;
+    let service = OrderService::new(store.clone());
+    let worker = OrdersSagaWorker::new(service.clone());
+    let reporter = InMemoryTaskReporter::new();
+    let event = fixtures::eventbridge("orders-saga-worker", "cancel-order.json").unwrap();
+    for _ in 0..2 {
+        let outcome = dispatch(event.clone(), &worker, &reporter).await.unwrap();
+        assert_eq!(outcome, TaskOutcome::Success(json!({"status": "CANCELLED"})));
+    }
+    let order = service.get_order(OrderId::parse(ORDER_ID).unwrap()).await.unwrap();
+    assert_eq!((order.status, order.cancellation_reason.as_deref()), (OrderStatus::Cancelled, Some("PaymentDeclined")));
+    assert_eq!(event_types(&store), ["OrderCancelled"]);
+
+    let confirm = fixtures::eventbridge("orders-saga-worker", "confirm-order.json").unwrap();
+    assert_eq!(dispatch(confirm, &worker, &reporter).await.unwrap().error(), Some("OrderNotPending"));
+}
+
+#[tokio::test]
+async fn a_command_for_an_unknown_or_malformed_order_fails_by_name() {
+    let worker = OrdersSagaWorker::new(OrderService::new(Arc::new(InMemoryOrderStore::new())));
+    let reporter = InMemoryTaskReporter::new();
+    let mut event = fixtures::eventbridge("orders-saga-worker", "confirm-order.json").unwrap();
+    assert_eq!(dispatch(event.clone(), &worker, &reporter).await.unwrap().error(), Some("OrderNotFound"));
+    event.detail["data"]["order_id"] = json!("not-a-uuid");
+    assert_eq!(dispatch(event, &worker, &reporter).await.unwrap().error(), Some("InvalidCommand"));
+}

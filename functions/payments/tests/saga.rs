@@ -1,0 +1,80 @@
+//! The payments side of the saga on the `events/` fixtures: one charge and one refund whatever
+//! the duplicates, and named failures the saga branches on.
+
+use std::sync::Arc;
+
+use local_aws::fixtures;
+use payments::adapters::memory::{InMemoryPaymentStore, ScriptedProvider};
+use payments::domain::Decline;
+use payments::ports::{ChargeOutcome, ProviderError};
+use payments::saga::PaymentsSagaWorker;
+use payments::service::{LeaseConfig, PaymentService};
+use serde_json::json;
+use shared::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
+
+const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
+
+fn worker(provider: Arc<ScriptedProvider>) -> PaymentsSagaWorker {
+    let store = Arc::new(InMemoryPaymentStore::new());
+    PaymentsSagaWorker::new(PaymentService::new(store, provider, LeaseConfig::default()))
+}
+
+#[tokio::test]
+async fn process_then_refund_fixtures_charge_once_and_refund_once() {
+    let provider = Arc::new(ScriptedProvider::new());
+    let worker = worker(provider.clone());
+    let reporter = InMemoryTaskReporter::new();
+    let process = fixtures::eventbridge("payments-saga-worker", "process-payment.json").unwrap();
+    for _ in 0..2 {
+        let outcome = dispatch(process.clone(), &worker, &reporter).await.unwrap();
+        assert_eq!(
+            outcome,
+            TaskOutcome::Success(json!({"status": "CAPTURED", "provider_payment_id": format!("pi_{ORDER_ID}")}))
+        );
+    }
+    let refund = fixtures::eventbridge("payments-saga-worker", "refund-payment.json").unwrap();
+    for _ in 0..2 {
+        let outcome = dispatch(refund.clone(), &worker, &reporter).await.unwrap();
+        assert_eq!(outcome, TaskOutcome::Success(json!({"status": "REFUNDED", "refund_id": format!("re_{ORDER_ID}")})));
+    }
+    assert_eq!((provider.charge_calls(), provider.refund_calls()), (1, 1));
+
+    // A late charge command for the refunded order is refused by name and charges nothing.
+    let late = dispatch(process, &worker, &reporter).await.unwrap();
+    assert_eq!(late.error(), Some("PaymentCancelled"));
+    assert_eq!(provider.charge_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_decline_is_payment_declined_and_an_outage_is_transient() {
+    let provider = Arc::new(ScriptedProvider::new());
+    provider.script([
+        Err(ProviderError::Unavailable("HTTP 503".into())),
+        Ok(ChargeOutcome::Declined {
+            provider_payment_id: None,
+            decline: Decline {
+                reason: "insufficient_funds".into(),
+                message: "Your card has insufficient funds.".into(),
+            },
+        }),
+    ]);
+    let worker = worker(provider);
+    let reporter = InMemoryTaskReporter::new();
+    let process = fixtures::eventbridge("payments-saga-worker", "process-payment.json").unwrap();
+    assert_eq!(dispatch(process.clone(), &worker, &reporter).await.unwrap().error(), Some("Transient"));
+    let TaskOutcome::Failure { error, cause } = dispatch(process, &worker, &reporter).await.unwrap() else {
+        panic!("a decline is a failure")
+    };
+    assert_eq!(error, "PaymentDeclined");
+    assert!(cause.starts_with("insufficient_funds"), "{cause}");
+}
+
+#[tokio::test]
+async fn refunding_an_order_never_charged_answers_none() {
+    let provider = Arc::new(ScriptedProvider::new());
+    let worker = worker(provider.clone());
+    let refund = fixtures::eventbridge("payments-saga-worker", "refund-payment.json").unwrap();
+    let outcome = dispatch(refund, &worker, &InMemoryTaskReporter::new()).await.unwrap();
+    assert_eq!(outcome, TaskOutcome::Success(json!({"status": "NONE"})));
+    assert_eq!(provider.refund_calls(), 0);
+}
