@@ -183,3 +183,19 @@ async fn a_wrong_api_key_is_rejected_without_retry() {
     assert_eq!(charge_requests(&sim), 1);
     assert_eq!(format!("{:?}", ApiKey::new("sk_live_secret")), "ApiKey(<redacted>)");
 }
+
+#[tokio::test]
+async fn a_provider_that_refuses_connections_was_never_sent_anything() {
+    // A port nobody listens on: every attempt's connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://{closed}");
+    let config = ServiceClientConfig::from_lookup("P", |n| match n {
+        "P_BASE_URL" => Some(url.clone()),
+        "P_RETRY_BASE_DELAY_MS" => Some("1".into()),
+        _ => None,
+    })
+    .unwrap();
+    let provider = StripeProvider::new(&config, ApiKey::new(KEY)).unwrap();
+    let err = provider.charge(&charge("o-1", "pm_card_visa")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::NotSent(_)), "nothing can have been charged: {err:?}");
+}

@@ -145,7 +145,8 @@ impl StripeProvider {
         &self.policy
     }
 
-    /// A form POST under the policy. Also returns how many requests actually left.
+    /// A form POST under the policy. Also returns how many requests may have reached the
+    /// provider: every attempt counts, except one whose connection was refused (nothing left).
     async fn post(
         &self,
         path: &str,
@@ -164,8 +165,14 @@ impl StripeProvider {
                     .bearer_auth(&self.api_key.0)
                     .header("idempotency-key", idempotency_key)
                     .form(form);
+                let attempts = &attempts;
                 async move {
-                    let response = request.send().await.map_err(|e| HttpError::Transport(e.to_string()))?;
+                    let response = request.send().await.map_err(|e| {
+                        if e.is_connect() {
+                            attempts.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        HttpError::Transport(e.to_string())
+                    })?;
                     let status = response.status();
                     let headers = response.headers().clone();
                     let body = response.bytes().await.map_err(|e| HttpError::Transport(e.to_string()))?;
