@@ -184,14 +184,22 @@ pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &
 /// batch with `extract` (e.g. [`outbox_only`]). A relay binary's `main` is this one call.
 pub async fn run_relay(extract: &'static Extractor) -> Result<(), lambda_runtime::Error> {
     crate::observability::init_tracing()?;
-    let bus = crate::config::required_env("EVENT_BUS_NAME")?;
     let config = crate::config::aws_sdk_config().await;
-    let publisher = crate::publisher::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&config), bus);
+    let publisher = relay_publisher(&config, &crate::config::process_env)?;
     let publisher = &publisher;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Event>| async move {
         Ok::<_, lambda_runtime::Error>(relay_with(event.payload, publisher, extract).await)
     }))
     .await
+}
+
+/// The publisher of a relay: the bus named by `EVENT_BUS_NAME`.
+pub fn relay_publisher(
+    config: &aws_config::SdkConfig,
+    lookup: crate::config::Lookup<'_>,
+) -> Result<crate::publisher::EventBridgePublisher, crate::config::ConfigError> {
+    let bus = crate::config::required(lookup, "EVENT_BUS_NAME")?;
+    Ok(crate::publisher::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), bus))
 }
 
 /// A deterministic UUID v7 for an event derived from a stream record (rather than written to the

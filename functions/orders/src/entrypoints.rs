@@ -1,29 +1,62 @@
 //! Wiring for the Lambda binaries: read configuration, build adapters, run the handler.
-//! Each binary's `main` calls one function here.
+//! Each binary's `main` calls one `run_*` function here; the `build` functions are what the local
+//! host calls with the function's environment from the template, so both run the same wiring.
 
 use std::sync::Arc;
 
-use shared::config::{aws_sdk_config, required_env};
-use shared::observability::init_tracing;
-
+use aws_config::SdkConfig;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
+use shared::config::{Lookup, aws_sdk_config, process_env, required};
+use shared::observability::init_tracing;
 
 use crate::adapters::dynamodb::DynamoDbOrderStore;
 use crate::adapters::stepfunctions::StepFunctionsSagaStarter;
+use crate::saga::{OrdersSagaWorker, SagaSettings, StartError, StartOutcome};
 use crate::service::OrderService;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The orders service on its table (`ORDERS_TABLE`).
+pub fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<OrderService, BoxError> {
+    let table = required(env, "ORDERS_TABLE")?;
+    Ok(OrderService::new(Arc::new(DynamoDbOrderStore::new(aws_sdk_dynamodb::Client::new(sdk), table))))
+}
+
+/// The orders API router (`ORDERS_TABLE`).
+pub fn build_api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxError> {
+    Ok(crate::http::router(build_service(sdk, env)?))
+}
+
+/// The saga worker (`ORDERS_TABLE`).
+pub fn build_saga_worker(sdk: &SdkConfig, env: Lookup<'_>) -> Result<OrdersSagaWorker, BoxError> {
+    Ok(OrdersSagaWorker::new(build_service(sdk, env)?))
+}
+
+/// The saga starter: `STATE_MACHINE_ARN`, and the timeouts it passes to each execution.
+pub struct SagaStarterFunction {
+    starter: StepFunctionsSagaStarter,
+    settings: SagaSettings,
+}
+
+impl SagaStarterFunction {
+    pub async fn handle(&self, event: EventBridgeEvent<Value>) -> Result<StartOutcome, StartError> {
+        crate::saga::start_for_event(event, &self.starter, self.settings).await
+    }
+}
+
+pub fn build_saga_starter(sdk: &SdkConfig, env: Lookup<'_>) -> Result<SagaStarterFunction, BoxError> {
+    let state_machine_arn = required(env, "STATE_MACHINE_ARN")?;
+    let settings = SagaSettings::from_lookup(env)?;
+    let starter = StepFunctionsSagaStarter::new(aws_sdk_sfn::Client::new(sdk), state_machine_arn);
+    Ok(SagaStarterFunction { starter, settings })
+}
+
 /// The orders API on API Gateway (HTTP API, payload v2).
 pub async fn run_api() -> Result<(), BoxError> {
     init_tracing()?;
-    let table = required_env("ORDERS_TABLE")?;
-    let config = aws_sdk_config().await;
-    let store = DynamoDbOrderStore::new(aws_sdk_dynamodb::Client::new(&config), table);
-    let router = crate::http::router(OrderService::new(Arc::new(store)));
-    lambda_http::run(router).await
+    lambda_http::run(build_api(&aws_sdk_config().await, &process_env)?).await
 }
 
 /// The outbox relay on the orders table stream.
@@ -34,13 +67,10 @@ pub async fn run_outbox_relay() -> Result<(), BoxError> {
 /// The saga starter: a rule on `OrderCreated` invokes it; it starts one execution per order.
 pub async fn run_saga_starter() -> Result<(), BoxError> {
     init_tracing()?;
-    let state_machine_arn = required_env("STATE_MACHINE_ARN")?;
-    let settings = crate::saga::SagaSettings::from_env()?;
-    let config = aws_sdk_config().await;
-    let starter = StepFunctionsSagaStarter::new(aws_sdk_sfn::Client::new(&config), state_machine_arn);
-    let starter = &starter;
+    let function = build_saga_starter(&aws_sdk_config().await, &process_env)?;
+    let function = &function;
     lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<EventBridgeEvent<Value>>| async move {
-        crate::saga::start_for_event(event.payload, starter, settings).await.map(|_| ()).map_err(BoxError::from)
+        function.handle(event.payload).await.map(|_| ()).map_err(BoxError::from)
     }))
     .await
 }
@@ -48,8 +78,5 @@ pub async fn run_saga_starter() -> Result<(), BoxError> {
 /// The orders saga worker: `ConfirmOrder` and `CancelOrder`.
 pub async fn run_saga_worker() -> Result<(), BoxError> {
     init_tracing()?;
-    let table = required_env("ORDERS_TABLE")?;
-    let config = aws_sdk_config().await;
-    let store = DynamoDbOrderStore::new(aws_sdk_dynamodb::Client::new(&config), table);
-    shared::saga::run_worker(crate::saga::OrdersSagaWorker::new(OrderService::new(Arc::new(store)))).await
+    shared::saga::run_worker(build_saga_worker(&aws_sdk_config().await, &process_env)?).await
 }

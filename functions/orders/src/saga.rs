@@ -40,11 +40,16 @@ impl Default for SagaSettings {
 
 impl SagaSettings {
     /// From `SAGA_TASK_TIMEOUT_SECONDS` and `SAGA_PAYMENT_TIMEOUT_SECONDS`, with the defaults.
-    pub fn from_env() -> Result<Self, shared::config::ConfigError> {
+    pub fn from_lookup(env: shared::config::Lookup<'_>) -> Result<Self, shared::config::ConfigError> {
         let defaults = Self::default();
         Ok(Self {
-            task_timeout_seconds: shared::config::env_or("SAGA_TASK_TIMEOUT_SECONDS", defaults.task_timeout_seconds)?,
-            payment_timeout_seconds: shared::config::env_or(
+            task_timeout_seconds: shared::config::parsed_or(
+                env,
+                "SAGA_TASK_TIMEOUT_SECONDS",
+                defaults.task_timeout_seconds,
+            )?,
+            payment_timeout_seconds: shared::config::parsed_or(
+                env,
                 "SAGA_PAYMENT_TIMEOUT_SECONDS",
                 defaults.payment_timeout_seconds,
             )?,

@@ -1,14 +1,18 @@
-//! Wiring for the Lambda binaries. Each binary's `main` calls one function here.
+//! Wiring for the Lambda binaries. Each binary's `main` calls one `run_*` function here; the
+//! `build` functions are what the local host calls with the function's environment from the
+//! template, so both run the same wiring.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::config::{aws_sdk_config, required_env};
+use aws_config::SdkConfig;
+use shared::config::{Lookup, aws_sdk_config, process_env, required};
 use shared::observability::init_tracing;
 use shared::resilience::ServiceClientConfig;
 
 use crate::adapters::dynamodb::DynamoDbPaymentStore;
 use crate::adapters::stripe::{ApiKey, StripeProvider};
+use crate::saga::PaymentsSagaWorker;
 use crate::service::{LeaseConfig, PaymentService};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -19,30 +23,39 @@ pub const PROVIDER_PREFIX: &str = "PAYMENT_PROVIDER";
 /// The Secrets Manager secret (ARN or name) that holds the provider's API key.
 pub const PROVIDER_SECRET_VAR: &str = "PAYMENT_PROVIDER_SECRET_ID";
 
-/// The payment service with its DynamoDB store and the Stripe-compatible provider, configured
-/// from the environment; the API key is read from Secrets Manager once, here, at cold start.
-pub async fn service_from_env(sdk_config: &aws_config::SdkConfig) -> Result<PaymentService, BoxError> {
-    let table = required_env("PAYMENTS_TABLE")?;
-    let provider_config = ServiceClientConfig::from_env(PROVIDER_PREFIX)?;
-    let secret_id = required_env(PROVIDER_SECRET_VAR)?;
-    let secrets = aws_sdk_secretsmanager::Client::new(sdk_config);
+fn store(sdk: &SdkConfig, env: Lookup<'_>) -> Result<DynamoDbPaymentStore, BoxError> {
+    let table = required(env, "PAYMENTS_TABLE")?;
+    Ok(DynamoDbPaymentStore::new(aws_sdk_dynamodb::Client::new(sdk), table))
+}
+
+/// The payment service with its DynamoDB store and the Stripe-compatible provider; the API key
+/// is read from Secrets Manager once, here, at cold start.
+pub async fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentService, BoxError> {
+    let store = store(sdk, env)?;
+    let provider_config = ServiceClientConfig::from_lookup(PROVIDER_PREFIX, env)?;
+    let secret_id = required(env, PROVIDER_SECRET_VAR)?;
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
     let api_key = ApiKey::from_secrets_manager(&secrets, &secret_id).await?;
     let provider = StripeProvider::new(&provider_config, api_key)?;
-    let store = DynamoDbPaymentStore::new(aws_sdk_dynamodb::Client::new(sdk_config), table);
     // A lease outlives the provider call it covers, so a live caller never loses it.
     let lease =
         LeaseConfig { duration: provider_config.overall_timeout + Duration::from_secs(5), ..LeaseConfig::default() };
     Ok(PaymentService::new(Arc::new(store), Arc::new(provider), lease))
 }
 
-/// The payments API on API Gateway (HTTP API, payload v2). Read-only: it never calls the
-/// provider, so it has no API key.
+/// The read-only API router: it never calls the provider, so it has no API key.
+pub fn build_api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxError> {
+    Ok(crate::http::router(PaymentService::read_only(Arc::new(store(sdk, env)?))))
+}
+
+pub async fn build_saga_worker(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentsSagaWorker, BoxError> {
+    Ok(PaymentsSagaWorker::new(build_service(sdk, env).await?))
+}
+
+/// The payments API on API Gateway (HTTP API, payload v2).
 pub async fn run_api() -> Result<(), BoxError> {
     init_tracing()?;
-    let table = required_env("PAYMENTS_TABLE")?;
-    let config = aws_sdk_config().await;
-    let store = DynamoDbPaymentStore::new(aws_sdk_dynamodb::Client::new(&config), table);
-    lambda_http::run(crate::http::router(PaymentService::read_only(Arc::new(store)))).await
+    lambda_http::run(build_api(&aws_sdk_config().await, &process_env)?).await
 }
 
 /// The outbox relay on the payments table stream.
@@ -54,7 +67,5 @@ pub async fn run_outbox_relay() -> Result<(), BoxError> {
 /// provider's API key.
 pub async fn run_saga_worker() -> Result<(), BoxError> {
     init_tracing()?;
-    let config = aws_sdk_config().await;
-    let service = service_from_env(&config).await?;
-    shared::saga::run_worker(crate::saga::PaymentsSagaWorker::new(service)).await
+    shared::saga::run_worker(build_saga_worker(&aws_sdk_config().await, &process_env).await?).await
 }

@@ -194,12 +194,12 @@ async fn the_lambda_wiring_reads_the_key_from_secrets_manager_and_charges_throug
         std::env::set_var("PAYMENT_PROVIDER_BASE_URL", sim.base_url());
         std::env::set_var("PAYMENT_PROVIDER_SECRET_ID", secret.arn().unwrap());
     }
-    let service = payments::entrypoints::service_from_env(&config).await.unwrap();
+    let service = payments::entrypoints::build_service(&config, &shared::config::process_env).await.unwrap();
     let payment = service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
     assert_eq!(payment.status, PaymentStatus::Captured);
     assert_eq!(sim.simulator.stats().charges_succeeded, 1);
 
     unsafe { std::env::set_var("PAYMENT_PROVIDER_SECRET_ID", "no-such-secret") };
-    let err = payments::entrypoints::service_from_env(&config).await.err().unwrap();
+    let err = payments::entrypoints::build_service(&config, &shared::config::process_env).await.err().unwrap();
     assert!(err.to_string().contains("no-such-secret"), "{err}");
 }

@@ -5,9 +5,11 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use crate::process::PythonServer;
 use crate::{Error, TableSpec, project_root};
 
-/// A moto server on 127.0.0.1 and a free port, stopped when dropped.
+/// A moto server: one we started on 127.0.0.1 and a free port (stopped when dropped), or one
+/// already running at a given endpoint.
 pub struct Moto {
-    server: PythonServer,
+    _server: Option<PythonServer>,
+    endpoint: String,
 }
 
 impl Moto {
@@ -31,7 +33,15 @@ impl Moto {
     /// Like [`Moto::start`], with the given Python.
     pub async fn start_with(python: PathBuf) -> Result<Self, Error> {
         let server = PythonServer::start(&python, &Self::launcher(), "moto", "/moto-api/").await?;
-        let moto = Moto { server };
+        let moto = Moto { endpoint: server.base_url.clone(), _server: Some(server) };
+        moto.configure().await?;
+        Ok(moto)
+    }
+
+    /// A moto someone else runs (started with `MOTO_PORT` set to its port, so its Step Functions
+    /// can call it back). Turns on Step Functions execution, as [`Moto::start`] does.
+    pub async fn connect(endpoint: &str) -> Result<Self, Error> {
+        let moto = Moto { _server: None, endpoint: endpoint.trim_end_matches('/').to_owned() };
         moto.configure().await?;
         Ok(moto)
     }
@@ -50,7 +60,7 @@ impl Moto {
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.server.base_url
+        &self.endpoint
     }
 
     /// SDK configuration pointing at this moto, with dummy credentials and `us-east-1`.

@@ -58,12 +58,17 @@ impl EventTap {
     /// What is waiting now (up to 10 events), without waiting for more; each is deleted from the
     /// queue, as a Lambda trigger does once its handler returned.
     pub async fn poll(&self) -> Result<Vec<serde_json::Value>, Error> {
+        self.poll_waiting(0).await
+    }
+
+    /// Like [`EventTap::poll`], waiting up to `seconds` for the first event (SQS long polling).
+    pub async fn poll_waiting(&self, seconds: i32) -> Result<Vec<serde_json::Value>, Error> {
         let output = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(10)
-            .wait_time_seconds(0)
+            .wait_time_seconds(seconds)
             .send()
             .await
             .map_err(Error::aws)?;

@@ -28,6 +28,8 @@ pub struct Resource {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Template {
+    #[serde(default)]
+    pub parameters: BTreeMap<String, Value>,
     pub resources: BTreeMap<String, Resource>,
 }
 

@@ -6,10 +6,13 @@
 use std::time::Duration;
 
 use inventory::domain::{Money, ProductSpec, ReservationStatus, Restock};
-use local_host::{Delivery, Stack};
+use inventory::service::InventoryService;
+use local_host::{Delivery, Host, HostConfig, Physical};
 use orders::domain::{Order, OrderStatus, PlaceOrderRequest, RequestedItem};
 use orders::saga::SagaSettings;
+use orders::service::OrderService;
 use payments::domain::PaymentStatus;
+use payments::service::PaymentService;
 use serde_json::Value;
 use shared::CorrelationId;
 use shared::saga::TaskOutcome;
@@ -19,8 +22,33 @@ const PRICE: u64 = 1250;
 const STOCK: u32 = 10;
 const FINISH: Duration = Duration::from_secs(60);
 
+/// The local host on any free port, with the services' stores to look into.
+struct Stack {
+    host: Host,
+    orders: OrderService,
+    inventory: InventoryService,
+    payments: PaymentService,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = Host;
+    fn deref(&self) -> &Host {
+        &self.host
+    }
+}
+
 async fn stack(settings: SagaSettings) -> Stack {
-    let stack = Stack::start(settings).await.expect("the local stack starts (moto is installed by `make setup`)");
+    let parameters = [
+        ("SagaTaskTimeoutSeconds".to_owned(), settings.task_timeout_seconds.to_string()),
+        ("SagaPaymentTimeoutSeconds".to_owned(), settings.payment_timeout_seconds.to_string()),
+    ];
+    let config = HostConfig { http_port: 0, parameters: parameters.into(), ..HostConfig::default() };
+    let host = Host::start(config).await.expect("the local system starts (moto is installed by `make setup`)");
+    let orders = orders::entrypoints::build_service(&host.sdk, &host.env("OrdersApiFunction")).unwrap();
+    let inventory = inventory::entrypoints::build_service(&host.sdk, &host.env("InventoryApiFunction")).unwrap();
+    let payments =
+        payments::entrypoints::build_service(&host.sdk, &host.env("PaymentsSagaWorkerFunction")).await.unwrap();
+    let stack = Stack { host, orders, inventory, payments };
     let correlation = CorrelationId::generate();
     let spec = ProductSpec { name: "Mug".into(), price: Money::new(PRICE, "EUR"), low_stock_threshold: 0 };
     stack.inventory.put_product(SKU, &spec, &correlation).await.unwrap();
@@ -59,7 +87,7 @@ struct Outcome {
 
 async fn run(stack: &Stack, order: &Order) -> Outcome {
     let id = order.id.to_string();
-    let execution = stack.run_until_finished(&id, FINISH).await.unwrap();
+    let execution = stack.wait_for_saga(&id, FINISH).await.unwrap();
     let failures: Vec<_> = stack.invocations().into_iter().filter(|i| i.outcome.is_err()).collect();
     assert!(failures.is_empty(), "every handler succeeded: {failures:#?}");
     Outcome {
@@ -107,7 +135,8 @@ async fn a_redelivered_order_created_finds_the_existing_saga_instead_of_starting
         "detail": serde_json::from_str::<Value>(&entry.detail).unwrap(),
     }))
     .unwrap();
-    let again = orders::saga::start_for_event(event, stack.starter(), fast()).await.unwrap();
+    let starter = orders::entrypoints::build_saga_starter(&stack.sdk, &stack.env("OrdersSagaStarterFunction")).unwrap();
+    let again = starter.handle(event).await.unwrap();
     assert_eq!(
         again,
         orders::saga::StartOutcome::AlreadyStarted { execution_arn: stack.execution_arn(&order.id.to_string()) }
@@ -214,9 +243,12 @@ async fn every_command_delivered_twice_still_has_one_effect() {
 #[tokio::test]
 async fn a_compensation_that_keeps_failing_ends_in_compensation_failed_with_an_alert() {
     let stack = stack(fast()).await;
+    let Physical::Bus { name: bus } = stack.resolver.physical("ShopEventBus").unwrap().clone() else {
+        panic!("the shop bus")
+    };
     let alerts = local_aws::EventTap::create(
         &stack.moto,
-        &stack.names.bus,
+        &bus,
         &local_aws::unique_name("alerts"),
         &serde_json::json!({"source": ["shop.saga"], "detail-type": ["SagaCompensationFailed"]}),
     )
@@ -229,7 +261,7 @@ async fn a_compensation_that_keeps_failing_ends_in_compensation_failed_with_an_a
     let correlation = CorrelationId::generate();
     let order = place_with(&stack, 2, "pm_card_visa_chargeDeclined", &correlation).await;
     let id = order.id.to_string();
-    let execution = stack.run_until_finished(&id, FINISH).await.unwrap();
+    let execution = stack.wait_for_saga(&id, FINISH).await.unwrap();
     assert_eq!(execution, "FAILED");
     let states = stack.states_entered(&id).await.unwrap();
     assert_eq!(states, ["ReserveInventory", "ProcessPayment", "ReleaseInventory", "CompensationFailed", "Failed"]);

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 fn definition() -> Value {
     let template = Template::load_project().unwrap();
-    let machine = template.state_machine(local_host::STATE_MACHINE).unwrap();
+    let machine = template.state_machine("FulfilmentStateMachine").unwrap();
     let text = machine
         .definition(|name, value| {
             (name == "EventBusName" && referenced(value) == Some("ShopEventBus")).then(|| "bus".into())

@@ -45,6 +45,11 @@ impl ApiKey {
         Self(key.into())
     }
 
+    /// The key itself: for setting up a local provider that must accept it, never for logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
     /// Reads the key from a Secrets Manager secret: either the bare key, or a JSON object with an
     /// `api_key` field (the shape `GenerateSecretString` produces in the template).
     pub async fn from_secrets_manager(
