@@ -104,15 +104,16 @@ async fn while_the_provider_is_down_the_breaker_opens_then_fails_fast_and_a_half
     sim.simulator.set_faults(Faults { down: true, ..Faults::default() }).unwrap();
     for n in 0..2 {
         let err = provider.charge(&charge(&format!("o-{n}"), "pm_card_visa")).await.unwrap_err();
-        assert!(matches!(err, ProviderError::Unavailable(_)), "{err:?}");
+        assert!(matches!(&err, ProviderError::NotSent(m) if m.contains("503")), "{err:?}");
     }
     assert_eq!(charge_requests(&sim), 4, "two calls, two attempts each");
     assert_eq!(breaker.state(), BreakerState::Open);
 
     // Open: calls fail at once, the provider sees nothing, and the caller knows nothing was sent.
+    // (Before it opened, the 503s already told that much: a 503 is refused before processing.)
     for n in 2..10 {
         let err = provider.charge(&charge(&format!("o-{n}"), "pm_card_visa")).await.unwrap_err();
-        assert!(matches!(err, ProviderError::NotSent(_)), "{err:?}");
+        assert!(matches!(&err, ProviderError::NotSent(m) if m.contains("open")), "{err:?}");
     }
     assert_eq!(charge_requests(&sim), 4);
 
@@ -198,4 +199,21 @@ async fn a_provider_that_refuses_connections_was_never_sent_anything() {
     let provider = StripeProvider::new(&config, ApiKey::new(KEY)).unwrap();
     let err = provider.charge(&charge("o-1", "pm_card_visa")).await.unwrap_err();
     assert!(matches!(err, ProviderError::NotSent(_)), "nothing can have been charged: {err:?}");
+}
+
+#[tokio::test]
+async fn a_503_or_429_was_refused_before_processing_but_a_500_may_have_been_processed() {
+    let sim = simulator().await;
+    let provider = provider(&sim, &[("RETRY_MAX_ATTEMPTS", "2")]);
+    sim.simulator.set_faults(Faults { down: true, ..Faults::default() }).unwrap();
+    let err = provider.charge(&charge("o-1", "pm_card_visa")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::NotSent(_)), "503 twice: nothing processed, {err:?}");
+    sim.simulator.set_faults(Faults { fail_next: 2, ..Faults::default() }).unwrap();
+    let single = provider_with_attempts(&sim, 2);
+    let err = single.charge(&charge("o-2", "pm_card_visa")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unavailable(_)), "a 500 may have charged: {err:?}");
+}
+
+fn provider_with_attempts(sim: &RunningSimulator, attempts: u32) -> StripeProvider {
+    provider(sim, &[("RETRY_MAX_ATTEMPTS", &attempts.to_string())])
 }

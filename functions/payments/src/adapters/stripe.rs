@@ -150,8 +150,10 @@ impl StripeProvider {
         &self.policy
     }
 
-    /// A form POST under the policy. Also returns how many requests may have reached the
-    /// provider: every attempt counts, except one whose connection was refused (nothing left).
+    /// A form POST under the policy. Also returns how many requests may have been processed by
+    /// the provider: every attempt counts, except one whose connection was refused (nothing
+    /// left) or that was turned away with 503 or 429 (refused before processing: Stripe saves no
+    /// idempotent result for those). A 500, 502, 504 or a timeout may have been processed.
     async fn post(
         &self,
         path: &str,
@@ -179,6 +181,9 @@ impl StripeProvider {
                         HttpError::Transport(e.to_string())
                     })?;
                     let status = response.status();
+                    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+                        attempts.fetch_sub(1, Ordering::Relaxed);
+                    }
                     let headers = response.headers().clone();
                     let body = response.bytes().await.map_err(|e| HttpError::Transport(e.to_string()))?;
                     if status.is_success() {
