@@ -7,10 +7,15 @@ other's committed write. Real DynamoDB transactions are serialisable. Handling D
 DynamoDB Streams) requests under one lock restores that guarantee locally; every other service
 stays concurrent, so SQS long polls do not block anything.
 
+It also counts DynamoDB capacity as on-demand billing would (request units, assuming items under
+1 KB for writes and 4 KB for reads), served at GET /_local/dynamodb-usage, so the local system
+can report what each order costs.
+
 Same options as `moto_server`: -H HOST -p PORT.
 """
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -23,15 +28,45 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 
+def request_units(operation: str, body: dict) -> tuple[float, float]:
+    """(read units, write units) of one DynamoDB request on an on-demand table."""
+    strong = 1.0 if body.get("ConsistentRead") else 0.5
+    if operation == "GetItem":
+        return strong, 0.0
+    if operation == "BatchGetItem":
+        keys = sum(len(t.get("Keys", [])) for t in body.get("RequestItems", {}).values())
+        return keys * 1.0, 0.0
+    if operation in ("Query", "Scan"):
+        return strong, 0.0
+    if operation == "TransactGetItems":
+        return 2.0 * len(body.get("TransactItems", [])), 0.0
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        return 0.0, 1.0
+    if operation == "BatchWriteItem":
+        return 0.0, float(sum(len(r) for r in body.get("RequestItems", {}).values()))
+    if operation == "TransactWriteItems":
+        return 0.0, 2.0 * len(body.get("TransactItems", []))
+    return 0.0, 0.0
+
+
 class SerialiseDynamoDB:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
+        self.usage = {"read_units": 0.0, "write_units": 0.0, "requests": {}}
 
     def __call__(self, environ, start_response):
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+        if environ.get("PATH_INFO") == "/_local/dynamodb-usage":
+            with self.lock:
+                body = json.dumps(self.usage).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB"):
             return self.app(environ, start_response)
         with self.lock:
+            if target.startswith("DynamoDB_"):  # not DynamoDBStreams_: stream reads are free for Lambda
+                self.count(target.split(".")[-1], environ)
             result = self.app(environ, start_response)
             try:
                 # The response is produced inside the lock, not lazily after it.
@@ -39,6 +74,22 @@ class SerialiseDynamoDB:
             finally:
                 if hasattr(result, "close"):
                     result.close()
+
+    def count(self, operation: str, environ) -> None:
+        """Reads the body to count capacity, and puts it back for moto."""
+        import io
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        reads, writes = request_units(operation, body)
+        self.usage["read_units"] += reads
+        self.usage["write_units"] += writes
+        self.usage["requests"][operation] = self.usage["requests"].get(operation, 0) + 1
 
 
 def main() -> None:

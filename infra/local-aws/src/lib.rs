@@ -16,7 +16,7 @@ pub mod streams;
 pub mod tap;
 pub mod template;
 
-pub use moto::Moto;
+pub use moto::{DynamoDbUsage, Moto};
 pub use process::LocalStripe;
 pub use streams::StreamReader;
 pub use tap::EventTap;

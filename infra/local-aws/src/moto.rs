@@ -5,6 +5,14 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use crate::process::PythonServer;
 use crate::{Error, TableSpec, project_root};
 
+/// DynamoDB capacity in on-demand request units, and requests by operation.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct DynamoDbUsage {
+    pub read_units: f64,
+    pub write_units: f64,
+    pub requests: std::collections::BTreeMap<String, u64>,
+}
+
 /// A moto server: one we started on 127.0.0.1 and a free port (stopped when dropped), or one
 /// already running at a given endpoint.
 pub struct Moto {
@@ -80,6 +88,15 @@ impl Moto {
         let client = aws_sdk_dynamodb::Client::new(&self.sdk_config());
         spec.create(&client, name).await?;
         Ok(name.to_owned())
+    }
+
+    /// The DynamoDB capacity used so far, in on-demand request units (see `moto_server.py`).
+    /// Only a moto started through our launcher counts it.
+    pub async fn dynamodb_usage(&self) -> Result<DynamoDbUsage, Error> {
+        let response = reqwest::get(format!("{}/_local/dynamodb-usage", self.endpoint))
+            .await
+            .map_err(|e| Error::Aws(format!("dynamodb usage: {e}")))?;
+        response.json().await.map_err(|e| Error::Aws(format!("dynamodb usage (is this our moto_server.py?): {e}")))
     }
 
     /// Creates a Standard state machine and returns its ARN. moto checks no IAM: the role is a

@@ -55,3 +55,36 @@ async fn moto_runs_step_functions_for_real_and_serves_the_aws_apis() {
     let described = events.describe_event_bus().name(&bus).send().await.unwrap();
     assert_eq!(described.name(), Some("harness-bus"));
 }
+
+#[tokio::test]
+async fn dynamodb_capacity_is_counted_in_on_demand_request_units() {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+    let moto = Moto::start().await.unwrap();
+    let template = local_aws::Template::load_project().unwrap();
+    let table = moto.create_table(&template.table("PaymentsTable").unwrap(), "usage").await.unwrap();
+    let before = moto.dynamodb_usage().await.unwrap();
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
+    let item = |pk: &str| {
+        std::collections::HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(pk.into())),
+            ("sk".to_owned(), AttributeValue::S("X".into())),
+        ])
+    };
+    client.put_item().table_name(&table).set_item(Some(item("a"))).send().await.unwrap();
+    let puts = ["b", "c"].map(|pk| {
+        TransactWriteItem::builder()
+            .put(Put::builder().table_name(&table).set_item(Some(item(pk))).build().unwrap())
+            .build()
+    });
+    client.transact_write_items().set_transact_items(Some(puts.to_vec())).send().await.unwrap();
+    client.get_item().table_name(&table).set_key(Some(item("a"))).consistent_read(true).send().await.unwrap();
+    client.get_item().table_name(&table).set_key(Some(item("a"))).send().await.unwrap();
+    let after = moto.dynamodb_usage().await.unwrap();
+    assert_eq!(
+        after.write_units - before.write_units,
+        1.0 + 2.0 * 2.0,
+        "a put, and a transaction of two items at 2 each"
+    );
+    assert_eq!(after.read_units - before.read_units, 1.0 + 0.5, "a strong read and an eventual one");
+    assert_eq!(after.requests["TransactWriteItems"], 1);
+}

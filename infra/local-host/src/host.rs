@@ -75,8 +75,10 @@ impl Shared {
         self.last_activity_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn record(&self, invocation: Invocation) {
+    /// Keeps (and prints) an invocation that just ended.
+    pub(crate) fn record(&self, mut invocation: Invocation) {
         self.touch();
+        invocation.at = chrono::Utc::now() - invocation.duration;
         if self.log {
             println!("{}", invocation.line());
         }
@@ -597,6 +599,7 @@ async fn deliver(
         _ => Delivery::Handle,
     };
     let invocation = |outcome, duration, attempt| Invocation {
+        at: Default::default(),
         binary: binary.to_owned(),
         trigger: trigger.clone(),
         order_id: order_id.clone(),
@@ -712,6 +715,7 @@ async fn stream_loop(
             Some(i) => Err(format!("{} of {} records failed from #{i}", batch.len() - i, batch.len())),
         };
         shared.record(Invocation {
+            at: Default::default(),
             binary: binary.clone(),
             trigger: format!("stream {} ({} records)", trigger.table, batch.len()),
             order_id: None,

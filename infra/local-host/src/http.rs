@@ -77,6 +77,7 @@ async fn dispatch(State(state): State<Routes>, request: Request) -> Response {
     let response = route.router.clone().oneshot(request.map(Body::new)).await.into_response();
     let status = response.status();
     state.shared.record(Invocation {
+        at: Default::default(),
         binary: route.binary.clone(),
         trigger: format!("HTTP {method} {path}"),
         order_id: None,

@@ -18,6 +18,7 @@
 //! locally. The payment provider is the simulator, started with the key generated into the
 //! provider's secret, and `PaymentProviderBaseUrl` points at it.
 
+pub mod demo;
 mod functions;
 mod host;
 mod http;
@@ -57,6 +58,8 @@ pub enum Delivery {
 /// One invocation of a function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
+    /// When it started.
+    pub at: chrono::DateTime<chrono::Utc>,
     pub binary: String,
     /// `HTTP GET /orders/..`, the event's `detail-type`, or `stream <table> (n records)`.
     pub trigger: String,
@@ -81,7 +84,7 @@ impl Invocation {
         let retry = if self.attempt > 1 { format!(" (try {})", self.attempt) } else { String::new() };
         format!(
             "{}  {:<24} {:<40} {:>6} ms  {}{}  corr={}",
-            chrono::Utc::now().format("%H:%M:%S%.3f"),
+            self.at.format("%H:%M:%S%.3f"),
             self.binary,
             self.trigger,
             self.duration.as_millis(),
