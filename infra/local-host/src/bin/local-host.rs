@@ -1,5 +1,5 @@
-//! `make local`: the whole shop on 127.0.0.1, provisioned from template.yaml. Ctrl-C stops it
-//! and everything it started.
+//! `make local`: the whole shop on 127.0.0.1, provisioned from template.yaml. Ctrl-C (or
+//! SIGTERM) stops it and everything it started.
 //!
 //! Options: `--port N` (HTTP APIs, default 3000). `AWS_ENDPOINT_URL` set: use that moto instead
 //! of starting one (start it with `MOTO_PORT` set to its port).
@@ -41,7 +41,15 @@ async fn main() {
     println!("moto        {}", host.moto.endpoint());
     println!("provider    {} (simulator; faults: PUT /_sim/faults)", host.simulator.base_url());
     println!("ready. One line per invocation below; Ctrl-C stops everything.");
-    let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C, or a SIGTERM from whoever started us: either way stop what we started.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap_or_else(|e| {
+        eprintln!("local-host: cannot watch SIGTERM: {e}");
+        std::process::exit(1)
+    });
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
     println!("stopping...");
     drop(host);
 }
