@@ -174,6 +174,9 @@ impl Host {
         for (logical_id, resource) in template.resources_of_type("AWS::Serverless::Function") {
             host.start_function(logical_id, resource, &config.env_overrides, &mut routes).await?;
         }
+        for (logical_id, resource) in template.resources_of_type("AWS::Events::Rule") {
+            host.start_rule(logical_id, resource).await?;
+        }
         host.routes = routes.iter().map(|r| (r.method.clone(), r.path.clone(), r.binary.clone())).collect();
         host.tasks.push(tokio::spawn(serve(listener, routes, host.shared.clone())));
         Ok(host)
@@ -300,6 +303,66 @@ impl Host {
             }
         }
         self.functions.insert(logical_id.to_owned(), FunctionInfo { binary, env });
+        Ok(())
+    }
+
+    /// An `AWS::Events::Rule` whose targets are state machines: each matching event starts an
+    /// execution with the event as its input, as EventBridge's Step Functions target does.
+    async fn start_rule(&mut self, logical_id: &str, resource: &local_aws::template::Resource) -> Result<(), Error> {
+        let properties = &resource.properties;
+        let bus = match get(properties, "EventBusName") {
+            Some(value) => self.resolver.resolve(value)?,
+            None => "default".to_owned(),
+        };
+        let pattern = serde_json::to_value(get(properties, "EventPattern")).map_err(setup("rule pattern"))?;
+        let mut machines = Vec::new();
+        if let Some(Yaml::Sequence(targets)) = get(properties, "Targets") {
+            for target in targets {
+                let arn = self.resolver.resolve(get(target, "Arn").unwrap_or(&Yaml::Null))?;
+                let is_machine = self
+                    .resolver
+                    .resources
+                    .values()
+                    .any(|p| matches!(p, Physical::StateMachine { arn: a, .. } if *a == arn));
+                if !is_machine {
+                    return Err(Error::Setup(format!(
+                        "{logical_id}: the local host runs rule targets that are state machines or functions' own EventBridgeRule events, not {arn}"
+                    )));
+                }
+                machines.push(arn);
+            }
+        }
+        let tap = EventTap::create(&self.moto, &bus, &unique_name(logical_id), &pattern).await?;
+        let sfn = aws_sdk_sfn::Client::new(&self.sdk);
+        let shared = self.shared.clone();
+        let rule = logical_id.to_owned();
+        self.tasks.push(tokio::spawn(async move {
+            loop {
+                let Ok(events) = tap.poll_waiting(1).await else {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                };
+                for event in events {
+                    for machine in &machines {
+                        let started = Instant::now();
+                        let result =
+                            sfn.start_execution().state_machine_arn(machine).input(event.to_string()).send().await;
+                        shared.record(Invocation {
+                            at: Default::default(),
+                            binary: format!("rule {rule}"),
+                            trigger: format!("{} -> StartExecution", event["detail-type"].as_str().unwrap_or("?")),
+                            order_id: None,
+                            correlation_id: event["detail"]["correlation_id"].as_str().map(str::to_owned),
+                            duration: started.elapsed(),
+                            attempt: 1,
+                            outcome: result
+                                .map(|_| None)
+                                .map_err(|e| aws_sdk_sfn::error::DisplayErrorContext(e).to_string()),
+                        });
+                    }
+                }
+            }
+        }));
         Ok(())
     }
 

@@ -195,3 +195,40 @@ async fn routes_rules_and_tables_come_from_the_template_and_nothing_else() {
     let pattern: Value = serde_json::from_str(stock_watch.event_pattern().unwrap()).unwrap();
     assert_eq!(pattern, json!({"source": ["shop.inventory"], "detail-type": ["StockLow"]}));
 }
+
+#[tokio::test]
+async fn a_rule_whose_target_is_the_state_machine_starts_executions_with_the_event() {
+    let path = edited_template(|text| {
+        *text = text.replacen(
+            "Resources:\n",
+            "Resources:\n  ReplayRule:\n    Type: AWS::Events::Rule\n    Properties:\n      EventBusName: !Ref ShopEventBus\n      EventPattern:\n        source: [shop.ops]\n        detail-type: [ReplayOrder]\n      Targets:\n        - Id: saga\n          Arn: !Ref FulfilmentStateMachine\n          RoleArn: arn:aws:iam::123456789012:role/unused-locally\n\n",
+            1,
+        );
+    });
+    let host =
+        Host::start(HostConfig { http_port: 0, template: Some(path.clone()), ..HostConfig::default() }).await.unwrap();
+    std::fs::remove_file(path).unwrap();
+    let Physical::Bus { name: bus } = host.resolver.physical("ShopEventBus").unwrap().clone() else { panic!() };
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source("shop.ops")
+        .detail_type("ReplayOrder")
+        .detail(r#"{"order_id": "o-replayed"}"#)
+        .build();
+    aws_sdk_eventbridge::Client::new(&host.sdk).put_events().entries(entry).send().await.unwrap();
+
+    let sfn = aws_sdk_sfn::Client::new(&host.sdk);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let executions = loop {
+        let page = sfn.list_executions().state_machine_arn(host.state_machine_arn().unwrap()).send().await.unwrap();
+        if !page.executions().is_empty() {
+            break page.executions().to_vec();
+        }
+        assert!(Instant::now() < deadline, "no execution started");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(executions.len(), 1);
+    let described = sfn.describe_execution().execution_arn(executions[0].execution_arn()).send().await.unwrap();
+    let input: Value = serde_json::from_str(described.input().unwrap()).unwrap();
+    assert_eq!(input["detail"]["order_id"], "o-replayed", "the event is the execution's input");
+}
