@@ -76,17 +76,15 @@ async fn a_shortage_is_insufficient_stock_with_the_shortages_as_cause() {
     assert_eq!(outcome, TaskOutcome::Success(json!({"status": "REJECTED"})));
 }
 
+async fn reserve_two(service: &InventoryService) {
+    let lines = [inventory::domain::RequestedLine { sku: SKU.into(), quantity: 2 }];
+    service.reserve(ORDER_ID, &lines, &CorrelationId::generate()).await.unwrap();
+}
+
 #[tokio::test]
 async fn order_confirmed_commits_the_reservation_once_per_event_id() {
     let service = service(10).await;
-    service
-        .reserve(
-            ORDER_ID,
-            &[inventory::domain::RequestedLine { sku: SKU.into(), quantity: 2 }],
-            &CorrelationId::generate(),
-        )
-        .await
-        .unwrap();
+    reserve_two(&service).await;
     let event = fixtures::eventbridge("inventory-order-events", "order-confirmed.json").unwrap();
     assert_eq!(consume_order_event(event.clone(), &service).await.unwrap(), Consumed::Committed);
     assert_eq!(consume_order_event(event, &service).await.unwrap(), Consumed::Duplicate);
@@ -98,14 +96,7 @@ async fn order_confirmed_commits_the_reservation_once_per_event_id() {
 #[tokio::test]
 async fn order_cancelled_releases_what_a_dead_saga_left_held() {
     let service = service(10).await;
-    service
-        .reserve(
-            ORDER_ID,
-            &[inventory::domain::RequestedLine { sku: SKU.into(), quantity: 2 }],
-            &CorrelationId::generate(),
-        )
-        .await
-        .unwrap();
+    reserve_two(&service).await;
     let event = fixtures::eventbridge("inventory-order-events", "order-cancelled.json").unwrap();
     assert_eq!(consume_order_event(event.clone(), &service).await.unwrap(), Consumed::Released);
     assert_eq!(consume_order_event(event, &service).await.unwrap(), Consumed::Duplicate);

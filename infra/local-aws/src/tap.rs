@@ -97,30 +97,7 @@ impl EventTap {
         let deadline = Instant::now() + timeout;
         let mut events = Vec::new();
         while events.len() < count && Instant::now() < deadline {
-            let output = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .map_err(Error::aws)?;
-            for message in output.messages() {
-                let body = message.body().unwrap_or_default();
-                events.push(
-                    serde_json::from_str(body).map_err(|e| Error::Aws(format!("SQS body is not JSON: {e}: {body}")))?,
-                );
-                if let Some(handle) = message.receipt_handle() {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .map_err(Error::aws)?;
-                }
-            }
+            events.extend(self.poll_waiting(1).await?);
         }
         Ok(events)
     }
