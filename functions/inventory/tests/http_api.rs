@@ -5,19 +5,15 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use inventory::adapters::memory::InMemoryInventoryStore;
 use inventory::domain::RequestedLine;
 use inventory::http::router;
 use inventory::service::InventoryService;
 use serde_json::{Value, json};
 use shared::CorrelationId;
-use tower::ServiceExt;
 
 fn fixture(name: &str) -> lambda_http::Request {
-    let path = format!("{}/../../events/inventory-api/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    lambda_http::request::from_str(&text).expect("fixture is an API Gateway v2 request")
+    local_aws::fixtures::http("inventory-api", name).unwrap()
 }
 
 async fn send<B>(service: &InventoryService, request: Request<B>) -> (StatusCode, http::HeaderMap, Value)
@@ -25,10 +21,7 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let response = router(service.clone()).oneshot(request.map(Body::new)).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
+    local_aws::fixtures::send(router(service.clone()), request).await
 }
 
 fn service() -> InventoryService {

@@ -5,22 +5,19 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use orders::adapters::memory::InMemoryOrderStore;
 use orders::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, RequestedItem};
 use orders::http::router;
 use orders::service::OrderService;
 use serde_json::{Value, json};
 use shared::CorrelationId;
-use tower::ServiceExt;
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/../../events/orders-api/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    local_aws::fixtures::text("orders-api", name).unwrap()
 }
 
 fn lambda_request(name: &str) -> lambda_http::Request {
-    lambda_http::request::from_str(&fixture(name)).expect("fixture is an API Gateway v2 request")
+    local_aws::fixtures::http("orders-api", name).unwrap()
 }
 
 struct Api {
@@ -39,11 +36,7 @@ impl Api {
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        let response = router(self.service.clone()).oneshot(request.map(Body::new)).await.unwrap();
-        let (parts, body) = response.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
-        (parts.status, parts.headers, value)
+        local_aws::fixtures::send(router(self.service.clone()), request).await
     }
 
     /// `POST /orders` with `body`, as API Gateway (HTTP API, payload v2) delivers it: the

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use payments::adapters::memory::{InMemoryPaymentStore, ScriptedProvider};
 use payments::domain::ChargeRequest;
 use payments::http::router;
@@ -12,14 +11,11 @@ use payments::service::{LeaseConfig, PaymentService};
 use serde_json::{Value, json};
 use shared::CorrelationId;
 use shared::money::Money;
-use tower::ServiceExt;
 
 const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
 
 fn fixture(name: &str) -> lambda_http::Request {
-    let path = format!("{}/../../events/payments-api/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    lambda_http::request::from_str(&text).expect("fixture is an API Gateway v2 request")
+    local_aws::fixtures::http("payments-api", name).unwrap()
 }
 
 async fn send<B>(service: &PaymentService, request: Request<B>) -> (StatusCode, http::HeaderMap, Value)
@@ -27,10 +23,7 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let response = router(service.clone()).oneshot(request.map(Body::new)).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes();
-    (parts.status, parts.headers, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
+    local_aws::fixtures::send(router(service.clone()), request).await
 }
 
 #[tokio::test]

@@ -30,3 +30,29 @@ pub fn load<T: DeserializeOwned>(binary: &str, name: &str) -> Result<T, Error> {
 pub fn eventbridge(binary: &str, name: &str) -> Result<EventBridgeEvent<Value>, Error> {
     load(binary, name)
 }
+
+/// An API Gateway HTTP API (payload v2) request, as `lambda_http` hands it to a function.
+pub fn http(binary: &str, name: &str) -> Result<lambda_http::Request, Error> {
+    lambda_http::request::from_str(&text(binary, name)?)
+        .map_err(|e| Error::Template(format!("events/{binary}/{name} is not an API Gateway v2 request: {e}")))
+}
+
+/// Sends `request` through `router` as the Lambda would, and reads the answer: status, headers,
+/// and the body as JSON (`Null` when empty).
+pub async fn send<B>(router: axum::Router, request: http::Request<B>) -> (http::StatusCode, http::HeaderMap, Value)
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let response = router.oneshot(request.map(axum::body::Body::new)).await.expect("routers are infallible");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("a response body").to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (parts.status, parts.headers, value)
+}
