@@ -232,3 +232,63 @@ async fn a_rule_whose_target_is_the_state_machine_starts_executions_with_the_eve
     let input: Value = serde_json::from_str(described.input().unwrap()).unwrap();
     assert_eq!(input["detail"]["order_id"], "o-replayed", "the event is the execution's input");
 }
+
+#[tokio::test]
+async fn a_function_that_keeps_failing_is_retried_as_declared_then_its_event_goes_to_the_dlq() {
+    let host = host().await;
+    let Physical::Bus { name: bus } = host.resolver.physical("ShopEventBus").unwrap().clone() else { panic!() };
+    // An OrderConfirmed the consumer cannot read: its handler fails on every try.
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(bus)
+        .source("shop.orders")
+        .detail_type("OrderConfirmed")
+        .detail(r#"{"not": "an envelope"}"#)
+        .build();
+    aws_sdk_eventbridge::Client::new(&host.sdk).put_events().entries(entry).send().await.unwrap();
+
+    let Physical::Queue { url, .. } = host.resolver.physical("SagaDLQ").unwrap().clone() else { panic!() };
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let message = loop {
+        let received = sqs.receive_message().queue_url(&url).wait_time_seconds(1).send().await.unwrap();
+        if let Some(message) = received.messages().first() {
+            break message.body().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "nothing reached the DLQ");
+    };
+    let dead: Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(dead["function"], "inventory-order-events");
+    assert_eq!(dead["event"]["detail"], json!({"not": "an envelope"}));
+    assert!(dead["error"].as_str().unwrap().contains("not an order outcome event"), "{dead}");
+    let tries: Vec<u32> =
+        host.invocations().into_iter().filter(|i| i.binary == "inventory-order-events").map(|i| i.attempt).collect();
+    assert_eq!(tries, [1, 2, 3], "the first try and the two retries of EventInvokeConfig");
+}
+
+#[tokio::test]
+async fn a_stream_batch_that_keeps_failing_is_retried_then_sent_to_the_relays_dlq() {
+    // Every relay publishes to a bus that does not exist: each batch fails, record by record.
+    let env_overrides = [("EVENT_BUS_NAME".to_owned(), "no-such-bus".to_owned())].into();
+    let host = Host::start(HostConfig { http_port: 0, env_overrides, ..HostConfig::default() }).await.unwrap();
+    let client = Client { http: reqwest::Client::new(), base: host.base_url() };
+    let id = client.order("cust-1", "SKU-ANY", 1, "pm_card_visa").await;
+
+    let Physical::Queue { url, .. } = host.resolver.physical("OrdersOutboxRelayDLQ").unwrap().clone() else { panic!() };
+    let sqs = aws_sdk_sqs::Client::new(&host.sdk);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let message = loop {
+        let received = sqs.receive_message().queue_url(&url).wait_time_seconds(1).send().await.unwrap();
+        if let Some(message) = received.messages().first() {
+            break message.body().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "nothing reached the relay's DLQ");
+    };
+    let dead: Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(dead["function"], "orders-outbox-relay");
+    let records = dead["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "the OrderCreated outbox record");
+    assert_eq!(records[0]["dynamodb"]["NewImage"]["detail_type"]["S"], "OrderCreated");
+    assert!(records[0]["dynamodb"]["NewImage"]["pk"]["S"].as_str().unwrap().ends_with(&id));
+    let tries = host.invocations().into_iter().filter(|i| i.binary == "orders-outbox-relay").count();
+    assert_eq!(tries, 11, "the first try and ten local retries");
+}
