@@ -1,0 +1,15 @@
+//! The public API gateway: one API over the three services' internal APIs.
+//!
+//! - `POST /api/orders` forwards to orders with the client's `Idempotency-Key` (orders replays
+//!   the first answer for the same key and body, and refuses another body with 422).
+//! - `GET /api/orders/{id}` fetches the order, its payment and its reservation in parallel; if
+//!   payments or inventory fail, time out or have an open breaker, the answer is still 200 with
+//!   what it has and `"degraded": ["payment"]`; if orders itself is unavailable, 503 with
+//!   `Retry-After`.
+//! - `GET /api/products/{sku}` forwards to inventory.
+//!
+//! Every downstream has its own `ServiceClient` (timeouts, retry only for idempotent calls,
+//! breaker, bulkhead), configured from `ORDERS_*`, `INVENTORY_*` and `PAYMENTS_*` variables.
+
+pub mod http;
+pub mod upstream;

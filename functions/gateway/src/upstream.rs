@@ -1,0 +1,57 @@
+//! The services behind the gateway, one resilient client each.
+
+use std::time::Duration;
+
+use shared::config::Lookup;
+use shared::resilience::{CallError, HttpError, ServiceClient, ServiceClientConfig};
+
+/// The three internal APIs.
+#[derive(Clone)]
+pub struct Upstreams {
+    pub orders: ServiceClient,
+    pub inventory: ServiceClient,
+    pub payments: ServiceClient,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Env(#[from] shared::config::ConfigError),
+    #[error(transparent)]
+    Resilience(#[from] shared::resilience::ConfigError),
+}
+
+impl Upstreams {
+    /// From `ORDERS_BASE_URL`, `INVENTORY_BASE_URL`, `PAYMENTS_BASE_URL` and their policy
+    /// variables (see `shared::resilience::client`).
+    pub fn from_lookup(env: Lookup<'_>) -> Result<Self, ConfigError> {
+        let client = |prefix: &str| -> Result<ServiceClient, ConfigError> {
+            Ok(ServiceClient::new(&ServiceClientConfig::from_lookup(prefix, env)?)?)
+        };
+        Ok(Self { orders: client("ORDERS")?, inventory: client("INVENTORY")?, payments: client("PAYMENTS")? })
+    }
+}
+
+/// How a downstream call failed, as the gateway answers it.
+#[derive(Debug)]
+pub enum Failure {
+    /// The service answered 4xx: its answer is the client's answer.
+    Answered { status: http::StatusCode, body: Vec<u8> },
+    /// Down, slow or protected by its breaker: try again after this long.
+    Unavailable { retry_after: Duration, reason: String },
+}
+
+impl From<CallError<HttpError>> for Failure {
+    fn from(err: CallError<HttpError>) -> Self {
+        match err {
+            CallError::Inner(HttpError::Status { status, body, .. }) if status.is_client_error() => {
+                Failure::Answered { status, body: body.to_vec() }
+            }
+            CallError::CircuitOpen { remaining, .. } => Failure::Unavailable {
+                retry_after: remaining.max(Duration::from_secs(1)),
+                reason: "circuit open".into(),
+            },
+            other => Failure::Unavailable { retry_after: Duration::from_secs(1), reason: other.to_string() },
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! The gateway against a wiremock server per downstream: aggregation in parallel, partial
+//! failure (failing, slow, breaker open), orders unavailable, pass-through of answers and keys,
+//! and bad input.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use gateway::http::router;
+use gateway::upstream::Upstreams;
+use http::{Request, StatusCode};
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
+
+struct Downstreams {
+    orders: MockServer,
+    inventory: MockServer,
+    payments: MockServer,
+}
+
+async fn downstreams() -> Downstreams {
+    Downstreams {
+        orders: MockServer::start().await,
+        inventory: MockServer::start().await,
+        payments: MockServer::start().await,
+    }
+}
+
+/// The gateway configured as the Lambda is, with short timeouts and small breaker windows.
+fn gateway(d: &Downstreams) -> axum::Router {
+    let mut vars = HashMap::new();
+    for (prefix, server) in [("ORDERS", &d.orders), ("INVENTORY", &d.inventory), ("PAYMENTS", &d.payments)] {
+        vars.insert(format!("{prefix}_BASE_URL"), server.uri());
+        vars.insert(format!("{prefix}_ATTEMPT_TIMEOUT_MS"), "200".to_owned());
+        vars.insert(format!("{prefix}_TIMEOUT_MS"), "600".to_owned());
+        vars.insert(format!("{prefix}_RETRY_BASE_DELAY_MS"), "5".to_owned());
+        vars.insert(format!("{prefix}_BREAKER_WINDOW"), "4".to_owned());
+        vars.insert(format!("{prefix}_BREAKER_MINIMUM_CALLS"), "4".to_owned());
+        vars.insert(format!("{prefix}_BREAKER_OPEN_MS"), "60000".to_owned());
+    }
+    router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned()).unwrap())
+}
+
+fn order() -> Value {
+    json!({"id": ID, "status": "CONFIRMED"})
+}
+
+async fn serve(server: &MockServer, route: &str, response: ResponseTemplate) {
+    Mock::given(method("GET")).and(path(route)).respond_with(response).mount(server).await;
+}
+
+async fn get(router: &axum::Router, uri: &str) -> (StatusCode, http::HeaderMap, Value) {
+    local_aws::fixtures::send(router.clone(), Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn an_order_view_gathers_order_payment_and_reservation_in_parallel() {
+    let d = downstreams().await;
+    let slow = Duration::from_millis(150);
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order()).set_delay(slow)).await;
+    serve(
+        &d.payments,
+        &format!("/payments/order/{ID}"),
+        ResponseTemplate::new(200).set_body_json(json!({"status": "CAPTURED"})).set_delay(slow),
+    )
+    .await;
+    serve(
+        &d.inventory,
+        &format!("/reservations/order/{ID}"),
+        ResponseTemplate::new(200).set_body_json(json!({"status": "COMMITTED"})).set_delay(slow),
+    )
+    .await;
+    let started = Instant::now();
+    let (status, headers, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"order": order(), "payment": {"status": "CAPTURED"}, "reservation": {"status": "COMMITTED"}, "degraded": []})
+    );
+    assert!(started.elapsed() < Duration::from_millis(400), "three 150 ms calls at once, not one after another");
+    assert!(headers.contains_key("x-correlation-id"));
+}
+
+#[tokio::test]
+async fn a_failing_payments_service_degrades_the_view_instead_of_failing_it() {
+    let d = downstreams().await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(500)).await;
+    serve(
+        &d.inventory,
+        &format!("/reservations/order/{ID}"),
+        ResponseTemplate::new(200).set_body_json(json!({"status": "RESERVED"})),
+    )
+    .await;
+    let (status, _, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["degraded"], json!(["payment"]));
+    assert_eq!(body["payment"], Value::Null);
+    assert_eq!(body["reservation"]["status"], "RESERVED");
+}
+
+#[tokio::test]
+async fn a_slow_inventory_service_times_out_and_is_named_as_missing() {
+    let d = downstreams().await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(
+        &d.inventory,
+        &format!("/reservations/order/{ID}"),
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(3)),
+    )
+    .await;
+    let started = Instant::now();
+    let (status, _, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["degraded"], json!(["reservation"]));
+    assert_eq!(body["payment"], Value::Null, "no payment yet is not a failure");
+    assert!(started.elapsed() < Duration::from_secs(1), "bounded by the overall timeout");
+}
+
+#[tokio::test]
+async fn an_open_breaker_degrades_at_once_without_calling_the_service() {
+    let d = downstreams().await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(503)).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    let gateway = gateway(&d);
+    for _ in 0..2 {
+        get(&gateway, &format!("/api/orders/{ID}")).await;
+    }
+    let calls = d.payments.received_requests().await.unwrap().len();
+    let (status, _, body) = get(&gateway, &format!("/api/orders/{ID}")).await;
+    assert_eq!((status, body["degraded"].clone()), (StatusCode::OK, json!(["payment"])));
+    assert_eq!(d.payments.received_requests().await.unwrap().len(), calls, "the open breaker spared payments");
+}
+
+#[tokio::test]
+async fn without_the_orders_service_the_answer_is_503_with_retry_after() {
+    let d = downstreams().await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(503)).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    let (status, headers, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn an_unknown_order_is_the_services_404_and_a_product_passes_through() {
+    let d = downstreams().await;
+    let problem =
+        json!({"type": "https://errors.shop.example/not-found", "title": "Resource not found", "status": 404});
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(404).set_body_json(problem.clone())).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(
+        &d.inventory,
+        "/inventory/SKU-MUG",
+        ResponseTemplate::new(200).set_body_json(json!({"sku": "SKU-MUG", "available": 3})),
+    )
+    .await;
+    let gateway = gateway(&d);
+    let (status, headers, body) = get(&gateway, &format!("/api/orders/{ID}")).await;
+    assert_eq!((status, body), (StatusCode::NOT_FOUND, problem));
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let (status, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
+    assert_eq!((status, body["available"].clone()), (StatusCode::OK, json!(3)));
+    // A path segment cannot reach another downstream route.
+    let (status, _, _) = get(&gateway, "/api/products/..%2Forders").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let smuggled = d.inventory.received_requests().await.unwrap();
+    assert!(
+        smuggled.iter().all(|r| r.url.path().starts_with("/inventory/") || r.url.path().starts_with("/reservations/"))
+    );
+}
+
+#[tokio::test]
+async fn placing_an_order_forwards_the_idempotency_key_and_relays_the_replay() {
+    let d = downstreams().await;
+    Mock::given(method("POST"))
+        .and(path("/orders"))
+        .and(header("idempotency-key", "key-1"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(order()).insert_header("idempotent-replayed", "true"))
+        .expect(1)
+        .mount(&d.orders)
+        .await;
+    let request = Request::post("/api/orders")
+        .header("content-type", "application/json")
+        .header("idempotency-key", "key-1")
+        .body(Body::from(r#"{"customer_id":"c","payment_method":"pm_card_visa","items":[{"sku":"A","quantity":1}]}"#))
+        .unwrap();
+    let (status, headers, body) = local_aws::fixtures::send(gateway(&d), request).await;
+    assert_eq!((status, body), (StatusCode::CREATED, order()));
+    assert_eq!(headers["idempotent-replayed"], "true");
+}
+
+#[tokio::test]
+async fn a_post_without_key_is_never_retried_and_a_422_passes_through() {
+    let d = downstreams().await;
+    Mock::given(method("POST"))
+        .and(path("/orders"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(1)
+        .mount(&d.orders)
+        .await;
+    let post = |key: Option<&str>| {
+        let mut request = Request::post("/api/orders").header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.body(Body::from("{}")).unwrap()
+    };
+    let (status, headers, _) = local_aws::fixtures::send(gateway(&d), post(None)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.contains_key("retry-after"));
+
+    let d = downstreams().await;
+    let mismatch = json!({"title": "Unprocessable", "status": 422});
+    Mock::given(method("POST"))
+        .and(path("/orders"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(mismatch.clone()))
+        .mount(&d.orders)
+        .await;
+    let (status, _, body) = local_aws::fixtures::send(gateway(&d), post(Some("reused"))).await;
+    assert_eq!((status, body), (StatusCode::UNPROCESSABLE_ENTITY, mismatch));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_any_downstream_call() {
+    let d = downstreams().await;
+    let gateway = gateway(&d);
+    let send = |request| local_aws::fixtures::send(gateway.clone(), request);
+    let (status, _, body) = send(
+        Request::post("/api/orders").header("content-type", "application/json").body(Body::from("{oops")).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    let (status, _, _) =
+        send(Request::post("/api/orders").header("content-type", "application/json").body(Body::from(big)).unwrap())
+            .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _, _) =
+        send(Request::post("/api/orders").header("content-type", "text/plain").body(Body::from("{}")).unwrap()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, headers, _) = send(Request::delete("/api/orders").body(Body::empty()).unwrap()).await;
+    assert_eq!((status, headers["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "POST"));
+    let (status, headers, _) = send(Request::get("/api/nothing").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (status, headers["content-type"].to_str().unwrap()),
+        (StatusCode::NOT_FOUND, "application/problem+json")
+    );
+    for server in [&d.orders, &d.inventory, &d.payments] {
+        assert!(server.received_requests().await.unwrap().is_empty());
+    }
+}
