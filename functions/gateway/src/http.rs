@@ -12,15 +12,41 @@ use shared::http::{StrictJson, finish_router};
 use shared::resilience::{CallError, HttpError, HttpReply};
 use shared::{ApiError, CorrelationId};
 
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use shared::correlation::CORRELATION_HEADER;
+
+use crate::legacy::Legacy;
 use crate::upstream::{Failure, Upstreams};
 
-pub fn router(upstreams: Upstreams) -> Router {
+/// The public API. Routes in the legacy route table go to the legacy backend before any of the
+/// gateway's own routes is considered.
+pub fn router(upstreams: Upstreams, legacy: Option<Legacy>) -> Router {
     let routes = Router::new()
         .route("/api/orders", post(place_order))
         .route("/api/orders/{id}", get(get_order))
         .route("/api/products/{sku}", get(get_product))
         .with_state(upstreams);
-    finish_router(routes)
+    let app = finish_router(routes);
+    match legacy {
+        Some(legacy) => app.layer(middleware::from_fn_with_state(Arc::new(legacy), strangle)),
+        None => app,
+    }
+}
+
+async fn strangle(State(legacy): State<Arc<Legacy>>, request: Request, next: Next) -> Response {
+    if !legacy.handles(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let correlation_id =
+        CorrelationId::from_header_or_new(request.headers().get(CORRELATION_HEADER).and_then(|v| v.to_str().ok()));
+    let mut response = legacy.proxy(request, &correlation_id).await;
+    if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    response
 }
 
 /// A path segment as it must travel downstream: unreserved characters as they are, the rest

@@ -7,9 +7,12 @@
 //!   what it has and `"degraded": ["payment"]`; if orders itself is unavailable, 503 with
 //!   `Retry-After`.
 //! - `GET /api/products/{sku}` forwards to inventory.
+//! - Routes listed in `LEGACY_ROUTES` go to the legacy backend first (strangler fig, see
+//!   [`legacy`]).
 //!
 //! Every downstream has its own `ServiceClient` (timeouts, retry only for idempotent calls,
 //! breaker, bulkhead), configured from `ORDERS_*`, `INVENTORY_*` and `PAYMENTS_*` variables.
 
 pub mod http;
+pub mod legacy;
 pub mod upstream;

@@ -41,7 +41,7 @@ fn gateway(d: &Downstreams) -> axum::Router {
         vars.insert(format!("{prefix}_BREAKER_MINIMUM_CALLS"), "4".to_owned());
         vars.insert(format!("{prefix}_BREAKER_OPEN_MS"), "60000".to_owned());
     }
-    router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned()).unwrap())
+    router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned()).unwrap(), None)
 }
 
 fn order() -> Value {
@@ -257,4 +257,98 @@ async fn bad_input_is_refused_before_any_downstream_call() {
     for server in [&d.orders, &d.inventory, &d.payments] {
         assert!(server.received_requests().await.unwrap().is_empty());
     }
+}
+
+/// The gateway with a legacy backend taking the routes in `legacy_routes`.
+fn strangled(d: &Downstreams, legacy: &MockServer, legacy_routes: &str) -> axum::Router {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    for (prefix, server) in
+        [("ORDERS", &d.orders), ("INVENTORY", &d.inventory), ("PAYMENTS", &d.payments), ("LEGACY", legacy)]
+    {
+        vars.insert(format!("{prefix}_BASE_URL"), server.uri());
+    }
+    vars.insert("LEGACY_ROUTES".into(), legacy_routes.into());
+    vars.insert("LEGACY_ATTEMPT_TIMEOUT_MS".into(), "300".into());
+    let env = move |name: &str| vars.get(name).cloned();
+    let legacy = gateway::legacy::Legacy::from_lookup(&env).unwrap();
+    router(Upstreams::from_lookup(&env).unwrap(), legacy)
+}
+
+#[tokio::test]
+async fn routes_not_migrated_go_to_legacy_unchanged_and_moving_one_is_configuration() {
+    let d = downstreams().await;
+    let legacy = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/api/customers/7/address"))
+        .and(wiremock::matchers::query_param("verify", "true"))
+        .and(header("authorization", "Bearer client-token"))
+        .and(wiremock::matchers::body_string("{\"city\":\"Lyon\"}"))
+        .respond_with(ResponseTemplate::new(202).set_body_string("queued").insert_header("x-legacy", "1"))
+        .mount(&legacy)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/products/SKU-MUG"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("legacy catalogue"))
+        .mount(&legacy)
+        .await;
+    serve(&d.inventory, "/inventory/SKU-MUG", ResponseTemplate::new(200).set_body_json(json!({"sku": "SKU-MUG"})))
+        .await;
+
+    // Customers and products still on the legacy backend.
+    let gateway = strangled(&d, &legacy, "/api/customers/*, /api/products/*");
+    let request = Request::put("/api/customers/7/address?verify=true")
+        .header("authorization", "Bearer client-token")
+        .header("connection", "keep-alive")
+        .header("keep-alive", "timeout=5")
+        .header("x-correlation-id", "corr-legacy")
+        .body(Body::from("{\"city\":\"Lyon\"}"))
+        .unwrap();
+    let (status, headers, body) = local_aws::fixtures::send(gateway.clone(), request).await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!("queued")));
+    assert_eq!(headers["x-legacy"], "1");
+    assert_eq!(headers["x-correlation-id"], "corr-legacy");
+    let forwarded = &legacy.received_requests().await.unwrap()[0];
+    assert!(forwarded.headers.get("keep-alive").is_none(), "hop-by-hop headers stay behind");
+    assert_eq!(forwarded.headers["x-correlation-id"], "corr-legacy");
+    let (_, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
+    assert_eq!(body, json!("legacy catalogue"));
+
+    // Products migrated: the same request now reaches inventory; customers stay on legacy.
+    let gateway = strangled(&d, &legacy, "/api/customers/*");
+    let (_, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
+    assert_eq!(body, json!({"sku": "SKU-MUG"}));
+    // And moving it back is configuration too.
+    let gateway = strangled(&d, &legacy, "/api/customers/*,/api/products/*");
+    let (_, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
+    assert_eq!(body, json!("legacy catalogue"));
+    // Without a legacy route, an unknown path is the gateway's own 404.
+    let gateway = strangled(&d, &legacy, "");
+    let (status, _, _) = get(&gateway, "/api/customers/7").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_large_body_streams_through_and_a_dead_legacy_backend_is_a_503() {
+    let d = downstreams().await;
+    let legacy = MockServer::start().await;
+    let big = "x".repeat(5 * 1024 * 1024);
+    Mock::given(method("POST"))
+        .and(path("/api/customers/import"))
+        .and(wiremock::matchers::body_string(big.clone()))
+        .respond_with(ResponseTemplate::new(200).set_body_string(big.clone()))
+        .mount(&legacy)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/customers/slow"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&legacy)
+        .await;
+    let gateway = strangled(&d, &legacy, "/api/customers/*");
+    let request = Request::post("/api/customers/import").body(Body::from(big.clone())).unwrap();
+    let (status, _, body) = local_aws::fixtures::send(gateway.clone(), request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_str().map(str::len), Some(big.len()), "5 MiB each way, past the 64 KiB JSON limit");
+    let (status, headers, _) = get(&gateway, "/api/customers/slow").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.contains_key("retry-after"));
 }
