@@ -352,3 +352,38 @@ async fn a_large_body_streams_through_and_a_dead_legacy_backend_is_a_503() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(headers.contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn the_events_fixtures_run_through_the_gateway() {
+    let d = downstreams().await;
+    Mock::given(method("POST"))
+        .and(path("/orders"))
+        .and(header("idempotency-key", "demo-key-0001"))
+        .and(header("x-correlation-id", "demo-correlation-1"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(order()))
+        .mount(&d.orders)
+        .await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(
+        &d.inventory,
+        &format!("/reservations/order/{ID}"),
+        ResponseTemplate::new(200).set_body_json(json!({"status": "RESERVED"})),
+    )
+    .await;
+    serve(
+        &d.inventory,
+        "/inventory/SKU-RED-MUG",
+        ResponseTemplate::new(200).set_body_json(json!({"sku": "SKU-RED-MUG"})),
+    )
+    .await;
+    let gateway = gateway(&d);
+    let fixture = |name| local_aws::fixtures::http("gateway-api", name).unwrap();
+    let (status, _, body) = local_aws::fixtures::send(gateway.clone(), fixture("place-order.json")).await;
+    assert_eq!((status, body), (StatusCode::CREATED, order()));
+    let (status, _, body) = local_aws::fixtures::send(gateway.clone(), fixture("get-order.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((body["reservation"]["status"].clone(), body["degraded"].clone()), (json!("RESERVED"), json!([])));
+    let (status, _, body) = local_aws::fixtures::send(gateway, fixture("get-product.json")).await;
+    assert_eq!((status, body["sku"].clone()), (StatusCode::OK, json!("SKU-RED-MUG")));
+}

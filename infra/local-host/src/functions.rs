@@ -106,6 +106,11 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: Lookup<'_>) -> Result<Han
         "payments-saga-worker" => {
             saga_worker(sdk, payments::entrypoints::build_saga_worker(sdk, env).await.map_err(e)?)
         }
+        "gateway-api" => {
+            let upstreams = gateway::upstream::Upstreams::from_lookup(env).map_err(|e| format!("{binary}: {e}"))?;
+            let legacy = gateway::legacy::Legacy::from_lookup(env).map_err(|e| format!("{binary}: {e}"))?;
+            Handler::Http(gateway::http::router(upstreams, legacy))
+        }
         other => return Err(format!("the local host has no code for the binary `{other}`")),
     })
 }

@@ -140,6 +140,10 @@ impl Host {
         let sdk = moto.sdk_config();
         let mut resolver = Resolver { parameters: parameters(&template, &config.parameters)?, ..Resolver::default() };
         provision(&moto, &template, &mut resolver).await?;
+        for (id, _) in template.resources_of_type("AWS::Serverless::HttpApi") {
+            let endpoint = format!("http://{http_addr}");
+            resolver.resources.insert(id.to_owned(), Physical::HttpApi { id: id.to_owned(), endpoint });
+        }
 
         let api_key = provider_key(&sdk, &resolver).await?;
         let simulator = Simulator::new(SimulatorConfig { api_key, ..SimulatorConfig::default() })

@@ -13,11 +13,30 @@ const ACCOUNT: &str = "123456789012";
 /// A resource the host created, by kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Physical {
-    Table { name: String, stream_arn: Option<String> },
-    Bus { name: String },
-    Queue { url: String, arn: String, name: String },
-    Secret { arn: String },
-    StateMachine { arn: String, name: String },
+    Table {
+        name: String,
+        stream_arn: Option<String>,
+    },
+    Bus {
+        name: String,
+    },
+    Queue {
+        url: String,
+        arn: String,
+        name: String,
+    },
+    Secret {
+        arn: String,
+    },
+    StateMachine {
+        arn: String,
+        name: String,
+    },
+    /// An HTTP API: locally, the host's own port serves every API's routes.
+    HttpApi {
+        id: String,
+        endpoint: String,
+    },
 }
 
 impl Physical {
@@ -26,6 +45,7 @@ impl Physical {
             Physical::Table { name, .. } | Physical::Bus { name } => name.clone(),
             Physical::Queue { url, .. } => url.clone(),
             Physical::Secret { arn } | Physical::StateMachine { arn, .. } => arn.clone(),
+            Physical::HttpApi { id, .. } => id.clone(),
         }
     }
 
@@ -40,6 +60,7 @@ impl Physical {
             (Physical::Queue { url, .. }, "QueueUrl") => url.clone(),
             (Physical::StateMachine { arn, .. }, "Arn") => arn.clone(),
             (Physical::StateMachine { name, .. }, "Name") => name.clone(),
+            (Physical::HttpApi { endpoint, .. }, "ApiEndpoint") => endpoint.clone(),
             _ => return None,
         })
     }

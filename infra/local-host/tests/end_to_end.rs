@@ -112,6 +112,16 @@ async fn orders_placed_over_http_end_confirmed_or_cancelled_and_the_three_tables
     let (_, rare) = client.get("/inventory/SKU-RARE").await;
     assert_eq!(rare["available"], 1);
 
+    // The public API's view of the same order, gathered in parallel by the gateway.
+    let (status, view) = client.get(&format!("/api/orders/{happy}")).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["order"]["status"], "CONFIRMED");
+    assert_eq!(view["payment"]["status"], "CAPTURED");
+    assert_eq!(view["reservation"]["status"], "COMMITTED");
+    assert_eq!(view["degraded"], json!([]));
+    let (_, product) = client.get("/api/products/SKU-TEA").await;
+    assert_eq!(product["available"], 3);
+
     // And the tables themselves: one order, one reservation, at most one payment per order.
     let dynamodb = aws_sdk_dynamodb::Client::new(&host.sdk);
     for (table, entity, expected) in
