@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use shared::config::Lookup;
-use shared::resilience::{CallError, HttpError, ServiceClient, ServiceClientConfig};
+use shared::resilience::{CallError, HttpError, ServiceClient, ServiceClientConfig, SigV4};
 
 /// The three internal APIs.
 #[derive(Clone)]
@@ -23,10 +23,15 @@ pub enum ConfigError {
 
 impl Upstreams {
     /// From `ORDERS_BASE_URL`, `INVENTORY_BASE_URL`, `PAYMENTS_BASE_URL` and their policy
-    /// variables (see `shared::resilience::client`).
-    pub fn from_lookup(env: Lookup<'_>) -> Result<Self, ConfigError> {
+    /// variables (see `shared::resilience::client`). With a signer, every call is signed with
+    /// SigV4 (the internal APIs require IAM authorization).
+    pub fn from_lookup(env: Lookup<'_>, signer: Option<SigV4>) -> Result<Self, ConfigError> {
         let client = |prefix: &str| -> Result<ServiceClient, ConfigError> {
-            Ok(ServiceClient::new(&ServiceClientConfig::from_lookup(prefix, env)?)?)
+            let client = ServiceClient::new(&ServiceClientConfig::from_lookup(prefix, env)?)?;
+            Ok(match &signer {
+                Some(signer) => client.signed(signer.clone()),
+                None => client,
+            })
         };
         Ok(Self { orders: client("ORDERS")?, inventory: client("INVENTORY")?, payments: client("PAYMENTS")? })
     }

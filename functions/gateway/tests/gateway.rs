@@ -41,7 +41,7 @@ fn gateway(d: &Downstreams) -> axum::Router {
         vars.insert(format!("{prefix}_BREAKER_MINIMUM_CALLS"), "4".to_owned());
         vars.insert(format!("{prefix}_BREAKER_OPEN_MS"), "60000".to_owned());
     }
-    router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned()).unwrap(), None)
+    router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap(), None)
 }
 
 fn order() -> Value {
@@ -271,7 +271,7 @@ fn strangled(d: &Downstreams, legacy: &MockServer, legacy_routes: &str) -> axum:
     vars.insert("LEGACY_ATTEMPT_TIMEOUT_MS".into(), "300".into());
     let env = move |name: &str| vars.get(name).cloned();
     let legacy = gateway::legacy::Legacy::from_lookup(&env).unwrap();
-    router(Upstreams::from_lookup(&env).unwrap(), legacy)
+    router(Upstreams::from_lookup(&env, None).unwrap(), legacy)
 }
 
 #[tokio::test]
@@ -386,4 +386,34 @@ async fn the_events_fixtures_run_through_the_gateway() {
     assert_eq!((body["reservation"]["status"].clone(), body["degraded"].clone()), (json!("RESERVED"), json!([])));
     let (status, _, body) = local_aws::fixtures::send(gateway, fixture("get-product.json")).await;
     assert_eq!((status, body["sku"].clone()), (StatusCode::OK, json!("SKU-RED-MUG")));
+}
+
+#[tokio::test]
+async fn calls_to_the_internal_apis_are_signed_with_sigv4_for_execute_api() {
+    let d = downstreams().await;
+    Mock::given(method("GET"))
+        .and(path("/inventory/SKU-MUG"))
+        .and(wiremock::matchers::header_regex(
+            "authorization",
+            r"^AWS4-HMAC-SHA256 Credential=AKIDGATEWAY/\d{8}/eu-west-1/execute-api/aws4_request, SignedHeaders=[a-z0-9;-]*host[a-z0-9;-]*, Signature=[0-9a-f]{64}$",
+        ))
+        .and(wiremock::matchers::header_exists("x-amz-date"))
+        .and(header("x-amz-security-token", "session-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"sku": "SKU-MUG"})))
+        .expect(1)
+        .mount(&d.inventory)
+        .await;
+    let sdk = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new("AKIDGATEWAY", "secret", Some("session-token".into()), None, "test"),
+        ))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let signer = shared::resilience::SigV4::execute_api(&sdk).unwrap();
+    let uri = d.inventory.uri();
+    let env = move |name: &str| name.ends_with("_BASE_URL").then(|| uri.clone());
+    let gateway = router(Upstreams::from_lookup(&env, Some(signer)).unwrap(), None);
+    let (status, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
+    assert_eq!((status, body["sku"].clone()), (StatusCode::OK, json!("SKU-MUG")), "the signed request matched");
 }

@@ -107,7 +107,10 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: Lookup<'_>) -> Result<Han
             saga_worker(sdk, payments::entrypoints::build_saga_worker(sdk, env).await.map_err(e)?)
         }
         "gateway-api" => {
-            let upstreams = gateway::upstream::Upstreams::from_lookup(env).map_err(|e| format!("{binary}: {e}"))?;
+            // Signed as in AWS (the local host does not check signatures; API Gateway does).
+            let signer = shared::resilience::SigV4::execute_api(sdk);
+            let upstreams =
+                gateway::upstream::Upstreams::from_lookup(env, signer).map_err(|e| format!("{binary}: {e}"))?;
             let legacy = gateway::legacy::Legacy::from_lookup(env).map_err(|e| format!("{binary}: {e}"))?;
             Handler::Http(gateway::http::router(upstreams, legacy))
         }
