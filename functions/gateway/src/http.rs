@@ -144,10 +144,17 @@ async fn get_order(
     let id = segment(&id);
     let (order_path, payment_path, reservation_path) =
         (format!("/orders/{id}"), format!("/payments/order/{id}"), format!("/reservations/order/{id}"));
-    let (order, payment, reservation) = tokio::join!(
+    let saga = async {
+        match &upstreams.saga {
+            Some(saga) => Some(tokio::time::timeout(Duration::from_secs(2), saga.progress(&id)).await),
+            None => None,
+        }
+    };
+    let (order, payment, reservation, saga) = tokio::join!(
         upstreams.orders.get(&order_path, &correlation_id),
         upstreams.payments.get(&payment_path, &correlation_id),
         upstreams.inventory.get(&reservation_path, &correlation_id),
+        saga,
     );
     let order: Value = match order.map(|reply| reply.json::<Value>()) {
         Ok(Ok(order)) => order,
@@ -162,6 +169,20 @@ async fn get_order(
     let mut degraded = Vec::new();
     let payment = part(payment, "payment", &mut degraded);
     let reservation = part(reservation, "reservation", &mut degraded);
-    Json(json!({ "order": order, "payment": payment, "reservation": reservation, "degraded": degraded }))
+    let saga = match saga {
+        Some(Ok(Ok(progress))) => json!(progress),
+        None => Value::Null,
+        Some(Ok(Err(error))) => {
+            tracing::warn!(part = "saga", error, "order view without this part");
+            degraded.push("saga");
+            Value::Null
+        }
+        Some(Err(_)) => {
+            tracing::warn!(part = "saga", "saga progress timed out");
+            degraded.push("saga");
+            Value::Null
+        }
+    };
+    Json(json!({ "order": order, "payment": payment, "reservation": reservation, "saga": saga, "degraded": degraded }))
         .into_response()
 }

@@ -2,7 +2,8 @@
 //!
 //! - `POST /api/orders` forwards to orders with the client's `Idempotency-Key` (orders replays
 //!   the first answer for the same key and body, and refuses another body with 422).
-//! - `GET /api/orders/{id}` fetches the order, its payment and its reservation in parallel; if
+//! - `GET /api/orders/{id}` fetches the order, its payment, its reservation and its saga's
+//!   progress in parallel; if
 //!   payments or inventory fail, time out or have an open breaker, the answer is still 200 with
 //!   what it has and `"degraded": ["payment"]`; if orders itself is unavailable, 503 with
 //!   `Retry-After`.
@@ -15,4 +16,5 @@
 
 pub mod http;
 pub mod legacy;
+pub mod saga;
 pub mod upstream;

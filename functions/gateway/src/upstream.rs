@@ -5,12 +5,13 @@ use std::time::Duration;
 use shared::config::Lookup;
 use shared::resilience::{CallError, HttpError, ServiceClient, ServiceClientConfig, SigV4};
 
-/// The three internal APIs.
+/// The three internal APIs, and where each order's saga is.
 #[derive(Clone)]
 pub struct Upstreams {
     pub orders: ServiceClient,
     pub inventory: ServiceClient,
     pub payments: ServiceClient,
+    pub saga: Option<std::sync::Arc<dyn crate::saga::SagaProgress>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,18 @@ impl Upstreams {
                 None => client,
             })
         };
-        Ok(Self { orders: client("ORDERS")?, inventory: client("INVENTORY")?, payments: client("PAYMENTS")? })
+        Ok(Self {
+            orders: client("ORDERS")?,
+            inventory: client("INVENTORY")?,
+            payments: client("PAYMENTS")?,
+            saga: None,
+        })
+    }
+
+    /// Also shows each order's saga progress.
+    pub fn with_saga(mut self, saga: std::sync::Arc<dyn crate::saga::SagaProgress>) -> Self {
+        self.saga = Some(saga);
+        self
     }
 }
 

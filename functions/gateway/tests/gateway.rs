@@ -78,7 +78,7 @@ async fn an_order_view_gathers_order_payment_and_reservation_in_parallel() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"order": order(), "payment": {"status": "CAPTURED"}, "reservation": {"status": "COMMITTED"}, "degraded": []})
+        json!({"order": order(), "payment": {"status": "CAPTURED"}, "reservation": {"status": "COMMITTED"}, "saga": null, "degraded": []})
     );
     assert!(started.elapsed() < Duration::from_millis(400), "three 150 ms calls at once, not one after another");
     assert!(headers.contains_key("x-correlation-id"));
@@ -416,4 +416,40 @@ async fn calls_to_the_internal_apis_are_signed_with_sigv4_for_execute_api() {
     let gateway = router(Upstreams::from_lookup(&env, Some(signer)).unwrap(), None);
     let (status, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
     assert_eq!((status, body["sku"].clone()), (StatusCode::OK, json!("SKU-MUG")), "the signed request matched");
+}
+
+struct FixedSaga(Result<Option<gateway::saga::Progress>, String>);
+
+#[async_trait::async_trait]
+impl gateway::saga::SagaProgress for FixedSaga {
+    async fn progress(&self, _: &str) -> Result<Option<gateway::saga::Progress>, String> {
+        self.0.clone()
+    }
+}
+
+#[tokio::test]
+async fn the_order_view_shows_the_sagas_progress_or_names_it_missing() {
+    let d = downstreams().await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    let with_saga = |saga: FixedSaga| {
+        let uri = (d.orders.uri(), d.payments.uri(), d.inventory.uri());
+        let env = move |name: &str| match name {
+            "ORDERS_BASE_URL" => Some(uri.0.clone()),
+            "PAYMENTS_BASE_URL" => Some(uri.1.clone()),
+            "INVENTORY_BASE_URL" => Some(uri.2.clone()),
+            _ => None,
+        };
+        router(Upstreams::from_lookup(&env, None).unwrap().with_saga(std::sync::Arc::new(saga)), None)
+    };
+    let running = gateway::saga::Progress { status: "RUNNING".into(), step: Some("ProcessPayment".into()) };
+    let (_, _, body) = get(&with_saga(FixedSaga(Ok(Some(running)))), &format!("/api/orders/{ID}")).await;
+    assert_eq!(body["saga"], json!({"status": "RUNNING", "step": "ProcessPayment"}));
+    assert_eq!(body["degraded"], json!([]));
+    let (status, _, body) = get(&with_saga(FixedSaga(Err("throttled".into()))), &format!("/api/orders/{ID}")).await;
+    assert_eq!(
+        (status, body["saga"].clone(), body["degraded"].clone()),
+        (StatusCode::OK, Value::Null, json!(["saga"]))
+    );
 }

@@ -109,8 +109,12 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: Lookup<'_>) -> Result<Han
         "gateway-api" => {
             // Signed as in AWS (the local host does not check signatures; API Gateway does).
             let signer = shared::resilience::SigV4::execute_api(sdk);
-            let upstreams =
-                gateway::upstream::Upstreams::from_lookup(env, signer).map_err(|e| format!("{binary}: {e}"))?;
+            let state_machine_arn =
+                shared::config::required(env, "STATE_MACHINE_ARN").map_err(|e| format!("{binary}: {e}"))?;
+            let saga = gateway::saga::StepFunctionsProgress::new(aws_sdk_sfn::Client::new(sdk), state_machine_arn);
+            let upstreams = gateway::upstream::Upstreams::from_lookup(env, signer)
+                .map_err(|e| format!("{binary}: {e}"))?
+                .with_saga(std::sync::Arc::new(saga));
             let legacy = gateway::legacy::Legacy::from_lookup(env).map_err(|e| format!("{binary}: {e}"))?;
             Handler::Http(gateway::http::router(upstreams, legacy))
         }

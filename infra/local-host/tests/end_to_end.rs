@@ -118,7 +118,10 @@ async fn orders_placed_over_http_end_confirmed_or_cancelled_and_the_three_tables
     assert_eq!(view["order"]["status"], "CONFIRMED");
     assert_eq!(view["payment"]["status"], "CAPTURED");
     assert_eq!(view["reservation"]["status"], "COMMITTED");
+    assert_eq!(view["saga"], json!({"status": "SUCCEEDED", "step": "ConfirmOrder"}));
     assert_eq!(view["degraded"], json!([]));
+    let (_, view) = client.get(&format!("/api/orders/{declined}")).await;
+    assert_eq!(view["saga"], json!({"status": "SUCCEEDED", "step": "CancelOrder"}));
     let (_, product) = client.get("/api/products/SKU-TEA").await;
     assert_eq!(product["available"], 3);
 

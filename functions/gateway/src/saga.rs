@@ -1,0 +1,60 @@
+//! Where an order's fulfilment saga is: the execution named after the order.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+/// The saga of one order, as the order view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    pub status: String,
+    /// The last state the execution entered (`ProcessPayment`, `CancelOrder`, ...).
+    pub step: Option<String>,
+}
+
+#[async_trait]
+pub trait SagaProgress: Send + Sync {
+    /// `Ok(None)` when the order has no saga (yet).
+    async fn progress(&self, order_id: &str) -> Result<Option<Progress>, String>;
+}
+
+/// Reads executions of the fulfilment state machine (`STATE_MACHINE_ARN`).
+pub struct StepFunctionsProgress {
+    client: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+}
+
+impl StepFunctionsProgress {
+    pub fn new(client: aws_sdk_sfn::Client, state_machine_arn: impl Into<String>) -> Self {
+        Self { client, state_machine_arn: state_machine_arn.into() }
+    }
+}
+
+#[async_trait]
+impl SagaProgress for StepFunctionsProgress {
+    async fn progress(&self, order_id: &str) -> Result<Option<Progress>, String> {
+        let arn = format!("{}:{order_id}", self.state_machine_arn.replacen(":stateMachine:", ":execution:", 1));
+        let execution = match self.client.describe_execution().execution_arn(&arn).send().await {
+            Ok(execution) => execution,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_execution_does_not_exist()) => return Ok(None),
+            Err(err) => return Err(aws_sdk_sfn::error::DisplayErrorContext(err).to_string()),
+        };
+        let history = self
+            .client
+            .get_execution_history()
+            .execution_arn(&arn)
+            .reverse_order(true)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sfn::error::DisplayErrorContext(e).to_string())?;
+        // The newest state entered by event id, not by position: moto ignores reverseOrder.
+        let step = history
+            .events()
+            .iter()
+            .filter_map(|e| e.state_entered_event_details().map(|d| (e.id(), d.name().to_owned())))
+            .max_by_key(|(id, _)| *id)
+            .map(|(_, name)| name);
+        Ok(Some(Progress { status: execution.status.as_str().to_owned(), step }))
+    }
+}
