@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, Tr
 use chrono::{Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::CorrelationId;
-use shared::dynamo::{self, failed_conditions};
+use shared::dynamo::{self, failed_conditions, names, values};
 use shared::outbox::{OutboxEvent, OutboxRecord};
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
@@ -95,11 +95,6 @@ fn sdk_backend<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError
 /// An expression value, serialised with serde_dynamo.
 fn av<T: Serialize>(value: T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(backend)
-}
-
-/// Expression values by placeholder.
-fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> HashMap<String, AttributeValue> {
-    pairs.into_iter().map(|(name, value)| (name.to_owned(), value)).collect()
 }
 
 fn update(
@@ -337,7 +332,7 @@ impl InventoryStore for DynamoDbInventoryStore {
                 (":u", av(&updated_at)?),
                 (":reserved", av(ReservationStatus::Reserved)?),
             ]),
-            Some(HashMap::from([("#status".to_owned(), "status".to_owned())])),
+            Some(names([("#status", "status")])),
         )?];
         if reservation.status == ReservationStatus::Released {
             for line in &reservation.lines {

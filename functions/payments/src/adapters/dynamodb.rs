@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
-use shared::dynamo::{self, failed_conditions};
+use shared::dynamo::{self, failed_conditions, names, values};
 use shared::outbox::{OutboxEvent, OutboxRecord};
 
 use crate::domain::{Lease, Payment, PaymentStatus};
@@ -60,10 +60,6 @@ fn sdk_backend<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError
 
 fn av<T: Serialize>(value: T) -> Result<AttributeValue, StoreError> {
     serde_dynamo::to_attribute_value(value).map_err(backend)
-}
-
-fn names<const N: usize>(pairs: [(&str, &str); N]) -> HashMap<String, String> {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -113,13 +109,9 @@ impl PaymentStore for DynamoDbPaymentStore {
         charging: bool,
     ) -> Result<Option<Payment>, StoreError> {
         let expression = if charging { "SET lease = :lease, provider_contacted = :yes" } else { "SET lease = :lease" };
-        let mut values = HashMap::from([
-            (":lease".to_owned(), av(lease)?),
-            (":status".to_owned(), av(status)?),
-            (":now".to_owned(), av(now_ms)?),
-        ]);
+        let mut expression_values = values([(":lease", av(lease)?), (":status", av(status)?), (":now", av(now_ms)?)]);
         if charging {
-            values.insert(":yes".to_owned(), av(true)?);
+            expression_values.insert(":yes".to_owned(), av(true)?);
         }
         let result = self
             .client
@@ -129,7 +121,7 @@ impl PaymentStore for DynamoDbPaymentStore {
             .update_expression(expression)
             .condition_expression("#status = :status AND (attribute_not_exists(lease) OR lease.until_ms <= :now)")
             .set_expression_attribute_names(Some(names([("#status", "status")])))
-            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_values(Some(expression_values))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
@@ -152,9 +144,9 @@ impl PaymentStore for DynamoDbPaymentStore {
             .update_expression("REMOVE lease SET provider_contacted = :contacted")
             .condition_expression("lease.#owner = :owner")
             .set_expression_attribute_names(Some(names([("#owner", "owner")])))
-            .set_expression_attribute_values(Some(HashMap::from([
-                (":owner".to_owned(), av(owner)?),
-                (":contacted".to_owned(), av(provider_contacted)?),
+            .set_expression_attribute_values(Some(values([
+                (":owner", av(owner)?),
+                (":contacted", av(provider_contacted)?),
             ])))
             .send()
             .await;
@@ -172,9 +164,9 @@ impl PaymentStore for DynamoDbPaymentStore {
         events: &[OutboxEvent],
     ) -> Result<bool, StoreError> {
         let pk = payment_pk(&next.order_id);
-        let values = HashMap::from([(":from".to_owned(), av(from)?)]);
-        let mut put = dynamo::put(&self.table, &PaymentItem::new(next), "#status = :from", Some(values))
-            .map_err(StoreError::Backend)?;
+        let mut put =
+            dynamo::put(&self.table, &PaymentItem::new(next), "#status = :from", Some(values([(":from", av(from)?)])))
+                .map_err(StoreError::Backend)?;
         if let Some(p) = put.put.as_mut() {
             p.expression_attribute_names = Some(names([("#status", "status")]));
         }
