@@ -11,7 +11,7 @@ use shared::validation::{check_identifier, check_lines};
 
 /// A reservation is one DynamoDB transaction: one stock update per line, plus the reservation
 /// record and its outbox event. DynamoDB allows 100 items per transaction.
-pub const MAX_RESERVATION_LINES: usize = shared::dynamo::MAX_TRANSACTION_ITEMS - 2;
+pub const MAX_RESERVATION_LINES: usize = shared::validation::MAX_ORDER_LINES;
 pub const MAX_RESTOCK: u32 = 1_000_000;
 /// Prices up to 100 million major units (in minor units), far above any real product.
 pub const MAX_PRICE_MINOR: u64 = 10_000_000_000;

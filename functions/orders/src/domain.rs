@@ -9,7 +9,8 @@ pub use shared::validation::MAX_ID_LEN;
 use shared::validation::{check_identifier, check_lines};
 use uuid::Uuid;
 
-pub const MAX_LINES: usize = 100;
+/// An order must fit one reservation (see `MAX_ORDER_LINES`).
+pub const MAX_LINES: usize = shared::validation::MAX_ORDER_LINES;
 pub use shared::validation::MAX_QUANTITY;
 pub const MAX_PAYMENT_METHOD_LEN: usize = 255;
 
@@ -196,7 +197,7 @@ impl PlaceOrderRequest {
         check_identifier("customer_id", &self.customer_id, &mut violations);
         check_payment_method(&self.payment_method, &mut violations);
         let lines = self.items.iter().map(|item| (item.sku.as_str(), item.quantity));
-        check_lines("items", lines, MAX_LINES, "", &mut violations);
+        check_lines("items", lines, MAX_LINES, " (one reservation holds that many)", &mut violations);
         if !violations.is_empty() {
             return Err(violations);
         }

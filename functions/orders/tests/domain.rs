@@ -27,9 +27,12 @@ fn a_valid_request_becomes_a_pending_order() {
 #[test]
 fn line_count_quantity_and_duplicates_are_checked_per_field() {
     assert_eq!(violations(request(vec![])), ["items"]);
-    let too_many: Vec<(String, u32)> = (0..101).map(|i| (format!("S{i}"), 1)).collect();
-    let too_many = request(too_many.iter().map(|(s, q)| (s.as_str(), *q)).collect());
-    assert_eq!(violations(too_many), ["items"]);
+    // An order must fit one reservation, which is one DynamoDB transaction: 98 lines at most.
+    let lines = |n: usize| -> Vec<(String, u32)> { (0..n).map(|i| (format!("S{i}"), 1)).collect() };
+    let at_most = lines(98);
+    assert!(request(at_most.iter().map(|(s, q)| (s.as_str(), *q)).collect()).validate().is_ok());
+    let too_many = lines(99);
+    assert_eq!(violations(request(too_many.iter().map(|(s, q)| (s.as_str(), *q)).collect())), ["items"]);
     assert_eq!(violations(request(vec![("A", 0), ("B", 1001)])), ["items[0].quantity", "items[1].quantity"]);
     assert_eq!(violations(request(vec![("A", 1), ("B", 1), ("A", 2)])), ["items[2].sku"]);
 }
