@@ -305,3 +305,16 @@ async fn a_stream_batch_that_keeps_failing_is_retried_then_sent_to_the_relays_dl
     let tries = host.invocations().into_iter().filter(|i| i.binary == "orders-outbox-relay").count();
     assert_eq!(tries, 11, "the first try and ten local retries");
 }
+
+#[tokio::test]
+async fn the_public_api_answers_undeclared_methods_with_405_and_allow() {
+    let host = host().await;
+    let http = reqwest::Client::new();
+    let response = http.delete(format!("{}/api/orders", host.base_url())).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let response = http.get(format!("{}/api/nothing-here", host.base_url())).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
