@@ -28,6 +28,12 @@ pub const TRANSIENT: &str = "Transient";
 /// The command is malformed or names nothing that can be done: retrying will not help.
 pub const INVALID_COMMAND: &str = "InvalidCommand";
 
+/// The ARN of the execution named `name` of a state machine: executions are named after the
+/// order, so this is where an order's saga is found.
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
+    format!("{}:{name}", state_machine_arn.replacen(":stateMachine:", ":execution:", 1))
+}
+
 /// A command from the saga: the envelope, the step's data, and the token to answer with.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

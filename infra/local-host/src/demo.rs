@@ -195,16 +195,8 @@ impl Demo {
         println!("\n-- order {id}  [{scenario}]  {} x {}, {}", plan.quantity, plan.sku, plan.payment_method);
         let mut timeline: Vec<(DateTime<Utc>, String)> = Vec::new();
         for invocation in &invocations {
-            let outcome = match &invocation.outcome {
-                Ok(Some(shared::saga::TaskOutcome::Success(_))) | Ok(None) => "ok".to_owned(),
-                Ok(Some(shared::saga::TaskOutcome::Failure { error, .. })) => format!("answered {error}"),
-                Err(e) => format!("ERROR {e}"),
-            };
-            let retry = if invocation.attempt > 1 { format!(" (try {})", invocation.attempt) } else { String::new() };
-            timeline.push((
-                invocation.at,
-                format!("λ {:<24} {:<32} {outcome}{retry}", invocation.binary, invocation.trigger),
-            ));
+            let text = format!("λ {:<24} {:<32} {}", invocation.binary, invocation.trigger, invocation.outcome_text());
+            timeline.push((invocation.at, text));
         }
         for event in &events {
             let at = event["detail"]["occurred_at"]

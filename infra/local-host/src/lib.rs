@@ -73,23 +73,26 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// One line, readable at a glance: time, function, trigger, outcome, duration, correlation.
-    pub fn line(&self) -> String {
+    /// `ok`, `answered <error>`, `ERROR <error>` or `dropped`, with the try number of a retry.
+    pub fn outcome_text(&self) -> String {
         let outcome = match &self.outcome {
             Ok(_) if self.attempt == 0 => "dropped".to_owned(),
             Ok(Some(TaskOutcome::Success(_))) | Ok(None) => "ok".to_owned(),
             Ok(Some(TaskOutcome::Failure { error, .. })) => format!("answered {error}"),
             Err(e) => format!("ERROR {e}"),
         };
-        let retry = if self.attempt > 1 { format!(" (try {})", self.attempt) } else { String::new() };
+        if self.attempt > 1 { format!("{outcome} (try {})", self.attempt) } else { outcome }
+    }
+
+    /// One line, readable at a glance: time, function, trigger, outcome, duration, correlation.
+    pub fn line(&self) -> String {
         format!(
-            "{}  {:<24} {:<40} {:>6} ms  {}{}  corr={}",
+            "{}  {:<24} {:<40} {:>6} ms  {}  corr={}",
             self.at.format("%H:%M:%S%.3f"),
             self.binary,
             self.trigger,
             self.duration.as_millis(),
-            outcome,
-            retry,
+            self.outcome_text(),
             self.correlation_id.as_deref().unwrap_or("-"),
         )
     }

@@ -17,7 +17,7 @@ impl StepFunctionsSagaStarter {
 
     /// `arn:...:stateMachine:M` and `N` give `arn:...:execution:M:N`.
     fn execution_arn(&self, name: &str) -> String {
-        format!("{}:{name}", self.state_machine_arn.replacen(":stateMachine:", ":execution:", 1))
+        shared::saga::execution_arn(&self.state_machine_arn, name)
     }
 }
 
