@@ -60,15 +60,12 @@ impl InventorySagaWorker {
     }
 }
 
-#[async_trait]
-impl CommandHandler for InventorySagaWorker {
-    async fn handle(&self, command: &SagaCommand) -> TaskOutcome {
-        match command.event_type.as_str() {
+impl InventorySagaWorker {
+    /// The step; `Err` carries the answer to a command that cannot be done as sent.
+    async fn step(&self, command: &SagaCommand) -> Result<TaskOutcome, TaskOutcome> {
+        Ok(match command.event_type.as_str() {
             RESERVE_INVENTORY => {
-                let data: ReserveData = match command.data_as() {
-                    Ok(data) => data,
-                    Err(outcome) => return outcome,
-                };
+                let data: ReserveData = command.data_as()?;
                 match self.service.reserve(&data.order_id, &data.lines, &command.correlation_id).await {
                     Ok(r) if matches!(r.status, ReservationStatus::Reserved | ReservationStatus::Committed) => {
                         TaskOutcome::Success(json!({
@@ -88,10 +85,7 @@ impl CommandHandler for InventorySagaWorker {
                 }
             }
             RELEASE_INVENTORY => {
-                let data: ReleaseData = match command.data_as() {
-                    Ok(data) => data,
-                    Err(outcome) => return outcome,
-                };
+                let data: ReleaseData = command.data_as()?;
                 match self.service.release(&data.order_id, &command.correlation_id).await {
                     Ok(Some(r)) => TaskOutcome::Success(json!({ "status": r.status })),
                     Ok(None) => TaskOutcome::Success(json!({ "status": "NONE" })),
@@ -99,7 +93,14 @@ impl CommandHandler for InventorySagaWorker {
                 }
             }
             other => TaskOutcome::failure(INVALID_COMMAND, format!("the inventory worker does not handle {other}")),
-        }
+        })
+    }
+}
+
+#[async_trait]
+impl CommandHandler for InventorySagaWorker {
+    async fn handle(&self, command: &SagaCommand) -> TaskOutcome {
+        self.step(command).await.unwrap_or_else(|outcome| outcome)
     }
 }
 

@@ -176,35 +176,30 @@ fn outcome_of(result: Result<crate::domain::Order, OrdersError>, illegal: &str) 
     }
 }
 
-#[async_trait]
-impl CommandHandler for OrdersSagaWorker {
-    async fn handle(&self, command: &SagaCommand) -> TaskOutcome {
+impl OrdersSagaWorker {
+    /// The step; `Err` carries the answer to a command that cannot be done as sent.
+    async fn step(&self, command: &SagaCommand) -> Result<TaskOutcome, TaskOutcome> {
         let correlation_id = &command.correlation_id;
-        match command.event_type.as_str() {
+        Ok(match command.event_type.as_str() {
             CONFIRM_ORDER => {
-                let data: ConfirmData = match command.data_as() {
-                    Ok(data) => data,
-                    Err(outcome) => return outcome,
-                };
-                let id = match order_id(&data.order_id) {
-                    Ok(id) => id,
-                    Err(outcome) => return outcome,
-                };
+                let data: ConfirmData = command.data_as()?;
+                let id = order_id(&data.order_id)?;
                 outcome_of(self.service.confirm(id, correlation_id).await, ORDER_NOT_PENDING)
             }
             CANCEL_ORDER => {
-                let data: CancelData = match command.data_as() {
-                    Ok(data) => data,
-                    Err(outcome) => return outcome,
-                };
-                let id = match order_id(&data.order_id) {
-                    Ok(id) => id,
-                    Err(outcome) => return outcome,
-                };
+                let data: CancelData = command.data_as()?;
+                let id = order_id(&data.order_id)?;
                 tracing::info!(order_id = %id, reason = data.reason, detail = data.detail, "cancelling the order");
                 outcome_of(self.service.cancel(id, &data.reason, correlation_id).await, ORDER_ALREADY_CONFIRMED)
             }
             other => TaskOutcome::failure(INVALID_COMMAND, format!("the orders worker does not handle {other}")),
-        }
+        })
+    }
+}
+
+#[async_trait]
+impl CommandHandler for OrdersSagaWorker {
+    async fn handle(&self, command: &SagaCommand) -> TaskOutcome {
+        self.step(command).await.unwrap_or_else(|outcome| outcome)
     }
 }

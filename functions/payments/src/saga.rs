@@ -54,15 +54,12 @@ impl PaymentsSagaWorker {
     }
 }
 
-#[async_trait]
-impl CommandHandler for PaymentsSagaWorker {
-    async fn handle(&self, command: &SagaCommand) -> TaskOutcome {
-        match command.event_type.as_str() {
+impl PaymentsSagaWorker {
+    /// The step; `Err` carries the answer to a command that cannot be done as sent.
+    async fn step(&self, command: &SagaCommand) -> Result<TaskOutcome, TaskOutcome> {
+        Ok(match command.event_type.as_str() {
             PROCESS_PAYMENT => {
-                let data: ProcessData = match command.data_as() {
-                    Ok(data) => data,
-                    Err(outcome) => return outcome,
-                };
+                let data: ProcessData = command.data_as()?;
                 let request =
                     ChargeRequest { order_id: data.order_id, amount: data.amount, payment_method: data.payment_method };
                 match self.service.charge(&request, &command.correlation_id).await {
@@ -85,10 +82,7 @@ impl CommandHandler for PaymentsSagaWorker {
                 }
             }
             REFUND_PAYMENT => {
-                let data: RefundData = match command.data_as() {
-                    Ok(data) => data,
-                    Err(outcome) => return outcome,
-                };
+                let data: RefundData = command.data_as()?;
                 match self.service.refund(&data.order_id, &command.correlation_id).await {
                     Ok(Some(p)) => TaskOutcome::Success(json!({ "status": p.status, "refund_id": p.refund_id })),
                     Ok(None) => TaskOutcome::Success(json!({ "status": "NONE" })),
@@ -96,6 +90,13 @@ impl CommandHandler for PaymentsSagaWorker {
                 }
             }
             other => TaskOutcome::failure(INVALID_COMMAND, format!("the payments worker does not handle {other}")),
-        }
+        })
+    }
+}
+
+#[async_trait]
+impl CommandHandler for PaymentsSagaWorker {
+    async fn handle(&self, command: &SagaCommand) -> TaskOutcome {
+        self.step(command).await.unwrap_or_else(|outcome| outcome)
     }
 }
