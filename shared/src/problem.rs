@@ -42,6 +42,9 @@ pub enum ApiError {
     /// The request is well-formed HTTP but its content is not acceptable.
     #[error("validation failed: {}", summary(.0))]
     Validation(Vec<InvalidParam>),
+    /// Fields that are each valid but together break a rule (a sku on two lines): 422.
+    #[error("breaks a rule: {}", summary(.0))]
+    BrokenRule(Vec<InvalidParam>),
     #[error("bad request: {0}")]
     BadRequest(String),
     #[error("not found: {0}")]
@@ -85,7 +88,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unprocessable(_) | Self::BrokenRule(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,6 +97,7 @@ impl ApiError {
     pub fn to_problem(&self) -> Problem {
         let (slug, title) = match self {
             Self::Validation(_) => ("validation", "Your request is not valid"),
+            Self::BrokenRule(_) => ("broken-rule", "Your request breaks a rule"),
             Self::BadRequest(_) => ("bad-request", "Bad request"),
             Self::NotFound(_) => ("not-found", "Resource not found"),
             Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
@@ -106,7 +110,7 @@ impl ApiError {
         };
         let detail = match self {
             Self::Internal(_) => "An unexpected error occurred; it has been logged.".to_owned(),
-            Self::Validation(params) => summary(params),
+            Self::Validation(params) | Self::BrokenRule(params) => summary(params),
             Self::PayloadTooLarge { limit } => format!("The request body must be at most {limit} bytes."),
             Self::MethodNotAllowed => "This resource does not support that method.".to_owned(),
             Self::BadRequest(d)
@@ -122,7 +126,7 @@ impl ApiError {
             status: self.status().as_u16(),
             detail,
             invalid_params: match self {
-                Self::Validation(params) => params.clone(),
+                Self::Validation(params) | Self::BrokenRule(params) => params.clone(),
                 _ => Vec::new(),
             },
         }

@@ -24,9 +24,9 @@ pub const MAX_ORDER_LINES: usize = crate::dynamo::MAX_TRANSACTION_ITEMS - 2;
 pub const MAX_QUANTITY: u32 = 1000;
 
 /// Checks order lines given as `(sku, quantity)`: 1 to `max_lines` lines, each sku an
-/// identifier and present once, each quantity 1 to [`MAX_QUANTITY`]. Fields are named
-/// `<field>`, `<field>[i].sku` and `<field>[i].quantity`; `why_max` (may be empty) explains the
-/// line limit.
+/// identifier, each quantity 1 to [`MAX_QUANTITY`]. Fields are named `<field>`,
+/// `<field>[i].sku` and `<field>[i].quantity`; `why_max` (may be empty) explains the line
+/// limit. A sku on two lines is [`repeated_skus`]' business.
 pub fn check_lines<'a>(
     field: &str,
     lines: impl ExactSizeIterator<Item = (&'a str, u32)>,
@@ -37,7 +37,6 @@ pub fn check_lines<'a>(
     if lines.len() == 0 || lines.len() > max_lines {
         violations.push(InvalidParam::new(field, format!("must hold 1 to {max_lines} lines{why_max}")));
     }
-    let mut seen = std::collections::HashSet::new();
     for (i, (sku, quantity)) in lines.enumerate() {
         check_identifier(&format!("{field}[{i}].sku"), sku, violations);
         if !(1..=MAX_QUANTITY).contains(&quantity) {
@@ -46,11 +45,18 @@ pub fn check_lines<'a>(
                 format!("must be between 1 and {MAX_QUANTITY}"),
             ));
         }
-        if !seen.insert(sku) {
-            violations.push(InvalidParam::new(
-                format!("{field}[{i}].sku"),
-                format!("duplicate sku `{sku}`; send one line per sku"),
-            ));
-        }
     }
+}
+
+/// Every line whose sku an earlier line already has, named `<field>[i].sku`. Kept apart from
+/// [`check_lines`] because it is a rule across lines, which a schema cannot state (JSON Schema's
+/// `uniqueItems` compares whole lines): the public API answers it with 422, not 400.
+pub fn repeated_skus<'a>(field: &str, skus: impl Iterator<Item = &'a str>) -> Vec<InvalidParam> {
+    let mut seen = std::collections::HashSet::new();
+    skus.enumerate()
+        .filter(|(_, sku)| !seen.insert(*sku))
+        .map(|(i, sku)| {
+            InvalidParam::new(format!("{field}[{i}].sku"), format!("duplicate sku `{sku}`; send one line per sku"))
+        })
+        .collect()
 }

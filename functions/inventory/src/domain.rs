@@ -7,7 +7,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::InvalidParam;
 use shared::money::check_currency;
-use shared::validation::{check_identifier, check_lines};
+use shared::validation::{check_identifier, check_lines, repeated_skus};
 
 /// A reservation is one DynamoDB transaction: one stock update per line, plus the reservation
 /// record and its outbox event. DynamoDB allows 100 items per transaction.
@@ -99,6 +99,7 @@ pub fn validate_lines(lines: &[RequestedLine]) -> Result<(), Vec<InvalidParam>> 
         " (one DynamoDB transaction per reservation)",
         &mut violations,
     );
+    violations.extend(repeated_skus("lines", lines.iter().map(|line| line.sku.as_str())));
     if violations.is_empty() { Ok(()) } else { Err(violations) }
 }
 

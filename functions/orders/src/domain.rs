@@ -6,7 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::InvalidParam;
 pub use shared::validation::MAX_ID_LEN;
-use shared::validation::{check_identifier, check_lines};
+use shared::validation::{check_identifier, check_lines, repeated_skus};
 use uuid::Uuid;
 
 /// An order must fit one reservation (see `MAX_ORDER_LINES`).
@@ -190,16 +190,38 @@ fn check_payment_method(value: &str, violations: &mut Vec<InvalidParam>) {
     }
 }
 
+/// Why a request to place an order was refused; each violation names its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Fields that break their own rules (length, characters, range): what a schema states.
+    Invalid(Vec<InvalidParam>),
+    /// Valid fields that break a rule across them: a sku on two lines.
+    Unprocessable(Vec<InvalidParam>),
+}
+
+impl Refusal {
+    pub fn violations(&self) -> &[InvalidParam] {
+        match self {
+            Self::Invalid(violations) | Self::Unprocessable(violations) => violations,
+        }
+    }
+}
+
 impl PlaceOrderRequest {
-    /// Checks every rule and reports every violation, each naming its field.
-    pub fn validate(self) -> Result<ValidOrderRequest, Vec<InvalidParam>> {
+    /// Checks every field and reports every violation; only a request whose fields are all
+    /// valid is checked across lines.
+    pub fn validate(self) -> Result<ValidOrderRequest, Refusal> {
         let mut violations = Vec::new();
         check_identifier("customer_id", &self.customer_id, &mut violations);
         check_payment_method(&self.payment_method, &mut violations);
         let lines = self.items.iter().map(|item| (item.sku.as_str(), item.quantity));
         check_lines("items", lines, MAX_LINES, " (one reservation holds that many)", &mut violations);
         if !violations.is_empty() {
-            return Err(violations);
+            return Err(Refusal::Invalid(violations));
+        }
+        let repeated = repeated_skus("items", self.items.iter().map(|item| item.sku.as_str()));
+        if !repeated.is_empty() {
+            return Err(Refusal::Unprocessable(repeated));
         }
         Ok(ValidOrderRequest {
             customer_id: self.customer_id,

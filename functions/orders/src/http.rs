@@ -22,6 +22,7 @@ impl From<OrdersError> for ApiError {
     fn from(err: OrdersError) -> Self {
         match err {
             OrdersError::Invalid(params) => ApiError::Validation(params),
+            OrdersError::Unprocessable(params) => ApiError::BrokenRule(params),
             OrdersError::NotFound(id) => ApiError::NotFound(format!("order {id} does not exist")),
             OrdersError::IdempotencyKeyReused => {
                 ApiError::Unprocessable("this Idempotency-Key was already used with a different request body".into())

@@ -171,7 +171,9 @@ fn outcome_of(result: Result<crate::domain::Order, OrdersError>, illegal: &str) 
         Ok(order) => TaskOutcome::Success(json!({ "status": order.status })),
         Err(OrdersError::NotFound(id)) => TaskOutcome::failure(ORDER_NOT_FOUND, format!("order {id} does not exist")),
         Err(e @ OrdersError::Illegal(_)) => TaskOutcome::failure(illegal, e.to_string()),
-        Err(e @ OrdersError::Invalid(_)) => TaskOutcome::failure(INVALID_COMMAND, e.to_string()),
+        Err(e @ (OrdersError::Invalid(_) | OrdersError::Unprocessable(_))) => {
+            TaskOutcome::failure(INVALID_COMMAND, e.to_string())
+        }
         Err(e) => TaskOutcome::transient(e),
     }
 }

@@ -6,7 +6,7 @@ use chrono::Utc;
 use shared::validation::check_identifier;
 use shared::{CorrelationId, InvalidParam};
 
-use crate::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest};
+use crate::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, Refusal};
 use crate::events;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, StoreError};
 
@@ -18,6 +18,8 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub enum OrdersError {
     #[error("invalid request")]
     Invalid(Vec<InvalidParam>),
+    #[error("valid fields that break a rule across them")]
+    Unprocessable(Vec<InvalidParam>),
     #[error("order {0} not found")]
     NotFound(OrderId),
     #[error("the idempotency key was already used with a different request")]
@@ -74,7 +76,10 @@ impl OrderService {
                 Ok(IdempotencyClaim { key: key.to_owned(), request })
             })
             .transpose()?;
-        let valid = request.validate().map_err(OrdersError::Invalid)?;
+        let valid = request.validate().map_err(|refusal| match refusal {
+            Refusal::Invalid(violations) => OrdersError::Invalid(violations),
+            Refusal::Unprocessable(violations) => OrdersError::Unprocessable(violations),
+        })?;
         let order = Order::place(valid, Utc::now());
         let created = events::order_created(&order, correlation_id);
         match self.store.create(&order, &[created], claim.as_ref()).await {

@@ -1,7 +1,7 @@
 //! The orders domain without any I/O: validation and status transitions.
 
 use chrono::Utc;
-use orders::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, RequestedItem, contains_card_number};
+use orders::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, Refusal, RequestedItem, contains_card_number};
 use proptest::prelude::*;
 
 fn request(items: Vec<(&str, u32)>) -> PlaceOrderRequest {
@@ -12,8 +12,12 @@ fn request(items: Vec<(&str, u32)>) -> PlaceOrderRequest {
     }
 }
 
+/// The fields named by an `Invalid` refusal (400).
 fn violations(request: PlaceOrderRequest) -> Vec<String> {
-    request.validate().unwrap_err().into_iter().map(|p| p.name).collect()
+    match request.validate() {
+        Err(Refusal::Invalid(violations)) => violations.into_iter().map(|p| p.name).collect(),
+        other => panic!("expected invalid fields, got {other:?}"),
+    }
 }
 
 #[test]
@@ -25,7 +29,7 @@ fn a_valid_request_becomes_a_pending_order() {
 }
 
 #[test]
-fn line_count_quantity_and_duplicates_are_checked_per_field() {
+fn line_count_and_quantity_are_checked_per_field() {
     assert_eq!(violations(request(vec![])), ["items"]);
     // An order must fit one reservation, which is one DynamoDB transaction: 98 lines at most.
     let lines = |n: usize| -> Vec<(String, u32)> { (0..n).map(|i| (format!("S{i}"), 1)).collect() };
@@ -34,7 +38,19 @@ fn line_count_quantity_and_duplicates_are_checked_per_field() {
     let too_many = lines(99);
     assert_eq!(violations(request(too_many.iter().map(|(s, q)| (s.as_str(), *q)).collect())), ["items"]);
     assert_eq!(violations(request(vec![("A", 0), ("B", 1001)])), ["items[0].quantity", "items[1].quantity"]);
-    assert_eq!(violations(request(vec![("A", 1), ("B", 1), ("A", 2)])), ["items[2].sku"]);
+}
+
+/// A sku on two lines breaks no field's own rule, so it is not what a schema can refuse: it is
+/// `Unprocessable` (422 at the API), and only reported once every field is valid.
+#[test]
+fn a_sku_on_two_lines_is_unprocessable_once_every_field_is_valid() {
+    match request(vec![("A", 1), ("B", 1), ("A", 2)]).validate() {
+        Err(Refusal::Unprocessable(violations)) => {
+            assert_eq!(violations.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["items[2].sku"]);
+        }
+        other => panic!("expected unprocessable, got {other:?}"),
+    }
+    assert_eq!(violations(request(vec![("A", 0), ("A", 1)])), ["items[0].quantity"]);
 }
 
 #[test]
@@ -56,7 +72,7 @@ fn card_numbers_are_refused_and_tokens_accepted() {
     }
     let mut r = request(vec![("A", 1)]);
     r.payment_method = "4242424242424242".into();
-    let reason = &r.validate().unwrap_err()[0].reason;
+    let reason = r.validate().unwrap_err().violations()[0].reason.clone();
     assert!(reason.contains("looks like a card number"), "{reason}");
     for good in ["pm_card_visa", "pm_card_visa_chargeDeclined", "pm_1MqLiJLkdIwHu7ixUEgbFdYF"] {
         let mut r = request(vec![("A", 1)]);
