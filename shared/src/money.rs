@@ -7,6 +7,7 @@ use crate::InvalidParam;
 /// An amount of money in minor units (cents) of an ISO 4217 currency such as `EUR`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
     pub amount_minor: u64,
     pub currency: String,

@@ -14,6 +14,7 @@ const TYPE_BASE: &str = "https://errors.shop.example/";
 
 /// One invalid field, named by its JSON path (`items[2].quantity`), as in RFC 9457's example.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvalidParam {
     pub name: String,
     pub reason: String,
@@ -27,6 +28,7 @@ impl InvalidParam {
 
 /// The problem document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,

@@ -14,6 +14,7 @@
 //! Every downstream has its own `ServiceClient` (timeouts, retry only for idempotent calls,
 //! breaker, bulkhead), configured from `ORDERS_*`, `INVENTORY_*` and `PAYMENTS_*` variables.
 
+pub mod api;
 pub mod http;
 pub mod legacy;
 pub mod saga;

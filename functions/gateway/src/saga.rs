@@ -1,14 +1,15 @@
 //! Where an order's fulfilment saga is: the execution named after the order.
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// The saga of one order, as the order view shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Where an order's fulfilment saga is, as the order view shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SagaProgress)]
 pub struct Progress {
-    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED`.
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`.
     pub status: String,
-    /// The last state the execution entered (`ProcessPayment`, `CancelOrder`, ...).
+    /// The last step the execution entered (`ReserveStock`, `ProcessPayment`, `CancelOrder`, ...).
     pub step: Option<String>,
 }
 

@@ -44,9 +44,47 @@ fn gateway(d: &Downstreams) -> axum::Router {
     router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap(), None)
 }
 
+/// An order as the orders service answers it (with its internal `version`).
 fn order() -> Value {
-    json!({"id": ID, "status": "CONFIRMED"})
+    json!({
+        "id": ID, "customer_id": "c-1", "payment_method": "pm_card_visa",
+        "lines": [{"sku": "SKU-MUG", "quantity": 2}], "status": "CONFIRMED",
+        "created_at": "2026-11-27T08:00:00.000Z", "updated_at": "2026-11-27T08:00:01.000Z", "version": 2
+    })
 }
+
+/// The order as the public API shows it: the contract's fields only.
+fn public_order() -> Value {
+    let mut order = order();
+    order.as_object_mut().unwrap().remove("version");
+    order
+}
+
+fn payment(status: &str) -> Value {
+    json!({
+        "order_id": ID, "status": status, "amount": {"amount_minor": 2400, "currency": "EUR"},
+        "payment_method": "pm_card_visa", "provider_payment_id": "pi_1",
+        "created_at": "2026-11-27T08:00:00.500Z", "updated_at": "2026-11-27T08:00:00.900Z"
+    })
+}
+
+fn reservation(status: &str) -> Value {
+    json!({
+        "order_id": ID, "status": status, "lines": [{"sku": "SKU-MUG", "quantity": 2, "unit_price_minor": 1200}],
+        "currency": "EUR", "total_minor": 2400,
+        "created_at": "2026-11-27T08:00:00.200Z", "updated_at": "2026-11-27T08:00:01.000Z"
+    })
+}
+
+fn product(sku: &str) -> Value {
+    json!({
+        "sku": sku, "name": "Mug", "price": {"amount_minor": 1200, "currency": "EUR"},
+        "available": 3, "low_stock_threshold": 1
+    })
+}
+
+const PLACE_ORDER: &str =
+    r#"{"customer_id":"c-1","payment_method":"pm_card_visa","items":[{"sku":"SKU-MUG","quantity":2}]}"#;
 
 async fn serve(server: &MockServer, route: &str, response: ResponseTemplate) {
     Mock::given(method("GET")).and(path(route)).respond_with(response).mount(server).await;
@@ -64,13 +102,13 @@ async fn an_order_view_gathers_order_payment_and_reservation_in_parallel() {
     serve(
         &d.payments,
         &format!("/payments/order/{ID}"),
-        ResponseTemplate::new(200).set_body_json(json!({"status": "CAPTURED"})).set_delay(slow),
+        ResponseTemplate::new(200).set_body_json(payment("CAPTURED")).set_delay(slow),
     )
     .await;
     serve(
         &d.inventory,
         &format!("/reservations/order/{ID}"),
-        ResponseTemplate::new(200).set_body_json(json!({"status": "COMMITTED"})).set_delay(slow),
+        ResponseTemplate::new(200).set_body_json(reservation("COMMITTED")).set_delay(slow),
     )
     .await;
     let started = Instant::now();
@@ -78,7 +116,10 @@ async fn an_order_view_gathers_order_payment_and_reservation_in_parallel() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"order": order(), "payment": {"status": "CAPTURED"}, "reservation": {"status": "COMMITTED"}, "saga": null, "degraded": []})
+        json!({
+            "order": public_order(), "payment": payment("CAPTURED"), "reservation": reservation("COMMITTED"),
+            "saga": null, "degraded": []
+        })
     );
     assert!(started.elapsed() < Duration::from_millis(400), "three 150 ms calls at once, not one after another");
     assert!(headers.contains_key("x-correlation-id"));
@@ -92,7 +133,7 @@ async fn a_failing_payments_service_degrades_the_view_instead_of_failing_it() {
     serve(
         &d.inventory,
         &format!("/reservations/order/{ID}"),
-        ResponseTemplate::new(200).set_body_json(json!({"status": "RESERVED"})),
+        ResponseTemplate::new(200).set_body_json(reservation("RESERVED")),
     )
     .await;
     let (status, _, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
@@ -100,6 +141,31 @@ async fn a_failing_payments_service_degrades_the_view_instead_of_failing_it() {
     assert_eq!(body["degraded"], json!(["payment"]));
     assert_eq!(body["payment"], Value::Null);
     assert_eq!(body["reservation"]["status"], "RESERVED");
+}
+
+/// The public contract is decoded, not hoped for: a service answering outside it is a service
+/// failing, and its internal fields (the order's `version`) never reach clients.
+#[tokio::test]
+async fn an_answer_outside_the_contract_is_a_failure_and_internal_fields_stay_inside() {
+    let d = downstreams().await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
+    let unknown_status = json!({"status": "TELEPORTED"});
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(200).set_body_json(unknown_status))
+        .await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    let (status, _, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
+    assert_eq!((status, body["degraded"].clone()), (StatusCode::OK, json!(["payment"])));
+    assert_eq!(body["order"], public_order());
+
+    let d = downstreams().await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(json!({"id": ID}))).await;
+    serve(&d.inventory, "/inventory/SKU-MUG", ResponseTemplate::new(200).set_body_string("<html>")).await;
+    let gateway = gateway(&d);
+    let (status, headers, _) = get(&gateway, &format!("/api/orders/{ID}")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, _) = get(&gateway, "/api/products/SKU-MUG").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[tokio::test]
@@ -157,12 +223,7 @@ async fn an_unknown_order_is_the_services_404_and_a_product_passes_through() {
     serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(404).set_body_json(problem.clone())).await;
     serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
     serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
-    serve(
-        &d.inventory,
-        "/inventory/SKU-MUG",
-        ResponseTemplate::new(200).set_body_json(json!({"sku": "SKU-MUG", "available": 3})),
-    )
-    .await;
+    serve(&d.inventory, "/inventory/SKU-MUG", ResponseTemplate::new(200).set_body_json(product("SKU-MUG"))).await;
     let gateway = gateway(&d);
     let (status, headers, body) = get(&gateway, &format!("/api/orders/{ID}")).await;
     assert_eq!((status, body), (StatusCode::NOT_FOUND, problem));
@@ -184,18 +245,24 @@ async fn placing_an_order_forwards_the_idempotency_key_and_relays_the_replay() {
     Mock::given(method("POST"))
         .and(path("/orders"))
         .and(header("idempotency-key", "key-1"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(order()).insert_header("idempotent-replayed", "true"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(order())
+                .insert_header("idempotent-replayed", "true")
+                .insert_header("location", format!("/orders/{ID}")),
+        )
         .expect(1)
         .mount(&d.orders)
         .await;
     let request = Request::post("/api/orders")
         .header("content-type", "application/json")
         .header("idempotency-key", "key-1")
-        .body(Body::from(r#"{"customer_id":"c","payment_method":"pm_card_visa","items":[{"sku":"A","quantity":1}]}"#))
+        .body(Body::from(PLACE_ORDER))
         .unwrap();
     let (status, headers, body) = local_aws::fixtures::send(gateway(&d), request).await;
-    assert_eq!((status, body), (StatusCode::CREATED, order()));
+    assert_eq!((status, body), (StatusCode::CREATED, public_order()));
     assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(headers["location"], format!("/api/orders/{ID}").as_str(), "the public address, not the service's");
 }
 
 #[tokio::test]
@@ -212,7 +279,7 @@ async fn a_post_without_key_is_never_retried_and_a_422_passes_through() {
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
         }
-        request.body(Body::from("{}")).unwrap()
+        request.body(Body::from(PLACE_ORDER)).unwrap()
     };
     let (status, headers, _) = local_aws::fixtures::send(gateway(&d), post(None)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -247,6 +314,18 @@ async fn bad_input_is_refused_before_any_downstream_call() {
     let (status, _, _) =
         send(Request::post("/api/orders").header("content-type", "text/plain").body(Body::from("{}")).unwrap()).await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A key that is not visible ASCII is refused, not silently dropped (which would make a
+    // retry place a second order).
+    let request = Request::post("/api/orders")
+        .header("content-type", "application/json")
+        .header("idempotency-key", http::HeaderValue::from_bytes("clé".as_bytes()).unwrap())
+        .body(Body::from(PLACE_ORDER))
+        .unwrap();
+    let (status, _, body) = send(request).await;
+    assert_eq!(
+        (status, body["invalid-params"][0]["name"].clone()),
+        (StatusCode::BAD_REQUEST, json!("Idempotency-Key"))
+    );
     let (status, headers, _) = send(Request::delete("/api/orders").body(Body::empty()).unwrap()).await;
     assert_eq!((status, headers["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "POST"));
     let (status, headers, _) = send(Request::get("/api/nothing").body(Body::empty()).unwrap()).await;
@@ -291,8 +370,7 @@ async fn routes_not_migrated_go_to_legacy_unchanged_and_moving_one_is_configurat
         .respond_with(ResponseTemplate::new(200).set_body_string("legacy catalogue"))
         .mount(&legacy)
         .await;
-    serve(&d.inventory, "/inventory/SKU-MUG", ResponseTemplate::new(200).set_body_json(json!({"sku": "SKU-MUG"})))
-        .await;
+    serve(&d.inventory, "/inventory/SKU-MUG", ResponseTemplate::new(200).set_body_json(product("SKU-MUG"))).await;
 
     // Customers and products still on the legacy backend.
     let gateway = strangled(&d, &legacy, "/api/customers/*, /api/products/*");
@@ -316,7 +394,7 @@ async fn routes_not_migrated_go_to_legacy_unchanged_and_moving_one_is_configurat
     // Products migrated: the same request now reaches inventory; customers stay on legacy.
     let gateway = strangled(&d, &legacy, "/api/customers/*");
     let (_, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
-    assert_eq!(body, json!({"sku": "SKU-MUG"}));
+    assert_eq!(body, product("SKU-MUG"));
     // And moving it back is configuration too.
     let gateway = strangled(&d, &legacy, "/api/customers/*,/api/products/*");
     let (_, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
@@ -368,19 +446,15 @@ async fn the_events_fixtures_run_through_the_gateway() {
     serve(
         &d.inventory,
         &format!("/reservations/order/{ID}"),
-        ResponseTemplate::new(200).set_body_json(json!({"status": "RESERVED"})),
+        ResponseTemplate::new(200).set_body_json(reservation("RESERVED")),
     )
     .await;
-    serve(
-        &d.inventory,
-        "/inventory/SKU-RED-MUG",
-        ResponseTemplate::new(200).set_body_json(json!({"sku": "SKU-RED-MUG"})),
-    )
-    .await;
+    serve(&d.inventory, "/inventory/SKU-RED-MUG", ResponseTemplate::new(200).set_body_json(product("SKU-RED-MUG")))
+        .await;
     let gateway = gateway(&d);
     let fixture = |name| local_aws::fixtures::http("gateway-api", name).unwrap();
     let (status, _, body) = local_aws::fixtures::send(gateway.clone(), fixture("place-order.json")).await;
-    assert_eq!((status, body), (StatusCode::CREATED, order()));
+    assert_eq!((status, body), (StatusCode::CREATED, public_order()));
     let (status, _, body) = local_aws::fixtures::send(gateway.clone(), fixture("get-order.json")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((body["reservation"]["status"].clone(), body["degraded"].clone()), (json!("RESERVED"), json!([])));
@@ -399,7 +473,7 @@ async fn calls_to_the_internal_apis_are_signed_with_sigv4_for_execute_api() {
         ))
         .and(wiremock::matchers::header_exists("x-amz-date"))
         .and(header("x-amz-security-token", "session-token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"sku": "SKU-MUG"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(product("SKU-MUG")))
         .expect(1)
         .mount(&d.inventory)
         .await;

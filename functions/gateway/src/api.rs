@@ -1,0 +1,250 @@
+//! The public API's contract: what clients send and get back. The OpenAPI document is generated
+//! from these types, and the gateway decodes every downstream answer into them before passing
+//! it on (a tolerant reader: fields the services add stay internal until they are added here),
+//! so what the document promises is what the code serialises.
+//!
+//! Request constraints repeat the services' rules as JSON Schema, so that a request matching the
+//! document is accepted and one violating it is refused with 400; `documented_limits_are_the_
+//! services_limits` in the tests keeps the numbers in step with `shared::validation`.
+
+use serde::{Deserialize, Serialize};
+use shared::validation::MAX_ID_LEN;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+
+pub use shared::money::Money;
+pub use shared::problem::{InvalidParam, Problem};
+
+pub use crate::saga::Progress as SagaProgress;
+
+/// An identifier as `shared::validation::check_identifier` accepts it: not blank, at most
+/// `MAX_ID_LEN` characters, no control characters.
+fn identifier() -> Object {
+    const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_ID_LEN))
+        .pattern(Some(format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$")))
+        .build()
+}
+
+/// A date-time as the services write it (RFC 3339, UTC, milliseconds).
+type Timestamp = String;
+
+/// `POST /api/orders`. Prices and totals are not sent: they come from the catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    #[schema(schema_with = identifier)]
+    pub customer_id: String,
+    /// A payment provider token such as `pm_card_visa`, never card data: 13 or more digits in a
+    /// row are refused as a likely card number.
+    #[schema(
+        min_length = 4,
+        max_length = 255,
+        pattern = r"^pm_[A-Za-z_]*(?:[0-9]{1,12}[A-Za-z_]+)*[0-9]{0,12}$",
+        example = "pm_card_visa"
+    )]
+    pub payment_method: String,
+    /// One line per sku.
+    #[schema(min_items = 1, max_items = 98)]
+    pub items: Vec<OrderItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItem {
+    #[schema(schema_with = identifier)]
+    pub sku: String,
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "integer")]
+    pub quantity: u32,
+}
+
+/// A JSON Schema `integer`: any number with no fractional part, so `2.0` is 2 as the document
+/// promises (serde alone would refuse it).
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    use serde::de::{Error, Unexpected};
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_u64() {
+        return u32::try_from(n).map_err(|_| D::Error::invalid_value(Unexpected::Unsigned(n), &"a u32"));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Ok(f as u32),
+        Some(f) => Err(D::Error::invalid_value(Unexpected::Float(f), &"a whole number from 0 to 4294967295")),
+        None => Err(D::Error::custom("not a number")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderLine {
+    pub sku: String,
+    pub quantity: u32,
+}
+
+/// An order. `PENDING` until the fulfilment saga confirms or cancels it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: String,
+    pub customer_id: String,
+    pub payment_method: String,
+    pub lines: Vec<OrderLine>,
+    pub status: OrderStatus,
+    /// Why a `CANCELLED` order was cancelled (`OutOfStock`, `PaymentDeclined`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    /// A charge may be under way.
+    Pending,
+    /// The provider took the money.
+    Captured,
+    /// The provider refused the payment method.
+    Declined,
+    /// Cancelled before the provider was asked to charge; nothing moved.
+    Voided,
+    /// The captured amount went back to the customer.
+    Refunded,
+}
+
+/// Why the provider refused a payment, in its words.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Decline {
+    /// `insufficient_funds`, `expired_card`, ...
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Payment {
+    pub order_id: String,
+    pub status: PaymentStatus,
+    pub amount: Money,
+    pub payment_method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_payment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline: Option<Decline>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReservationStatus {
+    /// Stock is held for the order.
+    Reserved,
+    /// The order was confirmed: the held stock is sold.
+    Committed,
+    /// The stock went back to the shelf.
+    Released,
+    /// Not enough stock: nothing was held.
+    Rejected,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReservedLine {
+    pub sku: String,
+    pub quantity: u32,
+    pub unit_price_minor: u64,
+}
+
+/// A sku that could not be reserved.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Shortage {
+    pub sku: String,
+    pub requested: u32,
+    /// What was available when the reservation was tried (0 for an unknown sku).
+    pub available: u64,
+    pub unknown: bool,
+}
+
+/// The stock held (or refused) for an order, at catalogue prices.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Reservation {
+    pub order_id: String,
+    pub status: ReservationStatus,
+    pub lines: Vec<ReservedLine>,
+    /// Empty when rejected.
+    pub currency: String,
+    pub total_minor: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shortages: Vec<Shortage>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+/// A part of the order view that could not be fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    Payment,
+    Reservation,
+    Saga,
+}
+
+/// An order with its payment, its reservation and its saga's progress, fetched in parallel.
+/// A part is `null` when it does not exist yet, or when its service failed: then `degraded`
+/// names it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub order: Order,
+    pub payment: Option<Payment>,
+    pub reservation: Option<Reservation>,
+    pub saga: Option<SagaProgress>,
+    pub degraded: Vec<Part>,
+}
+
+/// A product of the catalogue with the stock that can still be ordered.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Product {
+    pub sku: String,
+    pub name: String,
+    pub price: Money,
+    pub available: u64,
+    pub low_stock_threshold: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quantity(raw: &str) -> Result<u32, String> {
+        serde_json::from_str::<OrderItem>(&format!(r#"{{"sku":"A","quantity":{raw}}}"#))
+            .map(|item| item.quantity)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_quantity_is_any_whole_json_number() {
+        assert_eq!(quantity("2"), Ok(2));
+        assert_eq!(quantity("2.0"), Ok(2));
+        assert_eq!(quantity("1e3"), Ok(1000));
+        for refused in ["2.5", "-1", "4294967296", "\"2\"", "null"] {
+            assert!(quantity(refused).is_err(), "{refused} was accepted");
+        }
+    }
+}
