@@ -12,7 +12,7 @@ help:
 	@echo "make demo   - the whole system locally: orders that succeed, fail and survive an outage, with timelines and costs"
 	@echo "make local  - run the whole system locally (HTTP APIs on 127.0.0.1:3000; PORT=3001 to change) until Ctrl-C"
 	@echo "make test   - fmt check, clippy, cfn-lint and every test (unit and against moto)"
-	@echo "make setup  - install the dev tools (moto, cfn-lint) into $(VENV)"
+	@echo "make setup  - install the dev tools (moto, cfn-lint, localstripe, schemathesis) into $(VENV)"
 	@echo "make bench  - resilience overhead against the Rust peers (criterion)"
 	@echo "make build  - release arm64 Lambda binaries with cargo-lambda (no Docker)"
 	@echo "make lambda-invoke - run a function under cargo lambda watch and invoke it with an events/ fixture"
