@@ -29,8 +29,11 @@ fn identifier() -> Object {
         .build()
 }
 
-/// A date-time as the services write it (RFC 3339, UTC, milliseconds).
-type Timestamp = String;
+/// A date-time as the services write it (RFC 3339, UTC, milliseconds), passed on as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, format = DateTime)]
+pub struct Timestamp(pub String);
 
 /// `POST /api/orders`. Prices and totals are not sent: they come from the catalogue.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -103,9 +106,7 @@ pub struct Order {
     /// Why a `CANCELLED` order was cancelled (`OutOfStock`, `PaymentDeclined`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancellation_reason: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -144,9 +145,7 @@ pub struct Payment {
     pub refund_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decline: Option<Decline>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -191,9 +190,7 @@ pub struct Reservation {
     pub total_minor: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shortages: Vec<Shortage>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
