@@ -35,7 +35,8 @@ use crate::upstream::{Failure, Upstreams};
             and are not described here."
     ),
     tags((name = "orders", description = "Placing orders and following their fulfilment"),
-         (name = "catalogue", description = "Products and their stock"))
+         (name = "catalogue", description = "Products and their stock"),
+         (name = "meta", description = "This document"))
 )]
 struct ApiDoc;
 
@@ -66,7 +67,7 @@ pub fn router(upstreams: Upstreams, legacy: Option<Legacy>) -> Router {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "catalogue",
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)))]
 async fn get_openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
