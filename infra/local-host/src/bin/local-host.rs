@@ -38,6 +38,7 @@ async fn main() {
     for (method, path, binary) in &host.routes {
         println!("  {method:<6} {path:<36} -> {binary}");
     }
+    println!("public API  {}/api/openapi.json (OpenAPI 3.1)", host.base_url());
     println!("moto        {}", host.moto.endpoint());
     println!("provider    {} (simulator; faults: PUT /_sim/faults)", host.simulator.base_url());
     println!("ready. One line per invocation below; Ctrl-C stops everything.");
