@@ -143,8 +143,10 @@ fn failure(service: &str, failure: Failure) -> Response {
         description = "1 to 255 visible ASCII characters. Makes the request safe to repeat: the same key and body return the first answer")),
     responses(
         (status = 201, description = "The order, placed (or, with `Idempotent-Replayed: true`, placed earlier with this key)",
-            body = Order, headers(("Location" = String, description = "Where to follow the order"))),
-        (status = 400, description = "The body does not match this document", body = Problem, content_type = "application/problem+json"),
+            body = Order, headers(("Location" = String, description = "Where to follow the order"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answer repeats the first one for this key"))),
+        (status = 400, description = "The request (body or Idempotency-Key) does not match this document",
+            body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body matches this document but breaks a rule it cannot state: a sku on two lines, or an Idempotency-Key used before with another body",
