@@ -144,6 +144,11 @@ pub struct Reservation {
     pub total_minor: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shortages: Vec<Shortage>,
+    /// Released before anything was reserved: the order's release (a `ReleaseInventory` or an
+    /// `OrderCancelled`) came first, and a `ReserveInventory` arriving after it, late or
+    /// repeated, reserves nothing. Always `Released` with no lines.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
     #[serde(with = "shared::envelope::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "shared::envelope::rfc3339_millis")]
@@ -191,6 +196,7 @@ impl Reservation {
                 currency: String::new(),
                 total_minor: 0,
                 shortages,
+                tombstone: false,
                 created_at: now,
                 updated_at: now,
             });
@@ -216,9 +222,29 @@ impl Reservation {
             currency: currencies.into_iter().next().unwrap_or_default().to_owned(),
             total_minor: total,
             shortages: Vec::new(),
+            tombstone: false,
             created_at: now,
             updated_at: now,
         })
+    }
+}
+
+impl Reservation {
+    /// The record a release leaves for an order with no reservation yet: it holds nothing, and
+    /// makes any later reservation for the order find it and take nothing.
+    pub fn tombstone(order_id: &str, now: DateTime<Utc>) -> Self {
+        let now = now.trunc_subsecs(3);
+        Self {
+            order_id: order_id.to_owned(),
+            status: ReservationStatus::Released,
+            lines: Vec::new(),
+            currency: String::new(),
+            total_minor: 0,
+            shortages: Vec::new(),
+            tombstone: true,
+            created_at: now,
+            updated_at: now,
+        }
     }
 }
 

@@ -17,7 +17,8 @@ pub const RESERVE_INVENTORY: &str = "ReserveInventory";
 pub const RELEASE_INVENTORY: &str = "ReleaseInventory";
 /// Some line could not be reserved (short or unknown sku). The cause lists the shortages.
 pub const INSUFFICIENT_STOCK: &str = "InsufficientStock";
-/// The order's reservation was released or cannot be made (mixed currencies): final.
+/// The order's reservation was released (or released before it was made: a late or repeated
+/// `ReserveInventory`), or cannot be made (mixed currencies): final.
 pub const RESERVATION_IMPOSSIBLE: &str = "ReservationImpossible";
 
 pub const ORDER_CONFIRMED: &str = "OrderConfirmed";
@@ -77,6 +78,14 @@ impl InventorySagaWorker {
                         INSUFFICIENT_STOCK,
                         serde_json::to_string(&r.shortages).unwrap_or_default(),
                     ),
+                    Ok(r) if r.tombstone => TaskOutcome::failure(
+                        RESERVATION_IMPOSSIBLE,
+                        format!(
+                            "order {} was released before its stock was reserved (a late or repeated \
+                             ReserveInventory): nothing reserved",
+                            r.order_id
+                        ),
+                    ),
                     Ok(r) => TaskOutcome::failure(
                         RESERVATION_IMPOSSIBLE,
                         format!("the reservation of order {} was {:?} before", r.order_id, r.status),
@@ -122,7 +131,7 @@ pub enum ConsumerError {
 pub enum Consumed {
     Committed,
     Released,
-    /// Nothing to do (no reservation, or it was already finished).
+    /// Nothing to do (it was already finished), or nothing was held (a release left a tombstone).
     NothingHeld,
     /// This `event_id` was handled before.
     Duplicate,
@@ -154,7 +163,7 @@ pub async fn consume_order_event(
         }
     } else {
         match service.release(order_id, correlation_id).await? {
-            Some(r) if r.status == ReservationStatus::Released => Consumed::Released,
+            Some(r) if r.status == ReservationStatus::Released && !r.tombstone => Consumed::Released,
             _ => Consumed::NothingHeld,
         }
     };

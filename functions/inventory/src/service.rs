@@ -87,7 +87,8 @@ impl InventoryService {
 
     /// Reserves every line or none. The answer is the order's reservation: `Reserved` with unit
     /// prices and total from the catalogue, or `Rejected` with the shortages. Asking again for
-    /// the same order returns the same reservation and changes nothing.
+    /// the same order returns the same reservation and changes nothing; so does asking after the
+    /// order's release (the release's tombstone is the answer: nothing is reserved).
     pub async fn reserve(
         &self,
         order_id: &str,
@@ -129,8 +130,10 @@ impl InventoryService {
         Err(InventoryError::Contended)
     }
 
-    /// Puts the order's held stock back. A no-op for an unknown order or a reservation that holds
-    /// nothing (already released, rejected or committed).
+    /// Puts the order's held stock back. A no-op for a reservation that holds nothing (already
+    /// released, rejected or committed). For an order with no reservation yet it leaves a
+    /// tombstone (`Released`, no lines): a `ReserveInventory` that arrives after its release,
+    /// late or repeated, finds it and reserves nothing.
     pub async fn release(
         &self,
         order_id: &str,
@@ -158,8 +161,21 @@ impl InventoryService {
         check_order_id(order_id)?;
         for _ in 0..PLAN_ATTEMPTS {
             let Some(current) = self.store.get_reservation(order_id).await? else {
-                tracing::info!(order_id, ?to, "no reservation for this order, nothing to do");
-                return Ok(None);
+                if to != ReservationStatus::Released {
+                    tracing::info!(order_id, ?to, "no reservation for this order, nothing to do");
+                    return Ok(None);
+                }
+                // Released before reserved: the tombstone is written on the same condition as a
+                // reservation (none for this order yet), so of a release and a reservation
+                // racing, exactly one writes and the other finds it.
+                let tombstone = Reservation::tombstone(order_id, Utc::now());
+                match self.store.create_reservation(&tombstone, &[], correlation_id).await? {
+                    WriteOutcome::Written => {
+                        tracing::info!(order_id, "released before any reservation: tombstone written");
+                        return Ok(Some(tombstone));
+                    }
+                    WriteOutcome::AlreadyExists | WriteOutcome::Stale => continue,
+                }
             };
             match (current.status, to) {
                 (ReservationStatus::Reserved, _) => {}

@@ -130,7 +130,48 @@ async fn release_and_commit_change_stock_once_whatever_the_repeats() {
     }
     assert_eq!(service.get_reservation("to-commit").await.unwrap().unwrap().status, ReservationStatus::Committed);
     assert_eq!(service.get_product("A").await.unwrap().available, 7);
-    assert_eq!(service.release("nobody", &correlation).await.unwrap(), None);
+    assert!(service.release("nobody", &correlation).await.unwrap().unwrap().tombstone);
+}
+
+#[tokio::test]
+async fn a_release_before_the_reservation_leaves_a_tombstone_that_late_and_racing_reservations_find() {
+    let moto = Moto::start().await.unwrap();
+    let (service, store) = service(&moto).await;
+    stock(&service, "A", 100, 10).await;
+    let correlation = CorrelationId::generate();
+
+    // Out of order: the release first, then the late command twice.
+    let tombstone = service.release("late", &correlation).await.unwrap().unwrap();
+    assert!(tombstone.tombstone && tombstone.status == ReservationStatus::Released, "{tombstone:?}");
+    for _ in 0..2 {
+        assert_eq!(service.reserve("late", &one("A", 4), &correlation).await.unwrap(), tombstone);
+    }
+    assert_eq!(store.get_reservation("late").await.unwrap(), Some(tombstone.clone()), "read back as written");
+    assert_eq!(service.get_product("A").await.unwrap().available, 10, "nothing reserved");
+
+    // A release and reservations racing for one order: whichever writes first, the stock ends
+    // where it started and the record says released.
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let service = service.clone();
+            let correlation = correlation.clone();
+            tokio::spawn(async move {
+                if i == 2 {
+                    service.release("raced", &correlation).await.map(|r| r.unwrap().status)
+                } else {
+                    service.reserve("raced", &one("A", 3), &correlation).await.map(|r| r.status)
+                }
+            })
+        })
+        .collect();
+    for racer in racers {
+        let status = racer.await.unwrap().unwrap();
+        assert!(matches!(status, ReservationStatus::Reserved | ReservationStatus::Released), "{status:?}");
+    }
+    let raced = service.get_reservation("raced").await.unwrap().unwrap();
+    assert_eq!(raced.status, ReservationStatus::Released, "{raced:?}");
+    assert_eq!(service.get_product("A").await.unwrap().available, 10, "taken and returned, or never taken");
+    assert_eq!(service.release("raced", &correlation).await.unwrap().unwrap(), raced);
 }
 
 #[tokio::test]

@@ -73,7 +73,7 @@ async fn a_price_change_between_read_and_write_is_caught_and_the_new_price_used(
 }
 
 #[tokio::test]
-async fn release_returns_the_stock_once_and_ignores_unknown_orders() {
+async fn release_returns_the_stock_once_and_leaves_a_tombstone_for_unknown_orders() {
     let (service, store, correlation) = setup(&[("A", 5)]).await;
     service.reserve("order-1", &lines(&[("A", 3)]), &correlation).await.unwrap();
     let released = service.release("order-1", &correlation).await.unwrap().unwrap();
@@ -82,8 +82,52 @@ async fn release_returns_the_stock_once_and_ignores_unknown_orders() {
     let again = service.release("order-1", &correlation).await.unwrap().unwrap();
     assert_eq!(again.status, ReservationStatus::Released);
     assert_eq!(available(&service, "A").await, 5, "a second release returns nothing more");
-    assert_eq!(service.release("unknown-order", &correlation).await.unwrap(), None);
-    assert_eq!(event_types(&store), ["InventoryReserved", "InventoryReleased"]);
+    let tombstone = service.release("unknown-order", &correlation).await.unwrap().unwrap();
+    assert!(tombstone.tombstone && tombstone.lines.is_empty(), "{tombstone:?}");
+    assert_eq!(tombstone.status, ReservationStatus::Released);
+    assert_eq!(event_types(&store), ["InventoryReserved", "InventoryReleased"], "a tombstone releases nothing");
+}
+
+#[tokio::test]
+async fn a_reservation_delivered_after_its_release_reserves_nothing_however_often_it_comes() {
+    let (service, store, correlation) = setup(&[("A", 5)]).await;
+    // The saga gave up on ReserveInventory (its command was late) and compensated: the release
+    // arrives first and finds nothing.
+    let released = service.release("order-1", &correlation).await.unwrap().unwrap();
+    assert!(released.tombstone);
+    // Then the late command, and a duplicate of it, and a repeated release.
+    for _ in 0..2 {
+        let late = service.reserve("order-1", &lines(&[("A", 2)]), &correlation).await.unwrap();
+        assert_eq!(late, released, "the tombstone is the answer");
+        assert_eq!(available(&service, "A").await, 5, "nothing reserved for a cancelled order");
+    }
+    assert_eq!(service.release("order-1", &correlation).await.unwrap().unwrap(), released);
+    assert!(event_types(&store).is_empty(), "nothing was reserved or released: {:?}", event_types(&store));
+    let err = service.commit("order-1", &correlation).await.unwrap_err();
+    assert!(matches!(err, InventoryError::CannotCommit { status: ReservationStatus::Released, .. }), "{err:?}");
+
+    // Another order, in the usual order, is untouched by all this.
+    let reserved = service.reserve("order-2", &lines(&[("A", 2)]), &correlation).await.unwrap();
+    assert_eq!(reserved.status, ReservationStatus::Reserved);
+    assert_eq!(available(&service, "A").await, 3);
+}
+
+#[tokio::test]
+async fn a_step_applied_by_a_worker_that_died_before_answering_is_found_applied_when_retried() {
+    // The saga retries the step (after its timeout) with a new command: the service finds the
+    // step done and gives the same answer, changing nothing.
+    let (service, store, correlation) = setup(&[("A", 5)]).await;
+    let reserved = service.reserve("order-1", &lines(&[("A", 2)]), &correlation).await.unwrap();
+    assert_eq!(service.reserve("order-1", &lines(&[("A", 2)]), &correlation).await.unwrap(), reserved);
+    let released = service.release("order-1", &correlation).await.unwrap().unwrap();
+    assert_eq!(service.release("order-1", &correlation).await.unwrap().unwrap(), released);
+    assert_eq!(available(&service, "A").await, 5);
+
+    service.reserve("order-2", &lines(&[("A", 1)]), &correlation).await.unwrap();
+    let committed = service.commit("order-2", &correlation).await.unwrap().unwrap();
+    assert_eq!(service.commit("order-2", &correlation).await.unwrap().unwrap(), committed);
+    assert_eq!(available(&service, "A").await, 4);
+    assert_eq!(event_types(&store), ["InventoryReserved", "InventoryReleased", "InventoryReserved"]);
 }
 
 #[tokio::test]
