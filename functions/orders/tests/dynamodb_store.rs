@@ -151,3 +151,39 @@ async fn idempotency_claims_are_enforced_by_the_store_itself() {
     assert_eq!(store.create(&second, &[], Some(&claim)).await.unwrap(), CreateOutcome::Replayed(first.id));
     assert_eq!(store.get(second.id).await.unwrap(), None, "the replay wrote nothing");
 }
+
+/// GetItem costs one read unit when strongly consistent and half of one when not (on-demand
+/// pricing, items under 4 KB): moto_server.py counts them so, and the difference shows which
+/// kind of read the store made. <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html>
+async fn reads_of(moto: &Moto, run: impl std::future::Future<Output = ()>) -> (u64, f64) {
+    let before = moto.dynamodb_usage().await.unwrap();
+    run.await;
+    let after = moto.dynamodb_usage().await.unwrap();
+    let gets = |u: &local_aws::DynamoDbUsage| u.requests.get("GetItem").copied().unwrap_or(0);
+    (gets(&after) - gets(&before), after.read_units - before.read_units)
+}
+
+#[tokio::test]
+async fn reads_that_decide_an_answer_right_after_a_write_are_strongly_consistent() {
+    let moto = Moto::start().await.unwrap();
+    let (store, _, _) = store(&moto).await;
+    let service = OrderService::new(Arc::new(store));
+    let correlation = CorrelationId::generate();
+    let first = service.place_order(request("cust-1", "A"), &correlation, Some("key-1")).await.unwrap();
+
+    // The replay reads the idempotency record, then the order it names, both just written.
+    let (gets, units) = reads_of(&moto, async {
+        let replay = service.place_order(request("cust-1", "A"), &correlation, Some("key-1")).await.unwrap();
+        assert!(replay.replayed);
+        assert_eq!(replay.order, first.order);
+    })
+    .await;
+    assert_eq!((gets, units), (2, 2.0), "two strongly consistent GetItems");
+
+    // A saga step reads the order before changing its status.
+    let (gets, units) = reads_of(&moto, async {
+        service.confirm(first.order.id, &correlation).await.unwrap();
+    })
+    .await;
+    assert_eq!((gets, units), (1, 1.0));
+}

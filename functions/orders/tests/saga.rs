@@ -11,7 +11,7 @@ use orders::ports::OrderStore;
 use orders::saga::{OrdersSagaWorker, SagaSettings, StartError, StartOutcome, start_for_event};
 use orders::service::OrderService;
 use serde_json::json;
-use shared::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
+use shared::saga::{InMemoryTaskReporter, ReportError, TaskOutcome, TaskReporter, WorkerError, dispatch};
 
 const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
 
@@ -116,4 +116,63 @@ async fn a_command_for_an_unknown_or_malformed_order_fails_by_name() {
     assert_eq!(dispatch(event.clone(), &worker, &reporter).await.unwrap().error(), Some("OrderNotFound"));
     event.detail["data"]["order_id"] = json!("not-a-uuid");
     assert_eq!(dispatch(event, &worker, &reporter).await.unwrap().error(), Some("InvalidCommand"));
+}
+
+/// Loses the first `lost` answers, as when the worker dies (or cannot reach Step Functions)
+/// after doing the step: the invocation fails, and the saga's retry after its timeout sends the
+/// command again with a new task token.
+struct LosesAnswers {
+    lost: std::sync::atomic::AtomicUsize,
+    delivered: InMemoryTaskReporter,
+}
+
+impl LosesAnswers {
+    fn new(lost: usize) -> Self {
+        Self { lost: lost.into(), delivered: InMemoryTaskReporter::new() }
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskReporter for LosesAnswers {
+    async fn report(&self, task_token: &str, outcome: &TaskOutcome) -> Result<(), ReportError> {
+        use std::sync::atomic::Ordering;
+        if self.lost.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(ReportError("injected: the worker died before answering".into()));
+        }
+        self.delivered.report(task_token, outcome).await
+    }
+}
+
+type Command = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>;
+
+/// The command as Step Functions sends it again on a retry: a new event id and task token.
+fn retried(mut event: Command, attempt: u32) -> Command {
+    event.detail["event_id"] = json!(format!("0193a3c2-6300-7000-8000-00000000000{attempt}"));
+    event.detail["task_token"] = json!(format!("retry-{attempt}-token"));
+    event
+}
+
+#[tokio::test]
+async fn a_confirmation_or_cancellation_done_by_a_worker_that_died_before_answering_succeeds_when_retried() {
+    for (fixture, status, event) in
+        [("confirm-order.json", "CONFIRMED", "OrderConfirmed"), ("cancel-order.json", "CANCELLED", "OrderCancelled")]
+    {
+        let store = Arc::new(InMemoryOrderStore::new());
+        pending_order(&store).await;
+        let worker = OrdersSagaWorker::new(OrderService::new(store.clone()));
+        let reporter = LosesAnswers::new(1);
+        let command = fixtures::eventbridge("orders-saga-worker", fixture).unwrap();
+        let first = dispatch(command.clone(), &worker, &reporter).await;
+        assert!(matches!(first, Err(WorkerError::Report(_))), "{first:?}");
+        assert_eq!(event_types(&store), [event], "the step was done before the answer was lost");
+
+        // Twice more, as the saga's retry and a duplicate delivery of it.
+        for _ in 0..2 {
+            let outcome = dispatch(retried(command.clone(), 1), &worker, &reporter).await.unwrap();
+            assert_eq!(outcome, TaskOutcome::Success(json!({"status": status})), "{fixture}: found done, success");
+        }
+        assert_eq!(reporter.delivered.answers().len(), 2);
+        assert_eq!(reporter.delivered.answers()[0].0, "retry-1-token");
+        assert_eq!(event_types(&store), [event], "{fixture}: done once");
+    }
 }

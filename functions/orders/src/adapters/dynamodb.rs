@@ -161,10 +161,15 @@ impl OrderStore for DynamoDbOrderStore {
         }
     }
 
+    /// Strongly consistent: every read of an order decides something right after a write (the
+    /// order an idempotent replay returns, the status a saga step checks before changing it, the
+    /// order a client reads back after placing it). An eventually consistent read could miss a
+    /// write of the last second: a replay answering 404 for the order it just created, or a
+    /// saga step finding no order.
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
         let key = dynamo::key(order_pk(id), ENTITY_ORDER);
         let item: Option<OrderItem> =
-            dynamo::get_item(&self.client, &self.table, key, false).await.map_err(StoreError::Backend)?;
+            dynamo::get_item(&self.client, &self.table, key, true).await.map_err(StoreError::Backend)?;
         Ok(item.map(|i| i.order))
     }
 
