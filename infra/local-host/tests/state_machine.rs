@@ -52,6 +52,110 @@ fn every_transition_targets_a_state_and_every_state_is_reachable() {
 const FORWARD: [&str; 3] = ["ReserveInventory", "ProcessPayment", "ConfirmOrder"];
 const COMPENSATIONS: [&str; 3] = ["RefundPayment", "ReleaseInventory", "CancelOrder"];
 
+/// What the `events:putEvents` integration itself can fail with, whatever the step: the bus,
+/// not the order, is at fault, so every task retries these before any `Catch` sees them.
+///
+/// - `EventBridge.FailedEntry`: "If the response from PutEvents contains a non-zero
+///   FailedEntryCount then the Task state fails with the error EventBridge.FailedEntry"
+///   (<https://docs.aws.amazon.com/step-functions/latest/dg/connect-eventbridge.html>); a failed
+///   entry's `ErrorCode` is e.g. `ThrottlingException` or `InternalFailure`.
+/// - An exception of the PutEvents call is named `<Service>.<Exception>`, with the `Exception`
+///   suffix even where the API reference omits it
+///   (<https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html>):
+///   PutEvents' own `InternalException`, the common `ThrottlingException`, the SDK's base
+///   `AmazonEventBridgeException` and the client-side `SdkClientException` (as
+///   `Lambda.SdkClientException` for Lambda,
+///   <https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html>).
+///
+/// Not `States.TaskFailed`: in a retrier it is a wildcard for every error but `States.Timeout`
+/// (<https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html>), so it
+/// would retry `InsufficientStock` and `PaymentDeclined` too.
+const INTEGRATION_ERRORS: [&str; 5] = [
+    "EventBridge.FailedEntry",
+    "EventBridge.AmazonEventBridgeException",
+    "EventBridge.InternalException",
+    "EventBridge.ThrottlingException",
+    "EventBridge.SdkClientException",
+];
+
+/// The retrier Step Functions applies to `error`: the first whose `ErrorEquals` names it, or a
+/// `States.ALL` one (which must come last).
+fn retrier_for<'a>(state: &'a Value, error: &str) -> Option<&'a Value> {
+    state["Retry"]
+        .as_array()?
+        .iter()
+        .find(|retry| retry["ErrorEquals"].as_array().unwrap().iter().any(|e| e == error || e == "States.ALL"))
+}
+
+/// The ceilings of a retrier's delays: attempt `n` (from 1) waits at most
+/// `min(MaxDelaySeconds, IntervalSeconds × BackoffRate^(n-1))`, and with `JitterStrategy: FULL`
+/// a random time between 0 and that ceiling
+/// (<https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html>, retrier
+/// fields; the defaults are 1 s, 2.0 and 3 attempts).
+fn delay_ceilings(retry: &Value) -> Vec<f64> {
+    let interval = retry["IntervalSeconds"].as_f64().unwrap_or(1.0);
+    let backoff = retry["BackoffRate"].as_f64().unwrap_or(2.0);
+    let cap = retry["MaxDelaySeconds"].as_f64().unwrap_or(f64::INFINITY);
+    let attempts = retry["MaxAttempts"].as_u64().unwrap_or(3);
+    (0..attempts).map(|n| (interval * backoff.powi(n as i32)).min(cap)).collect()
+}
+
+/// P(sum of independent uniforms on [0, c_i] < s), exactly: the Irwin-Hall formula for unequal
+/// widths, `Σ_J (-1)^|J| (s - Σ_J c)_+^n / (n! Π c)` over the subsets J of the ceilings.
+fn probability_sum_below(ceilings: &[f64], s: f64) -> f64 {
+    let n = ceilings.len();
+    let mut total = 0.0;
+    for subset in 0u32..(1 << n) {
+        let taken: f64 = (0..n).filter(|i| subset & (1 << i) != 0).map(|i| ceilings[i]).sum();
+        if taken < s {
+            let sign = if subset.count_ones() % 2 == 0 { 1.0 } else { -1.0 };
+            total += sign * (s - taken).powi(n as i32);
+        }
+    }
+    let factorial: f64 = (1..=n).map(|k| k as f64).product();
+    (total / (factorial * ceilings.iter().product::<f64>())).clamp(0.0, 1.0)
+}
+
+#[test]
+fn the_probability_of_a_short_budget_is_computed_right() {
+    assert!((probability_sum_below(&[10.0], 2.5) - 0.25).abs() < 1e-12);
+    assert!((probability_sum_below(&[1.0, 1.0], 1.0) - 0.5).abs() < 1e-12, "two uniforms: a triangle");
+    assert!((probability_sum_below(&[1.0, 1.0], 0.5) - 0.125).abs() < 1e-12);
+    assert!((probability_sum_below(&[1.0, 2.0], 3.0) - 1.0).abs() < 1e-12);
+    // Against a simulation: three unequal ceilings, 200,000 draws.
+    let ceilings = [2.0, 4.0, 8.0];
+    let mut rng = fastrand::Rng::with_seed(7);
+    let draws = 200_000;
+    let below = (0..draws).filter(|_| ceilings.iter().map(|c| rng.f64() * c).sum::<f64>() < 5.0).count();
+    let simulated = below as f64 / f64::from(draws);
+    assert!((probability_sum_below(&ceilings, 5.0) - simulated).abs() < 0.005, "{simulated}");
+}
+
+/// The time a compensation must be able to wait out: the payment provider's breaker stays open
+/// `PAYMENT_PROVIDER_BREAKER_OPEN_MS`, then the trial call may take the whole
+/// `PAYMENT_PROVIDER_TIMEOUT_MS`. Read from the payments worker's environment in template.yaml
+/// through the very parser the worker uses, so defaults and overrides count alike.
+fn outage_to_outlast() -> std::time::Duration {
+    let template = Template::load_project().unwrap();
+    let worker = template.resource("PaymentsSagaWorkerFunction").unwrap();
+    let variables = &worker.properties["Environment"]["Variables"];
+    let lookup = |name: &str| -> Option<String> {
+        let value = variables.get(name)?;
+        match referenced(value) {
+            // A `!Ref` to a parameter: its default.
+            Some(parameter) => template.parameters.get(parameter)?.get("Default")?.as_str().map(str::to_owned),
+            None => value.as_str().map(str::to_owned),
+        }
+    };
+    let config = shared::resilience::ServiceClientConfig::from_lookup(payments::entrypoints::PROVIDER_PREFIX, lookup)
+        .expect("the payments worker's provider configuration in template.yaml is valid");
+    config.breaker.wait_in_open + config.overall_timeout
+}
+
+/// With full jitter no budget is guaranteed (every delay may come out near 0): what a retrier
+/// can promise is that falling short is vanishingly unlikely.
+const SHORT_BUDGET_AT_MOST: f64 = 1e-6;
+
 #[test]
 fn every_task_has_a_timeout_jittered_retries_and_a_way_out() {
     let definition = definition();
@@ -65,24 +169,75 @@ fn every_task_has_a_timeout_jittered_retries_and_a_way_out() {
             );
         }
         let retries = state["Retry"].as_array().unwrap_or_else(|| panic!("{name} has no Retry"));
-        for retry in retries {
+        for (i, retry) in retries.iter().enumerate() {
             assert_eq!(retry["JitterStrategy"], "FULL", "{name}");
             assert!(retry["BackoffRate"].as_f64().unwrap_or(1.0) > 1.0 || retry["MaxAttempts"] == 0, "{name}");
+            assert!(retry.get("MaxDelaySeconds").is_some(), "{name}: every backoff is capped");
+            if retry["ErrorEquals"].as_array().unwrap().iter().any(|e| e == "States.ALL") {
+                assert_eq!(i, retries.len() - 1, "{name}: States.ALL comes last, alone");
+                assert_eq!(retry["ErrorEquals"].as_array().unwrap().len(), 1, "{name}");
+            }
         }
     }
     for name in FORWARD {
         let retried: Vec<&str> =
             states[name]["Retry"][0]["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-        assert_eq!(retried, ["Transient", "States.Timeout"], "{name} retries only what may pass");
+        assert_eq!(retried, ["Transient", "States.Timeout"], "{name} retries briefly what the worker says may pass");
+        for business in ["InsufficientStock", "PaymentDeclined", "OrderNotPending", "ReservationImpossible"] {
+            assert!(retrier_for(&states[name], business).is_none(), "{name} never retries {business}");
+        }
         let last_catch = states[name]["Catch"].as_array().unwrap().last().unwrap();
         assert_eq!(last_catch["ErrorEquals"][0], "States.ALL", "{name} catches everything in the end");
     }
     for name in COMPENSATIONS {
-        assert_eq!(states[name]["Retry"][0]["ErrorEquals"][0], "States.ALL", "{name} retries anything");
+        let last = states[name]["Retry"].as_array().unwrap().last().unwrap();
+        assert_eq!(last["ErrorEquals"][0], "States.ALL", "{name} retries anything, final errors too");
         assert_eq!(states[name]["Catch"][0]["Next"], "CompensationFailed", "{name}");
     }
     assert_eq!(states["CompensationFailed"]["Next"], "Failed");
     assert_eq!(states["Failed"]["Type"], "Fail");
+}
+
+#[test]
+fn every_task_retries_the_bus_own_failures_before_its_catch_for_longer_than_an_outage() {
+    let definition = definition();
+    let states = states(&definition);
+    let outage = outage_to_outlast().as_secs_f64();
+    let tasks: Vec<&str> = states.iter().filter(|(_, s)| s["Type"] == "Task").map(|(n, _)| n.as_str()).collect();
+    assert_eq!(tasks.len(), 7, "{tasks:?}");
+    for name in tasks {
+        for error in INTEGRATION_ERRORS {
+            let retry = retrier_for(&states[name], error).unwrap_or_else(|| panic!("{name} does not retry {error}"));
+            let ceilings = delay_ceilings(retry);
+            let short = probability_sum_below(&ceilings, outage);
+            assert!(
+                short <= SHORT_BUDGET_AT_MOST,
+                "{name} gives up on {error} before {outage} s with probability {short:e} (delays up to {ceilings:?})"
+            );
+        }
+    }
+}
+
+#[test]
+fn compensations_outlast_the_payment_providers_breaker_and_timeout() {
+    let definition = definition();
+    let states = states(&definition);
+    let outage = outage_to_outlast();
+    assert!(outage.as_secs() >= 30, "the breaker alone stays open 30 s by default: {outage:?}");
+    let outage = outage.as_secs_f64();
+    for name in COMPENSATIONS {
+        for error in ["Transient", "States.Timeout"] {
+            let retry = retrier_for(&states[name], error).unwrap();
+            let ceilings = delay_ceilings(retry);
+            let expected: f64 = ceilings.iter().sum::<f64>() / 2.0;
+            let short = probability_sum_below(&ceilings, outage);
+            assert!(
+                short <= SHORT_BUDGET_AT_MOST,
+                "{name} gives up on {error} before {outage} s with probability {short:e} (delays up to {ceilings:?})"
+            );
+            assert!(expected >= 3.0 * outage, "{name}: {expected} s expected against a {outage} s outage");
+        }
+    }
 }
 
 #[test]
