@@ -46,6 +46,25 @@ impl Moto {
         Ok(moto)
     }
 
+    /// Starts moto in a process group of its own and leaves it running when this value is
+    /// dropped (for a local system whose state outlives it). Returns the moto and the server's
+    /// process id and log file.
+    pub async fn start_detached() -> Result<(Self, u32, PathBuf), Error> {
+        let server = PythonServer::start_in(&Self::python(), &Self::launcher(), "moto", "/moto-api/", true).await?;
+        let endpoint = server.base_url.clone();
+        let log = server.log_path().to_owned();
+        let pid = server.detach();
+        let moto = Moto { _server: None, endpoint };
+        moto.configure().await?;
+        Ok((moto, pid, log))
+    }
+
+    /// Whether a moto answers at `endpoint`.
+    pub async fn is_running(endpoint: &str) -> bool {
+        let url = format!("{}/moto-api/", endpoint.trim_end_matches('/'));
+        matches!(reqwest::get(url).await, Ok(r) if r.status().is_success())
+    }
+
     /// A moto someone else runs (started with `MOTO_PORT` set to its port, so its Step Functions
     /// can call it back). Turns on Step Functions execution, as [`Moto::start`] does.
     pub async fn connect(endpoint: &str) -> Result<Self, Error> {
@@ -65,6 +84,11 @@ impl Moto {
             return Err(Error::Start("moto", format!("configuring moto: HTTP {}", response.status())));
         }
         Ok(())
+    }
+
+    /// The server's process id, when we started it.
+    pub fn pid(&self) -> Option<u32> {
+        self._server.as_ref().map(PythonServer::pid)
     }
 
     pub fn endpoint(&self) -> &str {

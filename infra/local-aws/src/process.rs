@@ -26,6 +26,18 @@ impl PythonServer {
         name: &'static str,
         ready_path: &str,
     ) -> Result<Self, Error> {
+        Self::start_in(python, script, name, ready_path, false).await
+    }
+
+    /// Like [`PythonServer::start`]; `own_group` puts the server in a process group of its own,
+    /// so the Ctrl-C of the terminal that started us does not reach it (see [`PythonServer::detach`]).
+    pub(crate) async fn start_in(
+        python: &Path,
+        script: &Path,
+        name: &'static str,
+        ready_path: &str,
+        own_group: bool,
+    ) -> Result<Self, Error> {
         if !python.exists() {
             return Err(Error::PythonMissing { path: python.to_owned(), tool: name });
         }
@@ -35,7 +47,11 @@ impl PythonServer {
             let port = free_port()?;
             let log_path = std::env::temp_dir().join(format!("{name}-{port}-{}.log", std::process::id()));
             let log = File::create(&log_path).map_err(|e| Error::Start(name, format!("log file: {e}")))?;
-            let child = Command::new(python)
+            let mut command = Command::new(python);
+            if own_group {
+                std::os::unix::process::CommandExt::process_group(&mut command, 0);
+            }
+            let child = command
                 .arg(script)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 // moto calls itself (Step Functions putting events, for one) on this port.
@@ -74,6 +90,22 @@ impl PythonServer {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Leaves the server running after we are gone; returns its process id. Its log stays at
+    /// [`PythonServer::log_path`].
+    pub(crate) fn detach(self) -> u32 {
+        let pid = self.child.id();
+        std::mem::forget(self);
+        pid
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     fn log_tail(&self) -> String {

@@ -74,7 +74,7 @@ impl StreamReader {
     }
 }
 
-fn to_lambda_record(record: &aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> EventRecord {
+pub fn to_lambda_record(record: &aws_sdk_dynamodbstreams::types::Record, stream_arn: &str) -> EventRecord {
     let mut change = StreamRecord::default();
     if let Some(data) = record.dynamodb() {
         change.keys = data.keys().cloned().map(Into::into).unwrap_or_default();

@@ -5,6 +5,26 @@ use std::time::{Duration, Instant};
 
 use crate::{Error, Moto};
 
+/// An event received from a tap, not yet acknowledged.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub event: serde_json::Value,
+    pub receipt: String,
+}
+
+/// The ARN of a queue, as SQS reports it (never assumed from the account id).
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<String, Error> {
+    sqs.get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(Error::aws)?
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .ok_or_else(|| Error::Aws("GetQueueAttributes returned no QueueArn".into()))
+}
+
 pub struct EventTap {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
@@ -24,16 +44,7 @@ impl EventTap {
             .map_err(Error::aws)?
             .queue_url
             .ok_or_else(|| Error::Aws("CreateQueue returned no URL".into()))?;
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(Error::aws)?
-            .attributes
-            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-            .ok_or_else(|| Error::Aws("GetQueueAttributes returned no QueueArn".into()))?;
+        let queue_arn = queue_arn(&sqs, &queue_url).await?;
         events
             .put_rule()
             .event_bus_name(bus)
@@ -53,6 +64,54 @@ impl EventTap {
             .await
             .map_err(Error::aws)?;
         Ok(Self { sqs, queue_url })
+    }
+
+    /// Up to 10 waiting events with their receipt handles, waiting up to `seconds` for the first;
+    /// nothing is deleted: each stays invisible for the queue's visibility timeout and comes back
+    /// unless [`EventTap::ack`]ed, which is what lets a consumer that dies mid-way lose nothing.
+    pub async fn receive_unacked(&self, seconds: i32) -> Result<Vec<Received>, Error> {
+        let output = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(seconds)
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        let mut received = Vec::new();
+        for message in output.messages() {
+            let body = message.body().unwrap_or_default();
+            let event =
+                serde_json::from_str(body).map_err(|e| Error::Aws(format!("SQS body is not JSON: {e}: {body}")))?;
+            received.push(Received { event, receipt: message.receipt_handle().unwrap_or_default().to_owned() });
+        }
+        Ok(received)
+    }
+
+    /// Deletes a received event: it has been handled.
+    pub async fn ack(&self, receipt: &str) -> Result<(), Error> {
+        self.sqs
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        Ok(())
+    }
+
+    /// Keeps a received event invisible for `seconds` more (while its handler is retried).
+    pub async fn extend(&self, receipt: &str, seconds: i32) -> Result<(), Error> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        Ok(())
     }
 
     /// What is waiting now (up to 10 events), without waiting for more; each is deleted from the

@@ -3,6 +3,8 @@
 //! binary name to code; which function runs it, with which environment and triggers, comes from
 //! the template.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
@@ -29,8 +31,8 @@ pub trait StreamFunction: Send + Sync {
 
 pub enum Handler {
     Http(axum::Router),
-    Events(Box<dyn EventFunction>),
-    Stream(Box<dyn StreamFunction>),
+    Events(Arc<dyn EventFunction>),
+    Stream(Arc<dyn StreamFunction>),
 }
 
 struct SagaWorker<W> {
@@ -46,7 +48,7 @@ impl<W: CommandHandler> EventFunction for SagaWorker<W> {
 }
 
 fn saga_worker<W: CommandHandler + 'static>(sdk: &SdkConfig, worker: W) -> Handler {
-    Handler::Events(Box::new(SagaWorker { worker, reporter: SfnTaskReporter::new(aws_sdk_sfn::Client::new(sdk)) }))
+    Handler::Events(Arc::new(SagaWorker { worker, reporter: SfnTaskReporter::new(aws_sdk_sfn::Client::new(sdk)) }))
 }
 
 struct SagaStarter(orders::entrypoints::SagaStarterFunction);
@@ -81,7 +83,7 @@ impl StreamFunction for Relay {
 
 fn relay(sdk: &SdkConfig, env: Lookup<'_>, extract: &'static Extractor) -> Result<Handler, String> {
     let publisher = shared::outbox::relay_publisher(sdk, env).map_err(|e| e.to_string())?;
-    Ok(Handler::Stream(Box::new(Relay { publisher, extract })))
+    Ok(Handler::Stream(Arc::new(Relay { publisher, extract })))
 }
 
 /// Builds the handler of `binary` as its Lambda would at cold start, with `env` as its
@@ -92,14 +94,14 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: Lookup<'_>) -> Result<Han
         "orders-api" => Handler::Http(orders::entrypoints::build_api(sdk, env).map_err(e)?),
         "orders-outbox-relay" => relay(sdk, env, &shared::outbox::outbox_only)?,
         "orders-saga-starter" => {
-            Handler::Events(Box::new(SagaStarter(orders::entrypoints::build_saga_starter(sdk, env).map_err(e)?)))
+            Handler::Events(Arc::new(SagaStarter(orders::entrypoints::build_saga_starter(sdk, env).map_err(e)?)))
         }
         "orders-saga-worker" => saga_worker(sdk, orders::entrypoints::build_saga_worker(sdk, env).map_err(e)?),
         "inventory-api" => Handler::Http(inventory::entrypoints::build_api(sdk, env).map_err(e)?),
         "inventory-outbox-relay" => relay(sdk, env, &inventory::relay::extract)?,
         "inventory-saga-worker" => saga_worker(sdk, inventory::entrypoints::build_saga_worker(sdk, env).map_err(e)?),
         "inventory-order-events" => {
-            Handler::Events(Box::new(OrderEvents(inventory::entrypoints::build_service(sdk, env).map_err(e)?)))
+            Handler::Events(Arc::new(OrderEvents(inventory::entrypoints::build_service(sdk, env).map_err(e)?)))
         }
         "payments-api" => Handler::Http(payments::entrypoints::build_api(sdk, env).map_err(e)?),
         "payments-outbox-relay" => relay(sdk, env, &shared::outbox::outbox_only)?,

@@ -13,7 +13,7 @@ use http::StatusCode;
 use tower::ServiceExt;
 
 use crate::Invocation;
-use crate::host::Shared;
+use crate::activity::Activity;
 
 #[derive(Clone)]
 pub(crate) struct Route {
@@ -52,11 +52,11 @@ impl Route {
 #[derive(Clone)]
 struct Routes {
     routes: Arc<Vec<Route>>,
-    shared: Arc<Shared>,
+    activity: Arc<Activity>,
 }
 
-pub(crate) async fn serve(listener: tokio::net::TcpListener, routes: Vec<Route>, shared: Arc<Shared>) {
-    let app = axum::Router::new().fallback(dispatch).with_state(Routes { routes: Arc::new(routes), shared });
+pub(crate) async fn serve(listener: tokio::net::TcpListener, routes: Vec<Route>, activity: Arc<Activity>) {
+    let app = axum::Router::new().fallback(dispatch).with_state(Routes { routes: Arc::new(routes), activity });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the local HTTP API stopped");
     }
@@ -76,7 +76,7 @@ async fn dispatch(State(state): State<Routes>, request: Request) -> Response {
     let started = Instant::now();
     let response = route.router.clone().oneshot(request.map(Body::new)).await.into_response();
     let status = response.status();
-    state.shared.record(Invocation {
+    state.activity.record(Invocation {
         at: Default::default(),
         binary: route.binary.clone(),
         trigger: format!("HTTP {method} {path}"),

@@ -18,17 +18,28 @@
 //! locally. The payment provider is the simulator, started with the key generated into the
 //! provider's secret, and `PaymentProviderBaseUrl` points at it.
 
+mod activity;
+pub mod chaos;
+pub mod checkpoint;
 pub mod demo;
+pub mod filter;
 mod functions;
 mod host;
 mod http;
+pub mod provision;
 mod resolve;
+mod sfn;
+mod spec;
+mod triggers;
 
 use std::time::Duration;
 
-pub use host::{FunctionInfo, Host, HostConfig, matches};
+pub use filter::matches;
+pub use host::{FunctionInfo, Host, HostConfig};
+pub use provision::{Provisioned, physical_name};
 pub use resolve::{Physical, Resolver};
 use shared::saga::TaskOutcome;
+pub use triggers::TimeScale;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

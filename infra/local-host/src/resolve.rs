@@ -7,8 +7,8 @@ use serde_norway::Value;
 
 use crate::Error;
 
-const REGION: &str = "us-east-1";
-const ACCOUNT: &str = "123456789012";
+pub(crate) const REGION: &str = "us-east-1";
+pub(crate) const ACCOUNT: &str = "123456789012";
 
 /// A resource the host created, by kind.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +69,8 @@ impl Physical {
 /// Parameters and created resources by logical id.
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
+    /// The stack's name (`AWS::StackName`), the prefix of every physical name.
+    pub stack: String,
     pub parameters: BTreeMap<String, String>,
     pub resources: BTreeMap<String, Physical>,
 }
@@ -88,6 +90,7 @@ impl Resolver {
             "AWS::Region" => Ok(REGION.into()),
             "AWS::AccountId" => Ok(ACCOUNT.into()),
             "AWS::Partition" => Ok("aws".into()),
+            "AWS::StackName" => Ok(self.stack.clone()),
             "AWS::URLSuffix" => Ok("amazonaws.com".into()),
             _ => Ok(self.physical(logical_id)?.reference()),
         }

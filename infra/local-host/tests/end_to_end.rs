@@ -269,10 +269,17 @@ async fn a_function_that_keeps_failing_is_retried_as_declared_then_its_event_goe
         }
         assert!(Instant::now() < deadline, "nothing reached the DLQ");
     };
+    // Lambda's record of a failed asynchronous invocation:
+    // https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html
     let dead: Value = serde_json::from_str(&message).unwrap();
-    assert_eq!(dead["function"], "inventory-order-events");
-    assert_eq!(dead["event"]["detail"], json!({"not": "an envelope"}));
-    assert!(dead["error"].as_str().unwrap().contains("not an order outcome event"), "{dead}");
+    assert!(
+        dead["requestContext"]["functionArn"].as_str().unwrap().contains(":function:inventory-order-events"),
+        "{dead}"
+    );
+    assert_eq!(dead["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(dead["requestContext"]["approximateInvokeCount"], 3);
+    assert_eq!(dead["requestPayload"]["detail"], json!({"not": "an envelope"}));
+    assert!(dead["responsePayload"]["errorMessage"].as_str().unwrap().contains("not an order outcome event"), "{dead}");
     let tries: Vec<u32> =
         host.invocations().into_iter().filter(|i| i.binary == "inventory-order-events").map(|i| i.attempt).collect();
     assert_eq!(tries, [1, 2, 3], "the first try and the two retries of EventInvokeConfig");
@@ -296,12 +303,37 @@ async fn a_stream_batch_that_keeps_failing_is_retried_then_sent_to_the_relays_dl
         }
         assert!(Instant::now() < deadline, "nothing reached the relay's DLQ");
     };
+    // What Lambda sends a stream trigger's SQS destination: where the batch was, not the records
+    // (https://docs.aws.amazon.com/lambda/latest/dg/services-dynamodb-errors.html).
     let dead: Value = serde_json::from_str(&message).unwrap();
-    assert_eq!(dead["function"], "orders-outbox-relay");
-    let records = dead["records"].as_array().unwrap();
-    assert_eq!(records.len(), 1, "the OrderCreated outbox record");
-    assert_eq!(records[0]["dynamodb"]["NewImage"]["detail_type"]["S"], "OrderCreated");
-    assert!(records[0]["dynamodb"]["NewImage"]["pk"]["S"].as_str().unwrap().ends_with(&id));
+    assert!(
+        dead["requestContext"]["functionArn"].as_str().unwrap().ends_with(":function:orders-outbox-relay"),
+        "{dead}"
+    );
+    assert_eq!(dead["requestContext"]["condition"], "RetryAttemptsExhausted");
+    let batch = &dead["DDBStreamBatchInfo"];
+    assert_eq!(batch["batchSize"], 1, "the OrderCreated outbox record: {dead}");
+    assert_eq!(batch["startSequenceNumber"], batch["endSequenceNumber"]);
+    assert!(dead.get("records").is_none() && dead.to_string().find(&id).is_none(), "no record content: {dead}");
+    // The record itself is still in the stream, where the batch info points.
+    let Physical::Table { stream_arn, .. } = host.resolver.physical("OrdersTable").unwrap().clone() else { panic!() };
+    assert_eq!(batch["streamArn"].as_str(), stream_arn.as_deref());
+    let streams = aws_sdk_dynamodbstreams::Client::new(&host.sdk);
+    let iterator = streams
+        .get_shard_iterator()
+        .stream_arn(stream_arn.unwrap())
+        .shard_id(batch["shardId"].as_str().unwrap())
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::AtSequenceNumber)
+        .sequence_number(batch["startSequenceNumber"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let records = streams.get_records().shard_iterator(iterator).limit(1).send().await.unwrap();
+    let image = records.records()[0].dynamodb().unwrap().new_image().unwrap();
+    assert_eq!(image["detail_type"].as_s().unwrap(), "OrderCreated");
+    assert!(image["pk"].as_s().unwrap().ends_with(&id));
     let tries = host.invocations().into_iter().filter(|i| i.binary == "orders-outbox-relay").count();
     assert_eq!(tries, 11, "the first try and ten local retries");
 }

@@ -1,0 +1,30 @@
+//! `make soak`: the chaos run at length (10,000 orders by default, `SOAK_ORDERS` to change),
+//! reporting orders settled per minute, latency from POST to final state per minute (p50, p95,
+//! p99) and the emulator's memory; exits 1 on any violated invariant. Needs the `local-host`
+//! binary beside this one (`cargo build --release -p local-host --bins`).
+
+use std::time::Duration;
+
+use local_host::chaos::{ChaosConfig, run};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let orders = std::env::var("SOAK_ORDERS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let host_binary = std::env::current_exe().expect("own path").with_file_name("local-host");
+    let config =
+        ChaosConfig { host_binary, orders, clients: 8, kill_at: Some(0.5), settle_timeout: Duration::from_secs(600) };
+    let report = match run(config).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("{}", report.table());
+    let minutes = report.wall.as_secs_f64() / 60.0;
+    println!("throughput: {:.0} orders settled per minute over the run", report.orders as f64 / minutes.max(1e-9));
+    for v in report.violations.iter().take(100) {
+        println!("VIOLATION {v}");
+    }
+    std::process::exit(if report.violations.is_empty() { 0 } else { 1 });
+}

@@ -1,0 +1,117 @@
+//! The invariants a settled shop must hold, each violation named with the order it concerns.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+/// What the run placed and what the shop says about it afterwards.
+pub struct Observed {
+    /// Order id -> its view from `GET /api/orders/{id}` (order, payment, reservation, saga).
+    pub views: BTreeMap<String, Value>,
+    /// Sku -> (unit price, stock at the start, units restocked once each during the run, available now).
+    pub stock: BTreeMap<String, (u64, u64, u64, u64)>,
+    /// Order id -> (captured, refunded) in minor units, as the payment provider recorded it.
+    pub provider: BTreeMap<String, (u64, u64)>,
+    /// Execution names of the state machine, with their status.
+    pub executions: Vec<(String, String)>,
+    /// `event_id`s of every outbox record in the three tables.
+    pub outbox: BTreeSet<String>,
+    /// `(event_id, detail-type)` of every domain event that reached the bus.
+    pub bus: Vec<(String, String)>,
+    /// Idempotency key -> every order id a 201 for it named.
+    pub keys: BTreeMap<String, BTreeSet<String>>,
+}
+
+pub fn violations(o: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut committed: BTreeMap<String, u64> = BTreeMap::new();
+    for (id, view) in &o.views {
+        let status = view["order"]["status"].as_str().unwrap_or("?");
+        let payment = view["payment"]["status"].as_str().unwrap_or("none");
+        let reservation = view["reservation"]["status"].as_str().unwrap_or("none");
+        let (captured, refunded) = o.provider.get(id).copied().unwrap_or_default();
+        if !view["degraded"].as_array().is_none_or(Vec::is_empty) {
+            out.push(format!("order {id}: the view is degraded: {}", view["degraded"]));
+        }
+        match status {
+            "CONFIRMED" => {
+                let total = view["reservation"]["total_minor"].as_u64().unwrap_or(0);
+                if reservation != "COMMITTED" {
+                    out.push(format!("order {id}: CONFIRMED with reservation {reservation}"));
+                }
+                if payment != "CAPTURED" || view["payment"]["amount"]["amount_minor"].as_u64() != Some(total) {
+                    out.push(format!(
+                        "order {id}: CONFIRMED, reservation total {total}, payment {payment} {}",
+                        view["payment"]["amount"]
+                    ));
+                }
+                if captured.saturating_sub(refunded) != total {
+                    out.push(format!(
+                        "order {id}: CONFIRMED for {total} but the provider holds {captured} - {refunded}"
+                    ));
+                }
+                let mut sum = 0;
+                for line in view["reservation"]["lines"].as_array().into_iter().flatten() {
+                    let sku = line["sku"].as_str().unwrap_or_default();
+                    let quantity = line["quantity"].as_u64().unwrap_or(0);
+                    let price = o.stock.get(sku).map(|s| s.0);
+                    if price != line["unit_price_minor"].as_u64() {
+                        out.push(format!(
+                            "order {id}: {sku} reserved at {} not the catalogue's {price:?}",
+                            line["unit_price_minor"]
+                        ));
+                    }
+                    sum += quantity * line["unit_price_minor"].as_u64().unwrap_or(0);
+                    *committed.entry(sku.to_owned()).or_default() += quantity;
+                }
+                if sum != total {
+                    out.push(format!("order {id}: lines add up to {sum}, total says {total}"));
+                }
+            }
+            "CANCELLED" => {
+                if payment == "CAPTURED" || captured != refunded {
+                    out.push(format!("order {id}: CANCELLED with payment {payment}, provider {captured} - {refunded}"));
+                }
+                if reservation == "RESERVED" || reservation == "COMMITTED" {
+                    out.push(format!("order {id}: CANCELLED with stock {reservation}"));
+                }
+            }
+            other => out.push(format!("order {id}: ended {other} (payment {payment}, reservation {reservation})")),
+        }
+    }
+    for (sku, (_, initial, restocked, available)) in &o.stock {
+        let sold = committed.get(sku).copied().unwrap_or(0);
+        if initial + restocked != available + sold {
+            out.push(format!("{sku}: {initial} + {restocked} restocked != {available} available + {sold} sold"));
+        }
+    }
+    let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, status) in &o.executions {
+        by_name.entry(name).or_default().push(status);
+    }
+    for id in o.views.keys() {
+        match by_name.get(id.as_str()).map(Vec::as_slice) {
+            Some([status]) if *status != "RUNNING" => {}
+            other => out.push(format!("order {id}: saga executions {other:?}")),
+        }
+    }
+    for name in by_name.keys().filter(|n| !o.views.contains_key(**n)) {
+        out.push(format!("execution {name} has no order"));
+    }
+    let published: BTreeSet<&str> = o.bus.iter().map(|(id, _)| id.as_str()).collect();
+    for missing in o.outbox.iter().filter(|id| !published.contains(id.as_str())) {
+        out.push(format!("outbox record {missing} never reached the bus"));
+    }
+    for (id, kind) in &o.bus {
+        // StockLow is derived from the product's stream, not written to an outbox.
+        if kind != "StockLow" && !o.outbox.contains(id) {
+            out.push(format!("{kind} {id} reached the bus without an outbox record"));
+        }
+    }
+    for (key, orders) in &o.keys {
+        if orders.len() != 1 {
+            out.push(format!("idempotency key {key} named {} orders: {orders:?}", orders.len()));
+        }
+    }
+    out
+}

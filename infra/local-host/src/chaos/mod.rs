@@ -1,0 +1,298 @@
+//! A long and rude run of the whole local system: many orders from concurrent clients over
+//! several skus (some scarce), paying and declining cards, while the payment provider's faults
+//! change (500s, timeouts, latency, a full outage, recovery); duplicate requests, a reused
+//! idempotency key with another body, restocks sent twice; the host SIGKILLed and restarted in the
+//! middle. Then, once everything has settled, the invariants of [`check`] over what the public
+//! API, the provider, Step Functions, the tables and the bus say.
+//!
+//! The chaos test runs it with 1,000 orders; `make soak` with 10,000, reporting throughput,
+//! latency from POST to final state and the emulator's memory per minute.
+
+mod check;
+mod client;
+mod process;
+mod workload;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use local_aws::{EventTap, Moto};
+use payment_provider_sim::{Faults, Simulator, SimulatorConfig};
+
+pub use check::Observed;
+use client::Api;
+use process::HostProcess;
+pub use workload::Minute;
+
+use crate::{Error, physical_name, setup};
+
+const STACK: &str = "chaos";
+const API_KEY: &str = "sk_test_chaos";
+
+#[derive(Debug, Clone)]
+pub struct ChaosConfig {
+    /// The `local-host` binary.
+    pub host_binary: PathBuf,
+    pub orders: usize,
+    pub clients: usize,
+    /// Kill the host (SIGKILL) and restart it once this share of the orders is placed.
+    pub kill_at: Option<f64>,
+    /// How long orders may take to settle after the last one is placed.
+    pub settle_timeout: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub orders: usize,
+    pub by_status: BTreeMap<String, usize>,
+    pub violations: Vec<String>,
+    pub minutes: Vec<Minute>,
+    pub placing: Duration,
+    pub wall: Duration,
+    pub restarts: u32,
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{} orders {:?} in {:.0?} (placing {:.0?}), host restarts {}, violations {}\n",
+            self.orders,
+            self.by_status,
+            self.wall,
+            self.placing,
+            self.restarts,
+            self.violations.len()
+        );
+        out.push_str("minute  settled  p50 ms  p95 ms  p99 ms  emulator RSS MiB\n");
+        for m in &self.minutes {
+            out.push_str(&format!(
+                "{:>6}  {:>7}  {:>6}  {:>6}  {:>6}  {:>8}\n",
+                m.minute, m.settled, m.p50_ms, m.p95_ms, m.p99_ms, m.emulator_rss_mib
+            ));
+        }
+        out
+    }
+}
+
+/// The provider's fault schedule: each lasts a phase, then the next; the run ends healthy.
+fn fault_phases() -> Vec<(&'static str, Faults)> {
+    vec![
+        ("healthy", Faults::default()),
+        ("500s", Faults { failure_rate: 0.3, ..Faults::default() }),
+        ("timeouts", Faults { timeout_rate: 0.15, hang_ms: 1500, ..Faults::default() }),
+        ("latency", Faults { latency_ms: 150, ..Faults::default() }),
+        ("outage", Faults { down: true, ..Faults::default() }),
+        ("healthy", Faults::default()),
+    ]
+}
+
+pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
+    let started = Instant::now();
+    let moto = Moto::start().await?;
+    let simulator =
+        Simulator::new(SimulatorConfig { api_key: API_KEY.into(), seed: Some(7), ..SimulatorConfig::default() })
+            .map_err(setup("simulator"))?
+            .spawn(0)
+            .await
+            .map_err(setup("simulator"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(setup("port"))?.port();
+    let state_dir = std::env::temp_dir().join(local_aws::unique_name("chaos-state"));
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--stack",
+        STACK,
+        "--time-scale",
+        "0.01",
+        "--provider-api-key",
+        API_KEY,
+        "--parameter",
+        &format!("PaymentProviderBaseUrl={}", simulator.base_url()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["--state-dir".into(), state_dir.display().to_string()]);
+    // moto serialises DynamoDB: under this load a call can take seconds that DynamoDB would not.
+    for service in ["ORDERS", "INVENTORY", "PAYMENTS"] {
+        args.extend(["--env".into(), format!("{service}_ATTEMPT_TIMEOUT_MS=10000")]);
+        args.extend(["--env".into(), format!("{service}_TIMEOUT_MS=25000")]);
+    }
+    let mut host = HostProcess::start(&config.host_binary, moto.endpoint(), args)?;
+    let api = Api::new(format!("http://127.0.0.1:{port}"));
+    let bus = physical_name(STACK, "ShopEventBus");
+    let pattern = serde_json::json!({"source": ["shop.orders", "shop.inventory", "shop.payments"]});
+    let tap = EventTap::create(&moto, &bus, &physical_name(STACK, "chaos-bus-tap"), &pattern).await?;
+    let catalogue = workload::stock_catalogue(&api, config.orders).await?;
+
+    let placing = Instant::now();
+    let sdk = moto.sdk_config();
+    let run = workload::Run::new(api.clone(), catalogue.clone(), config.orders);
+    let watcher =
+        workload::Watcher::new(aws_sdk_dynamodb::Client::new(&sdk), physical_name(STACK, "OrdersTable"), moto.pid());
+    let (placed, restarts) = {
+        let clients = futures::future::join_all((0..config.clients).map(|_| run.client()));
+        let faults = workload::cycle_faults(&simulator.simulator, fault_phases(), &run);
+        let kill =
+            workload::kill_once(&mut host, config.kill_at.map(|share| (share * config.orders as f64) as usize), &run);
+        let watch = watcher.watch(&run);
+        let (_, _, restarts, _) = tokio::join!(clients, faults, kill, watch);
+        (placing.elapsed(), restarts)
+    };
+    simulator.simulator.set_faults(Faults::default()).map_err(Error::Setup)?;
+    watcher.wait_settled(&run, config.settle_timeout).await;
+    let events = drain(&tap).await?;
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    wait_no_running(&sfn, config.settle_timeout).await?;
+
+    // What is asynchronous after the last state (OrderConfirmed -> commit) may still be on its way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (observed, violations) = loop {
+        let mut observed = observe(&api, &run, &simulator.simulator, &sdk, &sfn).await?;
+        observed.bus.extend(events.iter().cloned());
+        observed.bus.extend(drain(&tap).await?);
+        let violations = check::violations(&observed);
+        if violations.is_empty() || Instant::now() > deadline {
+            break (observed, violations);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    host.stop();
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let mut violations = violations;
+    violations.extend(run.violations());
+    let mut by_status = BTreeMap::new();
+    for view in observed.views.values() {
+        *by_status.entry(view["order"]["status"].as_str().unwrap_or("?").to_owned()).or_insert(0) += 1;
+    }
+    Ok(Report {
+        orders: observed.views.len(),
+        by_status,
+        violations,
+        minutes: watcher.minutes(),
+        placing: placed,
+        wall: started.elapsed(),
+        restarts,
+    })
+}
+
+/// Every domain event the tap has received so far.
+async fn drain(tap: &EventTap) -> Result<Vec<(String, String)>, Error> {
+    let mut events = Vec::new();
+    loop {
+        let batch = tap.poll().await?;
+        if batch.is_empty() {
+            return Ok(events);
+        }
+        for event in batch {
+            let id = event["detail"]["event_id"].as_str().unwrap_or_default().to_owned();
+            events.push((id, event["detail-type"].as_str().unwrap_or_default().to_owned()));
+        }
+    }
+}
+
+async fn executions(sfn: &aws_sdk_sfn::Client) -> Result<Vec<(String, String)>, Error> {
+    let machines = sfn.list_state_machines().send().await.map_err(setup("ListStateMachines"))?;
+    let name = physical_name(STACK, "FulfilmentStateMachine");
+    let Some(machine) = machines.state_machines().iter().find(|m| m.name() == name) else {
+        return Err(Error::Setup(format!("no state machine {name}")));
+    };
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = sfn
+            .list_executions()
+            .state_machine_arn(machine.state_machine_arn())
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(setup("ListExecutions"))?;
+        out.extend(page.executions().iter().map(|e| (e.name().to_owned(), e.status().as_str().to_owned())));
+        token = page.next_token;
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+async fn wait_no_running(sfn: &aws_sdk_sfn::Client, timeout: Duration) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    while executions(sfn).await?.iter().any(|(_, s)| s == "RUNNING") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+async fn observe(
+    api: &Api,
+    run: &workload::Run,
+    simulator: &Simulator,
+    sdk: &aws_config::SdkConfig,
+    sfn: &aws_sdk_sfn::Client,
+) -> Result<Observed, Error> {
+    let ids: Vec<String> = run.order_ids();
+    let mut views = BTreeMap::new();
+    for chunk in ids.chunks(8) {
+        let paths: Vec<String> = chunk.iter().map(|id| format!("/api/orders/{id}")).collect();
+        let answers = futures::future::join_all(paths.iter().map(|path| api.get(path))).await;
+        for (id, answer) in chunk.iter().zip(answers) {
+            views.insert(id.clone(), answer.body);
+        }
+    }
+    let mut provider = BTreeMap::new();
+    for id in &ids {
+        let mut money = (0, 0);
+        for intent in simulator.payment_intents_with_metadata("order_id", id) {
+            money.0 += intent["amount_received"].as_u64().unwrap_or(0);
+            money.1 += simulator.refunded(intent["id"].as_str().unwrap_or_default());
+        }
+        provider.insert(id.clone(), money);
+    }
+    let mut stock = BTreeMap::new();
+    for (sku, (price, initial)) in &run.catalogue {
+        let product = api.get(&format!("/api/products/{sku}")).await;
+        let available = product.body["available"].as_u64().unwrap_or(u64::MAX);
+        stock.insert(sku.clone(), (*price, *initial, run.restocked(sku), available));
+    }
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let mut outbox = BTreeSet::new();
+    for table in ["OrdersTable", "InventoryTable", "PaymentsTable"] {
+        outbox.extend(outbox_ids(&dynamodb, &physical_name(STACK, table)).await?);
+    }
+    Ok(Observed {
+        views,
+        stock,
+        provider,
+        executions: executions(sfn).await?,
+        outbox,
+        bus: Vec::new(),
+        keys: run.keys(),
+    })
+}
+
+async fn outbox_ids(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<String>, Error> {
+    let mut ids = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .filter_expression("entity = :outbox")
+            .expression_attribute_values(":outbox", AttributeValue::S("OUTBOX".into()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| Error::Setup(format!("Scan {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
+        for item in page.items() {
+            if let Some(AttributeValue::S(id)) = item.get("event_id") {
+                ids.push(id.clone());
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(ids);
+        }
+    }
+}

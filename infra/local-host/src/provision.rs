@@ -1,0 +1,177 @@
+//! Provisioning from the template: every table, bus, queue, secret and state machine, under
+//! names derived from the stack (`<stack>-<LogicalId>`). A resource that already exists under its
+//! name is found and used, not created again: a host restarted against the same emulator carries
+//! on with the data, the messages and the executions it left.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use aws_config::SdkConfig;
+use local_aws::{Moto, Template};
+use serde_json::Value;
+use serde_norway::Value as Yaml;
+
+use crate::resolve::{Physical, Resolver};
+use crate::{Error, setup};
+
+/// The secret holding the provider's API key: the simulator accepts the key generated into it.
+pub const PROVIDER_SECRET: &str = "PaymentProviderSecret";
+
+/// The physical name of a resource of `stack` (SQS allows 80 characters).
+pub fn physical_name(stack: &str, logical_id: &str) -> String {
+    let mut name = format!("{stack}-{logical_id}");
+    name.truncate(80);
+    name
+}
+
+/// What provisioning found: how many resources existed already (0 on a fresh emulator).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Provisioned {
+    pub found: usize,
+    pub created: usize,
+}
+
+/// Parameter values: the template's defaults, then the overrides.
+pub fn parameters(
+    template: &Template,
+    overrides: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut values = BTreeMap::new();
+    for (name, parameter) in &template.parameters {
+        if let Some(default) = parameter.get("Default") {
+            values.insert(name.clone(), Resolver::default().resolve(default)?);
+        }
+    }
+    values.extend(overrides.clone());
+    Ok(values)
+}
+
+/// Finds or creates every resource of a kind the host knows, in dependency order.
+pub async fn provision(moto: &Moto, template: &Template, resolver: &mut Resolver) -> Result<Provisioned, Error> {
+    let sdk = moto.sdk_config();
+    let stack = resolver.stack.clone();
+    let mut count = Provisioned::default();
+    let mut tally = |found: bool| if found { count.found += 1 } else { count.created += 1 };
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    for (id, _) in template.resources_of_type("AWS::DynamoDB::Table") {
+        let name = physical_name(&stack, id);
+        let existing = dynamodb.describe_table().table_name(&name).send().await.ok();
+        tally(existing.is_some());
+        if existing.is_none() {
+            moto.create_table(&template.table(id)?, &name).await?;
+        }
+        let description = dynamodb.describe_table().table_name(&name).send().await;
+        let stream_arn = description.ok().and_then(|d| d.table?.latest_stream_arn);
+        resolver.resources.insert(id.to_owned(), Physical::Table { name, stream_arn });
+    }
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    for (id, _) in template.resources_of_type("AWS::Events::EventBus") {
+        let name = physical_name(&stack, id);
+        let existing = events.describe_event_bus().name(&name).send().await.is_ok();
+        tally(existing);
+        if !existing {
+            moto.create_bus(&name).await?;
+        }
+        resolver.resources.insert(id.to_owned(), Physical::Bus { name });
+    }
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    for (id, _) in template.resources_of_type("AWS::SQS::Queue") {
+        let name = physical_name(&stack, id);
+        // CreateQueue returns the existing queue of that name when its attributes agree.
+        let existing = sqs.get_queue_url().queue_name(&name).send().await.is_ok();
+        tally(existing);
+        let url = sqs.create_queue().queue_name(&name).send().await.map_err(setup("CreateQueue"))?.queue_url;
+        let url = url.unwrap_or_default();
+        let arn = local_aws::tap::queue_arn(&sqs, &url).await?;
+        resolver.resources.insert(id.to_owned(), Physical::Queue { url, arn, name });
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    for (id, resource) in template.resources_of_type("AWS::SecretsManager::Secret") {
+        let name = physical_name(&stack, id);
+        let arn = match secrets.describe_secret().secret_id(&name).send().await {
+            Ok(found) => {
+                tally(true);
+                found.arn.unwrap_or_default()
+            }
+            Err(_) => {
+                tally(false);
+                let value = secret_value(&resource.properties)?;
+                let created = secrets.create_secret().name(&name).secret_string(value).send().await.map_err(|e| {
+                    Error::Setup(format!("CreateSecret: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
+                })?;
+                created.arn.unwrap_or_default()
+            }
+        };
+        resolver.resources.insert(id.to_owned(), Physical::Secret { arn });
+    }
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    for (id, _) in template.resources_of_type("AWS::Serverless::StateMachine") {
+        let definition = state_machine_definition(template, id, resolver)?;
+        let name = physical_name(&stack, id);
+        let machines = sfn.list_state_machines().send().await.map_err(setup("ListStateMachines"))?;
+        let existing =
+            machines.state_machines().iter().find(|m| m.name() == name).map(|m| m.state_machine_arn().to_owned());
+        tally(existing.is_some());
+        let arn = match existing {
+            Some(arn) => {
+                // The ASL may have changed since: the new definition applies to new executions.
+                sfn.update_state_machine().state_machine_arn(&arn).definition(&definition).send().await.map_err(
+                    |e| Error::Setup(format!("UpdateStateMachine: {}", aws_sdk_sfn::error::DisplayErrorContext(e))),
+                )?;
+                arn
+            }
+            None => moto.create_state_machine(&name, &definition).await?,
+        };
+        resolver.resources.insert(id.to_owned(), Physical::StateMachine { arn, name });
+    }
+    Ok(count)
+}
+
+fn state_machine_definition(template: &Template, id: &str, resolver: &Resolver) -> Result<String, Error> {
+    let spec = template.state_machine(id)?;
+    let failure = Mutex::new(None);
+    let definition = spec.definition(|name, value| match resolver.resolve(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            *failure.lock().unwrap() = Some(format!("{id}.DefinitionSubstitutions.{name}: {e}"));
+            None
+        }
+    });
+    definition.map_err(|e| Error::Setup(failure.into_inner().unwrap().unwrap_or_else(|| e.to_string())))
+}
+
+/// The initial value of a secret: its `SecretString`, or what `GenerateSecretString` describes.
+fn secret_value(properties: &Yaml) -> Result<String, Error> {
+    if let Some(value) = properties.get("SecretString").and_then(Yaml::as_str) {
+        return Ok(value.to_owned());
+    }
+    let Some(generate) = properties.get("GenerateSecretString") else {
+        return Ok(String::new());
+    };
+    let length = generate.get("PasswordLength").and_then(Yaml::as_u64).unwrap_or(32) as usize;
+    let mut rng = fastrand::Rng::new();
+    let random: String = (0..length).map(|_| rng.alphanumeric()).collect();
+    match (
+        generate.get("SecretStringTemplate").and_then(Yaml::as_str),
+        generate.get("GenerateStringKey").and_then(Yaml::as_str),
+    ) {
+        (Some(template), Some(key)) => {
+            let mut object: serde_json::Map<String, Value> =
+                serde_json::from_str(template).map_err(setup("SecretStringTemplate"))?;
+            object.insert(key.to_owned(), Value::String(format!("sk_test_{random}")));
+            Ok(Value::Object(object).to_string())
+        }
+        _ => Ok(random),
+    }
+}
+
+/// The API key in the provider secret, which the simulator will accept.
+pub async fn provider_key(sdk: &SdkConfig, resolver: &Resolver) -> Result<String, Error> {
+    let Ok(Physical::Secret { arn }) = resolver.physical(PROVIDER_SECRET) else {
+        return Ok("sk_test_local".into());
+    };
+    let key = payments::adapters::stripe::ApiKey::from_secrets_manager(&aws_sdk_secretsmanager::Client::new(sdk), arn)
+        .await
+        .map_err(setup("provider secret"))?;
+    Ok(key.expose().to_owned())
+}

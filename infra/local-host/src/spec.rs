@@ -1,0 +1,189 @@
+//! A function of the template as the host runs it, parsed once: its binary, its environment
+//! resolved to the local resources, its asynchronous-invocation settings and its triggers.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use serde_norway::Value as Yaml;
+
+use crate::resolve::{Physical, Resolver};
+use crate::{Error, setup};
+
+/// Lambda's default for asynchronous invocations without `EventInvokeConfig`: two retries.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html>
+const DEFAULT_ASYNC_RETRIES: u32 = 2;
+/// A stream trigger without `MaximumRetryAttempts` retries until the records expire (24 h);
+/// locally that many times.
+const DEFAULT_STREAM_RETRIES: u32 = 10;
+
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    pub binary: String,
+    pub env: BTreeMap<String, String>,
+    /// `EventInvokeConfig.MaximumRetryAttempts`.
+    pub async_retries: u32,
+    /// `EventInvokeConfig.DestinationConfig.OnFailure.Destination` (a queue's URL locally).
+    pub async_on_failure: Option<String>,
+    pub triggers: Vec<Trigger>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Http { method: String, path: String },
+    Rule { name: String, bus: String, pattern: Value },
+    Stream(StreamSpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    pub name: String,
+    pub table: String,
+    pub stream_arn: String,
+    pub batch_size: usize,
+    /// `TRIM_HORIZON` or `LATEST`, where a shard without a checkpoint starts.
+    pub starting_position: String,
+    pub retries: u32,
+    pub filters: Vec<Value>,
+    /// The on-failure destination's queue URL.
+    pub on_failure: Option<String>,
+}
+
+fn get<'a>(value: &'a Yaml, key: &str) -> Option<&'a Yaml> {
+    value.get(key)
+}
+
+fn path<'a>(value: &'a Yaml, keys: &[&str]) -> Option<&'a Yaml> {
+    keys.iter().try_fold(value, |v, k| get(v, k))
+}
+
+impl FunctionSpec {
+    pub fn parse(
+        logical_id: &str,
+        resource: &local_aws::template::Resource,
+        resolver: &Resolver,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, Error> {
+        let properties = &resource.properties;
+        let binary = path(&resource.metadata, &["BuildProperties", "Binary"])
+            .and_then(Yaml::as_str)
+            .ok_or_else(|| Error::Setup(format!("{logical_id} names no Metadata.BuildProperties.Binary")))?
+            .to_owned();
+        let mut env = BTreeMap::new();
+        if let Some(Yaml::Mapping(vars)) = path(properties, &["Environment", "Variables"]) {
+            for (name, value) in vars {
+                let name = name.as_str().unwrap_or_default().to_owned();
+                let value = resolver.resolve(value).map_err(|e| Error::Setup(format!("{logical_id}.{name}: {e}")))?;
+                env.insert(name, value);
+            }
+        }
+        env.extend(overrides.clone());
+        let invoke = get(properties, "EventInvokeConfig");
+        let async_retries = invoke
+            .and_then(|c| get(c, "MaximumRetryAttempts"))
+            .and_then(Yaml::as_u64)
+            .map_or(DEFAULT_ASYNC_RETRIES, |n| n as u32);
+        let async_on_failure = invoke
+            .and_then(|c| path(c, &["DestinationConfig", "OnFailure", "Destination"]))
+            .map(|d| queue_url_of(resolver, d))
+            .transpose()?;
+        let mut triggers = Vec::new();
+        if let Some(Yaml::Mapping(events)) = get(properties, "Events") {
+            for (name, event) in events {
+                let name = name.as_str().unwrap_or_default();
+                let properties = get(event, "Properties").cloned().unwrap_or(Yaml::Null);
+                let context = |e: Error| Error::Setup(format!("{logical_id}.{name}: {e}"));
+                let trigger = match get(event, "Type").and_then(Yaml::as_str) {
+                    Some("HttpApi") => {
+                        let text =
+                            |key: &str| get(&properties, key).and_then(Yaml::as_str).unwrap_or_default().to_owned();
+                        Trigger::Http { method: text("Method"), path: text("Path") }
+                    }
+                    Some("EventBridgeRule") => Trigger::Rule {
+                        name: name.to_owned(),
+                        bus: bus_of(resolver, &properties).map_err(context)?,
+                        pattern: serde_json::to_value(get(&properties, "Pattern")).map_err(setup("rule pattern"))?,
+                    },
+                    Some("DynamoDB") => {
+                        Trigger::Stream(StreamSpec::parse(name, &properties, resolver).map_err(context)?)
+                    }
+                    Some(other) => {
+                        return Err(Error::Setup(format!(
+                            "{logical_id}.{name}: the local host does not run {other} triggers"
+                        )));
+                    }
+                    None => return Err(Error::Setup(format!("{logical_id}.{name}: an event without a Type"))),
+                };
+                triggers.push(trigger);
+            }
+        }
+        Ok(Self { logical_id: logical_id.to_owned(), binary, env, async_retries, async_on_failure, triggers })
+    }
+
+    /// The function's environment as a lookup, for its `build`.
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + Send + Sync + use<> {
+        let env = self.env.clone();
+        move |name: &str| env.get(name).cloned()
+    }
+}
+
+impl StreamSpec {
+    fn parse(name: &str, properties: &Yaml, resolver: &Resolver) -> Result<Self, Error> {
+        let stream = get(properties, "Stream").ok_or_else(|| Error::Setup("no Stream".into()))?;
+        let table_id = local_aws::referenced(stream)
+            .ok_or_else(|| Error::Setup("Stream must be !GetAtt Table.StreamArn".into()))?;
+        let Physical::Table { name: table, stream_arn } = resolver.physical(table_id)?.clone() else {
+            return Err(Error::Setup(format!("{table_id} is not a table")));
+        };
+        let stream_arn = stream_arn.ok_or_else(|| Error::Setup(format!("{table_id} has no stream")))?;
+        let filters = match path(properties, &["FilterCriteria", "Filters"]) {
+            Some(Yaml::Sequence(filters)) => filters
+                .iter()
+                .map(|f| {
+                    let text = get(f, "Pattern").and_then(Yaml::as_str).unwrap_or("{}");
+                    serde_json::from_str::<Value>(text).map_err(setup("filter pattern"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            table,
+            stream_arn,
+            batch_size: get(properties, "BatchSize").and_then(Yaml::as_u64).unwrap_or(100) as usize,
+            starting_position: get(properties, "StartingPosition")
+                .and_then(Yaml::as_str)
+                .unwrap_or("TRIM_HORIZON")
+                .to_owned(),
+            retries: get(properties, "MaximumRetryAttempts")
+                .and_then(Yaml::as_i64)
+                .filter(|n| *n >= 0)
+                .map_or(DEFAULT_STREAM_RETRIES, |n| n as u32),
+            filters,
+            on_failure: path(properties, &["DestinationConfig", "OnFailure", "Destination"])
+                .map(|d| queue_url_of(resolver, d))
+                .transpose()?,
+        })
+    }
+}
+
+/// The bus a rule is on: `EventBusName`, else the account's default bus.
+pub fn bus_of(resolver: &Resolver, properties: &Yaml) -> Result<String, Error> {
+    match get(properties, "EventBusName") {
+        Some(value) => resolver.resolve(value),
+        None => Ok("default".to_owned()),
+    }
+}
+
+/// The URL of the local queue behind a destination written as the queue's ARN.
+pub fn queue_url_of(resolver: &Resolver, destination: &Yaml) -> Result<String, Error> {
+    let arn = resolver.resolve(destination)?;
+    resolver
+        .resources
+        .values()
+        .find_map(|p| match p {
+            Physical::Queue { url, arn: a, .. } if *a == arn => Some(url.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| Error::Setup(format!("no local queue with ARN {arn}")))
+}
