@@ -242,9 +242,9 @@ async fn observe(
         }
     }
     let mut provider = BTreeMap::new();
-    for id in &ids {
+    for (id, view) in &views {
         let mut money = (0, 0);
-        for intent in simulator.payment_intents_with_metadata("order_id", id) {
+        if let Some(intent) = view["payment"]["provider_payment_id"].as_str().and_then(|pi| simulator.payment_intent(pi)) {
             money.0 += intent["amount_received"].as_u64().unwrap_or(0);
             money.1 += simulator.refunded(intent["id"].as_str().unwrap_or_default());
         }
