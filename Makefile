@@ -6,15 +6,15 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools test lint fmt-check clippy cfn-lint unit demo local bench build lambda-invoke clean
+.PHONY: help setup tools test lint fmt-check clippy cfn-lint sam-validate sam-local-check audit unit demo local bench build lambda-invoke clean
 
 help:
 	@echo "make demo   - the whole system locally: orders that succeed, fail and survive an outage, with timelines and costs"
 	@echo "make local  - run the whole system locally (HTTP APIs on 127.0.0.1:3000; PORT=3001 to change) until Ctrl-C"
-	@echo "make test   - fmt check, clippy, cfn-lint and every test (unit and against moto)"
+	@echo "make test   - fmt check, clippy, cfn-lint, sam validate, the sam local check, advisories and every test"
 	@echo "make setup  - install the dev tools (moto, cfn-lint, localstripe, schemathesis) into $(VENV)"
 	@echo "make bench  - resilience overhead against the Rust peers (criterion)"
-	@echo "make build  - release arm64 Lambda binaries with cargo-lambda (no Docker)"
+	@echo "make build  - release arm64 Lambda binaries of every function in template.yaml, with cargo-lambda (no Docker)"
 	@echo "make lambda-invoke - run a function under cargo lambda watch and invoke it with an events/ fixture"
 
 # Python dev tools (moto server, cfn-lint), pinned in requirements-dev.txt, in a local virtualenv.
@@ -25,10 +25,42 @@ $(VENV_STAMP): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-# Rust tools: cargo-nextest runs the tests.
+# Rust tools: the toolchain of rust-toolchain.toml, cargo-nextest runs the tests, cargo-audit
+# checks Cargo.lock against the RustSec advisories.
 tools:
 	@command -v cargo >/dev/null || { echo "error: cargo not found; install Rust from https://rustup.rs"; exit 1; }
+	@bash scripts/ensure-toolchain.sh
 	@command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+	@command -v cargo-audit >/dev/null || cargo install --locked cargo-audit
+
+# SAM CLI, for `sam validate --lint` and the sam local check, in a virtualenv of its own: its
+# pins (click, boto3) conflict with those of requirements-dev.txt.
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM_REQUIREMENTS := scripts/checks/requirements-sam.txt
+$(SAM_STAMP): $(SAM_REQUIREMENTS)
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.10+"; exit 1; }
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(SAM_REQUIREMENTS)
+	@touch $@
+
+# Offline: with a proxy that answers nothing, any network call fails (SAM CLI's own version
+# check gives up quietly); --lint runs cfn-lint only, no credentials needed.
+sam-validate: $(SAM_STAMP)
+	SAM_CLI_TELEMETRY=0 HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 \
+	  $(SAM_VENV)/bin/sam validate --lint -t template.yaml
+
+# `sam local invoke` of every function reaches the local moto only (scripts/checks/sam_local_env.py).
+sam-local-check: $(SAM_STAMP)
+	$(SAM_VENV)/bin/python scripts/checks/sam_local_env.py
+
+# Dependency advisories, offline, from the RustSec snapshot in ../shared (yanked crates need the
+# crates.io index, so not checked). Fails on any advisory, vulnerability or warning; one that
+# cannot be fixed is ignored in .cargo/audit.toml with its reason.
+ADVISORY_DB ?= ../shared/advisory-db
+audit: tools
+	@test -d $(ADVISORY_DB)/crates || { echo "error: no RustSec advisory database at $(ADVISORY_DB); ADVISORY_DB=<advisory-db checkout>"; exit 1; }
+	cargo audit --db $(ADVISORY_DB) --no-fetch --no-yanked --deny warnings
 
 fmt-check:
 	cargo fmt --all --check
@@ -39,14 +71,14 @@ clippy:
 cfn-lint: setup
 	$(VENV)/bin/cfn-lint template.yaml
 
-lint: fmt-check clippy cfn-lint
+lint: fmt-check clippy cfn-lint sam-validate
 
 # Doc tests first: nextest's summary is the run's closing line.
 unit: setup tools
 	cargo test --workspace --doc --locked
 	cargo nextest run --workspace --locked --no-tests=fail
 
-test: setup tools fmt-check cfn-lint clippy unit
+test: setup tools fmt-check cfn-lint sam-validate sam-local-check audit clippy unit
 
 demo: setup
 	cargo run --quiet --locked -p local-host --bin demo
@@ -55,7 +87,8 @@ PORT ?= 3000
 local: setup
 	cargo run --quiet --locked -p local-host --bin local-host -- --port $(PORT)
 
-# Lambda artefacts (target/lambda/<binary>/bootstrap) for arm64, as `sam build` makes them:
+# Lambda artefacts (target/lambda/<binary>/bootstrap) for arm64, as `sam build` makes them, of
+# every function in template.yaml (its Metadata.BuildProperties.Binary, scripts/template-binaries.py):
 # cargo-lambda and zig come from PyPI into .venv-build, the aarch64 target from rustup.
 BUILD_VENV := .venv-build
 CARGO_LAMBDA := $(BUILD_VENV)/bin/cargo-lambda
@@ -65,7 +98,8 @@ $(CARGO_LAMBDA):
 
 build: $(CARGO_LAMBDA)
 	rustup target add aarch64-unknown-linux-gnu
-	PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked -p orders -p inventory -p payments
+	bins=$$($(PYTHON) scripts/template-binaries.py) && \
+	  PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked $$(printf -- '--bin %s ' $$bins)
 	@ls -l target/lambda/*/bootstrap
 
 # A function binary under cargo-lambda's emulator, invoked with an events/ fixture: the
@@ -79,4 +113,4 @@ bench:
 
 clean:
 	cargo clean
-	rm -rf $(VENV) $(BUILD_VENV)
+	rm -rf $(VENV) $(BUILD_VENV) $(SAM_VENV)
