@@ -13,8 +13,11 @@ use tracing::Instrument;
 use crate::correlation::{CORRELATION_HEADER, CorrelationId};
 use crate::problem::{ApiError, InvalidParam};
 
-/// Largest request body any of our APIs accepts.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest request body any of our APIs accepts: 128 KiB. It must admit the largest order the
+/// public document allows (98 lines of 64-character skus, every character written as a 12-byte
+/// JSON escape: about 80 KB, `gateway::api::LARGEST_PLACE_ORDER_BYTES`, which the gateway
+/// asserts at compile time), with room for formatting whitespace.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
 /// A JSON body, read with a size limit and parsed strictly: a wrong content type is a 415, an
 /// oversized body a 413, and a body that does not fit `T` a 400 that names the offending field

@@ -8,7 +8,7 @@
 //! services_limits` in the tests keeps the numbers in step with `shared::validation`.
 
 use serde::{Deserialize, Serialize};
-use shared::validation::MAX_ID_LEN;
+use shared::validation::{MAX_ID_LEN, MAX_ORDER_LINES, MAX_QUANTITY};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
@@ -28,6 +28,35 @@ fn identifier() -> Object {
         .pattern(Some(format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$")))
         .build()
 }
+
+/// Longest `payment_method` (orders' `MAX_PAYMENT_METHOD_LEN`; a test keeps them equal).
+pub const MAX_PAYMENT_METHOD_LEN: usize = 255;
+
+/// Bytes of the largest `POST /api/orders` body this document allows, written without
+/// insignificant whitespace: every limit at its maximum, every character of an identifier a
+/// non-BMP character written as an escaped surrogate pair (`\uD83D\uDE00`, 12 bytes), every
+/// character of the (ASCII) payment method written as `\u0070` (6 bytes). About 80 KB.
+pub const LARGEST_PLACE_ORDER_BYTES: usize = {
+    const fn json_string(chars: usize, bytes_per_char: usize) -> usize {
+        2 + chars * bytes_per_char
+    }
+    const fn digits(mut n: u32) -> usize {
+        let mut digits = 1;
+        while n >= 10 {
+            n /= 10;
+            digits += 1;
+        }
+        digits
+    }
+    let identifier = json_string(MAX_ID_LEN, 12);
+    let line = r#"{"sku":,"quantity":}"#.len() + identifier + digits(MAX_QUANTITY);
+    let envelope = r#"{"customer_id":,"payment_method":,"items":[]}"#.len();
+    envelope + identifier + json_string(MAX_PAYMENT_METHOD_LEN, 6) + MAX_ORDER_LINES * line + (MAX_ORDER_LINES - 1)
+};
+
+// Every order the document allows gets through the body limit of the gateway and of orders
+// (both `StrictJson`), with a quarter to spare for formatting whitespace.
+const _: () = assert!(LARGEST_PLACE_ORDER_BYTES + LARGEST_PLACE_ORDER_BYTES / 4 <= shared::http::MAX_BODY_BYTES);
 
 /// A date-time as the services write it (RFC 3339, UTC, milliseconds), passed on as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -97,8 +126,8 @@ pub struct OrderLine {
 /// An order. `PENDING` until the fulfilment saga confirms or cancels it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Order {
-    #[schema(value_type = uuid::Uuid)]
-    pub id: String,
+    /// Hyphenated, lower case.
+    pub id: uuid::Uuid,
     pub customer_id: String,
     pub payment_method: String,
     pub lines: Vec<OrderLine>,

@@ -5,6 +5,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -14,9 +15,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shared::correlation::CORRELATION_HEADER;
 use shared::http::{StrictJson, finish_router};
+use shared::problem::PROBLEM_CONTENT_TYPE;
 use shared::resilience::{CallError, HttpError, HttpReply};
 use shared::{ApiError, CorrelationId};
 use utoipa::OpenApi;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Response as DocResponse};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -52,14 +57,79 @@ fn documented() -> OpenApiRouter<Upstreams> {
 /// The public API's OpenAPI 3.1 document (checked into `infra/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    DOCUMENT.get_or_init(|| documented().into_openapi()).clone()
+    DOCUMENT
+        .get_or_init(|| {
+            let mut document = documented().into_openapi();
+            declare_headers(&mut document);
+            document
+        })
+        .clone()
 }
+
+/// What `utoipa::path` cannot say about response headers: their patterns and that they are
+/// always sent (`required`, which utoipa's `Header` lacks), and `X-Correlation-Id` on every
+/// response of every operation.
+fn declare_headers(document: &mut utoipa::openapi::OpenApi) {
+    fn header(schema: Object, description: &str, required: bool) -> RefOr<Header> {
+        let mut header = Header::new(schema);
+        header.description = Some(description.to_owned());
+        if required {
+            // OpenAPI 3.1's Header Object has `required`; utoipa's struct does not, but
+            // serialises its extensions map flattened into the header.
+            header.extensions.get_or_insert_default().insert("required".into(), true.into());
+        }
+        RefOr::T(header)
+    }
+    fn pattern(pattern: &str) -> Object {
+        ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).build()
+    }
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(DocResponse { headers, .. }) = response else { continue };
+                for (name, declared) in headers.iter_mut() {
+                    let RefOr::T(Header { description, .. }) = declared else { continue };
+                    let description = description.clone().unwrap_or_default();
+                    *declared = match name.as_str() {
+                        "Location" => header(pattern(ORDER_LOCATION_PATTERN), &description, true),
+                        "Idempotency-Key" => header(pattern(IDEMPOTENCY_KEY_PATTERN), &description, true),
+                        "Retry-After" => header(
+                            ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).build(),
+                            &description,
+                            true,
+                        ),
+                        "Idempotent-Replayed" => header(
+                            ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["true"])).build(),
+                            &description,
+                            false,
+                        ),
+                        _ => continue,
+                    };
+                }
+                headers.insert(
+                    "X-Correlation-Id".into(),
+                    header(
+                        pattern(CORRELATION_ID_PATTERN),
+                        "The request's `X-Correlation-Id` when it is 1 to 128 visible ASCII characters, \
+                         otherwise a new one: quote it when reporting a problem",
+                        true,
+                    ),
+                );
+            }
+        }
+    }
+}
+
+const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]{1,255}$";
+const CORRELATION_ID_PATTERN: &str = "^[!-~]{1,128}$";
+const ORDER_LOCATION_PATTERN: &str = "^/api/orders/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
 
 /// The public API. Routes in the legacy route table go to the legacy backend before any of the
 /// gateway's own routes is considered.
 pub fn router(upstreams: Upstreams, legacy: Option<Legacy>) -> Router {
     let (routes, _) = documented().with_state(upstreams).split_for_parts();
-    let app = finish_router(routes);
+    let app = finish_router(routes.layer(middleware::map_response(problem_for_every_refusal)));
     match legacy {
         Some(legacy) => app.layer(middleware::from_fn_with_state(Arc::new(legacy), strangle)),
         None => app,
@@ -86,6 +156,39 @@ async fn strangle(State(legacy): State<Arc<Legacy>>, request: Request, next: Nex
     response
 }
 
+/// A safety net under every route: an error answer that is not a problem document (an axum
+/// extractor's `text/plain` rejection, say) becomes one, with the same status and headers (a
+/// 405 keeps its `Allow`).
+async fn problem_for_every_refusal(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == PROBLEM_CONTENT_TYPE);
+    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let error = match status {
+        StatusCode::BAD_REQUEST => ApiError::BadRequest(text),
+        StatusCode::NOT_FOUND => ApiError::NotFound(text),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: shared::http::MAX_BODY_BYTES },
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType(text),
+        StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(text),
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(text),
+        _ if status.is_client_error() => ApiError::BadRequest(text),
+        _ => ApiError::internal(text),
+    };
+    let mut problem = error.to_problem();
+    problem.status = status.as_u16();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+    let body = serde_json::to_vec(&problem).expect("a problem document always serialises");
+    Response::from_parts(parts, body.into())
+}
+
 /// A path segment as it must travel downstream: unreserved characters as they are, the rest
 /// percent-encoded, so a client cannot smuggle `/` or `?` into the service's path.
 fn segment(raw: &str) -> String {
@@ -97,12 +200,73 @@ fn segment(raw: &str) -> String {
         .collect()
 }
 
+/// A path parameter, or a 400 problem naming it (axum's own rejection is `text/plain`).
+fn path_param(name: &str, path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    use axum::extract::path::ErrorKind;
+    match path {
+        Ok(Path(value)) => Ok(value),
+        Err(PathRejection::FailedToDeserializePathParams(e))
+            if matches!(e.kind(), ErrorKind::InvalidUtf8InPathParam { .. }) =>
+        {
+            Err(ApiError::invalid(name, "must be UTF-8 once percent-decoded"))
+        }
+        Err(e) => Err(ApiError::BadRequest(e.body_text())),
+    }
+}
+
+/// An order id in its one canonical spelling (lower-case, hyphenated), which is how every
+/// service stores it and names the order's saga. The hyphenated form, in either case, is what
+/// JSON Schema's `uuid` format means (RFC 9562's grammar) and what the document's pattern says;
+/// any other spelling is refused here, before a service sees it.
+fn order_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    // `Uuid::try_parse` also takes the simple, braced and URN forms; only 36 characters is the
+    // hyphenated one.
+    match uuid::Uuid::try_parse(raw) {
+        Ok(id) if raw.len() == 36 => Ok(id),
+        _ => Err(ApiError::invalid("id", "must be an order id: a UUID as 8-4-4-4-12 hexadecimal digits")),
+    }
+}
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// Whose idempotency key a forwarded order carries.
+enum Key {
+    /// The client's: the client may repeat the request with it, and is told of replays.
+    Client(String),
+    /// Made by the gateway for one client request, so that its own retries of that request
+    /// are replays, never a second order.
+    Gateway(String),
+}
+
+impl Key {
+    /// The client's key, or a fresh one. A key that is not 1 to 255 visible ASCII characters
+    /// (or is sent twice) is refused: dropping or mangling it would make a retry a second order.
+    fn from_headers(headers: &HeaderMap) -> Result<Self, ApiError> {
+        let mut values = headers.get_all(IDEMPOTENCY_HEADER).iter();
+        let Some(value) = values.next() else { return Ok(Key::Gateway(uuid::Uuid::new_v4().to_string())) };
+        let bytes = value.as_bytes();
+        if values.next().is_some() {
+            return Err(ApiError::invalid("Idempotency-Key", "send one key"));
+        }
+        if !(1..=255).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_graphic) {
+            return Err(ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible ASCII characters"));
+        }
+        Ok(Key::Client(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Client(key) | Key::Gateway(key) => key,
+        }
+    }
+}
+
 /// A downstream success decoded into the public contract. An answer that does not fit the
 /// contract is the service failing.
 fn relay<T: DeserializeOwned + Serialize>(service: &str, reply: HttpReply) -> Response {
     match reply.json::<T>() {
         Ok(value) => (reply.status, Json(value)).into_response(),
-        Err(e) => failure(service, bad_answer(e)),
+        Err(e) => failure(service, bad_answer(e), &[]),
     }
 }
 
@@ -115,13 +279,29 @@ fn bad_answer(error: serde_json::Error) -> Failure {
     }
 }
 
-/// What the client gets when `service` failed.
-fn failure(service: &str, failure: Failure) -> Response {
-    match failure {
-        Failure::Answered { status, body } => {
-            let content_type = HeaderValue::from_static("application/problem+json");
-            (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+/// What the client gets when `service` failed. A refusal (4xx) is passed on only when its
+/// status is one the route documents (`documented`) and its body a problem document: anything
+/// else (API Gateway's own `{"message":"Forbidden"}`, an undocumented status) is the service
+/// failing, not the client.
+fn failure(service: &str, failure: Failure, documented: &[StatusCode]) -> Response {
+    let failure = match failure {
+        Failure::Answered { status, body } if documented.contains(&status) => {
+            match serde_json::from_slice::<Problem>(&body) {
+                Ok(problem) => {
+                    let content_type = HeaderValue::from_static(PROBLEM_CONTENT_TYPE);
+                    return (status, [(header::CONTENT_TYPE, content_type)], Json(problem)).into_response();
+                }
+                Err(e) => bad_answer(e),
+            }
         }
+        Failure::Answered { status, .. } => Failure::Unavailable {
+            retry_after: Duration::from_secs(1),
+            reason: format!("answered {status}, which this route does not document"),
+        },
+        unavailable => unavailable,
+    };
+    match failure {
+        Failure::Answered { .. } => unreachable!("handled above"),
         Failure::Unavailable { retry_after, reason } => {
             tracing::warn!(service, reason, "downstream unavailable");
             let mut response =
@@ -136,24 +316,30 @@ fn failure(service: &str, failure: Failure) -> Response {
 /// Place an order.
 ///
 /// The order is `PENDING` until its fulfilment saga reserves the stock, charges the payment
-/// method and confirms it (or cancels it); follow it with `GET /api/orders/{id}`. Send an
-/// `Idempotency-Key` to retry safely: the same key with the same body returns the first answer.
+/// method and confirms it (or cancels it); follow it with `GET /api/orders/{id}` (the `id` of
+/// the answer, or its `Location`). Send an `Idempotency-Key` to retry safely: the same key with
+/// the same body returns the first answer. Without one, the gateway uses a key of its own for
+/// this request (so its own retries never place a second order) and names it in a `503`.
 #[utoipa::path(post, path = "/api/orders", tag = "orders", request_body = PlaceOrder,
-    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$",
-        description = "1 to 255 visible ASCII characters. Makes the request safe to repeat: the same key and body return the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$",
+        description = "1 to 255 visible ASCII characters, sent once. Makes the request safe to repeat: the same key and body return the first answer; another body with it is a 422")),
     responses(
         (status = 201, description = "The order, placed (or, with `Idempotent-Replayed: true`, placed earlier with this key)",
-            body = Order, headers(("Location" = String, description = "Where to follow the order"),
-                ("Idempotent-Replayed" = String, description = "`true` when this answer repeats the first one for this key"))),
+            body = Order, headers(("Location" = String, description = "`/api/orders/{id}`: where to follow the order"),
+                ("Idempotent-Replayed" = String, description = "`true` when this answer repeats the first one for the request's key")),
+            links(("GetOrder" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")),
+                description = "The order placed, and its fulfilment")))),
         (status = 400, description = "The request (body or Idempotency-Key) does not match this document",
             body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 128 KiB (131072 bytes); the largest valid order is about 80 KB",
+            body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body matches this document but breaks a rule it cannot state: a sku on two lines, or an Idempotency-Key used before with another body",
             body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The orders service is unavailable; try again after `Retry-After` seconds",
+        (status = 503, description = "The orders service is unavailable or did not answer in time. The order may have been placed: repeat the request with the same body and the `Idempotency-Key` of this answer (yours, or the one the gateway used for you) to get that order if it was placed, or to place it once if it was not",
             body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+            headers(("Retry-After" = u32, description = "Seconds to wait"),
+                ("Idempotency-Key" = String, description = "The key this request was forwarded with: repeat the request with it"))),
     ))]
 async fn place_order(
     State(upstreams): State<Upstreams>,
@@ -161,28 +347,35 @@ async fn place_order(
     headers: HeaderMap,
     StrictJson(order): StrictJson<PlaceOrder>,
 ) -> Response {
-    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(key)) => Some(key),
-        Some(Err(_)) => {
-            return ApiError::invalid("Idempotency-Key", "must be visible ASCII characters").into_response();
+    let key = match Key::from_headers(&headers) {
+        Ok(key) => key,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // Always keyed, so always safely retried: a retry after a timeout is orders' replay.
+    let body = serde_json::to_value(&order).expect("a request of plain fields serialises");
+    let sent = upstreams.orders.send(Method::POST, "/orders", Some(&body), Some(key.as_str()), &correlation_id).await;
+    let placed = match sent.map_err(Failure::from).and_then(|reply| match reply.json::<Order>() {
+        Ok(order) => Ok((reply, order)),
+        Err(e) => Err(bad_answer(e)),
+    }) {
+        Ok(placed) => placed,
+        Err(err) => {
+            let documented = [StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY];
+            let mut response = failure("orders", err, &documented);
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                let value = HeaderValue::from_str(key.as_str()).expect("keys are visible ASCII");
+                response.headers_mut().insert(IDEMPOTENCY_HEADER, value);
+            }
+            return response;
         }
     };
-    // Retried only with a key: orders then replays instead of placing a second order.
-    let body = serde_json::to_value(&order).expect("a request of plain fields serialises");
-    let reply = match upstreams.orders.send(Method::POST, "/orders", Some(&body), key, &correlation_id).await {
-        Ok(reply) => reply,
-        Err(err) => return failure("orders", err.into()),
-    };
-    let order: Order = match reply.json() {
-        Ok(order) => order,
-        Err(e) => return failure("orders", bad_answer(e)),
-    };
+    let (reply, order) = placed;
     // The order's public address, not the service's internal one.
-    let location = format!("/api/orders/{}", segment(&order.id));
-    let mut response = (reply.status, [(header::LOCATION, location)], Json(order)).into_response();
-    if let Some(value) = reply.headers.get(REPLAYED_HEADER) {
-        response.headers_mut().insert(REPLAYED_HEADER, value.clone());
+    let location = format!("/api/orders/{}", order.id);
+    let mut response = (StatusCode::CREATED, [(header::LOCATION, location)], Json(order)).into_response();
+    // A replay of the gateway's own key repeats its own retry: the client asked once.
+    if matches!(key, Key::Client(_)) && reply.headers.get(REPLAYED_HEADER).is_some_and(|v| v == "true") {
+        response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     }
     response
 }
@@ -192,6 +385,7 @@ async fn place_order(
     params(("sku" = String, Path, description = "The product's sku", example = "SKU-RED-MUG")),
     responses(
         (status = 200, description = "The product", body = Product),
+        (status = 400, description = "The sku is not UTF-8 once percent-decoded", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The inventory service is unavailable; try again after `Retry-After` seconds",
             body = Problem, content_type = "application/problem+json",
@@ -200,11 +394,15 @@ async fn place_order(
 async fn get_product(
     State(upstreams): State<Upstreams>,
     Extension(correlation_id): Extension<CorrelationId>,
-    Path(sku): Path<String>,
+    sku: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let sku = match path_param("sku", sku) {
+        Ok(sku) => sku,
+        Err(refusal) => return refusal.into_response(),
+    };
     match upstreams.inventory.get(&format!("/inventory/{}", segment(&sku)), &correlation_id).await {
         Ok(reply) => relay::<Product>("inventory", reply),
-        Err(err) => failure("inventory", err.into()),
+        Err(err) => failure("inventory", err.into(), &[StatusCode::NOT_FOUND]),
     }
 }
 
@@ -234,7 +432,8 @@ fn part<T: DeserializeOwned>(
 /// out or are behind an open breaker, the answer is still 200: the missing parts are `null` and
 /// named in `degraded`. Only the order itself is essential.
 #[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
-    params(("id" = uuid::Uuid, Path, description = "The order's id")),
+    params(("id" = uuid::Uuid, Path, pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+        description = "The order's id: a UUID as 8-4-4-4-12 hexadecimal digits, in either case; the answer spells it in lower case")),
     responses(
         (status = 200, description = "The order and what is known of its fulfilment", body = OrderView),
         (status = 400, description = "The id is not an order id", body = Problem, content_type = "application/problem+json"),
@@ -246,9 +445,12 @@ fn part<T: DeserializeOwned>(
 async fn get_order(
     State(upstreams): State<Upstreams>,
     Extension(correlation_id): Extension<CorrelationId>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let id = segment(&id);
+    let id = match path_param("id", id).and_then(|raw| order_id(&raw)) {
+        Ok(id) => id.to_string(),
+        Err(refusal) => return refusal.into_response(),
+    };
     let (order_path, payment_path, reservation_path) =
         (format!("/orders/{id}"), format!("/payments/order/{id}"), format!("/reservations/order/{id}"));
     let saga = async {
@@ -265,9 +467,19 @@ async fn get_order(
     );
     let order: Order = match order.map(|reply| reply.json()) {
         Ok(Ok(order)) => order,
-        Ok(Err(e)) => return failure("orders", bad_answer(e)),
-        Err(err) => return failure("orders", err.into()),
+        Ok(Err(e)) => return failure("orders", bad_answer(e), &[]),
+        Err(err) => return failure("orders", err.into(), &[StatusCode::NOT_FOUND]),
     };
+    if order.id.to_string() != id {
+        return failure(
+            "orders",
+            Failure::Unavailable {
+                retry_after: Duration::from_secs(1),
+                reason: format!("asked for {id}, got {}", order.id),
+            },
+            &[],
+        );
+    }
     let mut degraded = Vec::new();
     let payment = part::<Payment>(payment, Part::Payment, &mut degraded);
     let reservation = part::<Reservation>(reservation, Part::Reservation, &mut degraded);

@@ -218,8 +218,10 @@ async fn without_the_orders_service_the_answer_is_503_with_retry_after() {
 #[tokio::test]
 async fn an_unknown_order_is_the_services_404_and_a_product_passes_through() {
     let d = downstreams().await;
-    let problem =
-        json!({"type": "https://errors.shop.example/not-found", "title": "Resource not found", "status": 404});
+    let problem = json!({
+        "type": "https://errors.shop.example/not-found", "title": "Resource not found", "status": 404,
+        "detail": format!("order {ID} does not exist")
+    });
     serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(404).set_body_json(problem.clone())).await;
     serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
     serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
@@ -231,6 +233,16 @@ async fn an_unknown_order_is_the_services_404_and_a_product_passes_through() {
     let (status, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
     assert_eq!((status, body["available"].clone()), (StatusCode::OK, json!(3)));
     // A path segment cannot reach another downstream route.
+    let no_product = json!({
+        "type": "https://errors.shop.example/not-found", "title": "Resource not found", "status": 404,
+        "detail": "no such product"
+    });
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("^/inventory/"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(no_product))
+        .with_priority(10)
+        .mount(&d.inventory)
+        .await;
     let (status, _, _) = get(&gateway, "/api/products/..%2Forders").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let smuggled = d.inventory.received_requests().await.unwrap();
@@ -265,35 +277,28 @@ async fn placing_an_order_forwards_the_idempotency_key_and_relays_the_replay() {
     assert_eq!(headers["location"], format!("/api/orders/{ID}").as_str(), "the public address, not the service's");
 }
 
+/// A 422 from orders (the key used before with another body) is the client's answer.
 #[tokio::test]
-async fn a_post_without_key_is_never_retried_and_a_422_passes_through() {
+async fn a_422_from_orders_passes_through() {
     let d = downstreams().await;
-    Mock::given(method("POST"))
-        .and(path("/orders"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(1)
-        .mount(&d.orders)
-        .await;
-    let post = |key: Option<&str>| {
-        let mut request = Request::post("/api/orders").header("content-type", "application/json");
-        if let Some(key) = key {
-            request = request.header("idempotency-key", key);
-        }
-        request.body(Body::from(PLACE_ORDER)).unwrap()
-    };
-    let (status, headers, _) = local_aws::fixtures::send(gateway(&d), post(None)).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(headers.contains_key("retry-after"));
-
-    let d = downstreams().await;
-    let mismatch = json!({"title": "Unprocessable", "status": 422});
+    let mismatch = json!({
+        "type": "https://errors.shop.example/unprocessable", "title": "Request cannot be processed", "status": 422,
+        "detail": "this Idempotency-Key was already used with a different request body"
+    });
     Mock::given(method("POST"))
         .and(path("/orders"))
         .respond_with(ResponseTemplate::new(422).set_body_json(mismatch.clone()))
+        .expect(1)
         .mount(&d.orders)
         .await;
-    let (status, _, body) = local_aws::fixtures::send(gateway(&d), post(Some("reused"))).await;
+    let request = Request::post("/api/orders")
+        .header("content-type", "application/json")
+        .header("idempotency-key", "reused")
+        .body(Body::from(PLACE_ORDER))
+        .unwrap();
+    let (status, headers, body) = local_aws::fixtures::send(gateway(&d), request).await;
     assert_eq!((status, body), (StatusCode::UNPROCESSABLE_ENTITY, mismatch));
+    assert_eq!(headers["content-type"], "application/problem+json");
 }
 
 #[tokio::test]
@@ -306,7 +311,7 @@ async fn bad_input_is_refused_before_any_downstream_call() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(shared::http::MAX_BODY_BYTES));
     let (status, _, _) =
         send(Request::post("/api/orders").header("content-type", "application/json").body(Body::from(big)).unwrap())
             .await;

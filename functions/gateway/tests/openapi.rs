@@ -78,3 +78,95 @@ async fn the_gateway_serves_its_document() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, generated());
 }
+
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> &'a Value {
+    let operation = &doc["paths"][path][method];
+    assert!(operation.is_object(), "no {method} {path}");
+    operation
+}
+
+/// Regression: the key was `["string", "null"]`, so schemathesis sent the literal `null` and
+/// it became a stored key. A header has no null: absent, or 1 to 255 visible ASCII characters.
+#[test]
+fn the_idempotency_key_is_an_optional_string_never_null() {
+    let doc = generated();
+    let params = operation(&doc, "post", "/api/orders")["parameters"].as_array().unwrap();
+    let key = params.iter().find(|p| p["name"] == "Idempotency-Key").expect("the key is documented");
+    assert_eq!(key["in"], "header");
+    assert_eq!(key["required"], false);
+    assert_eq!(key["schema"]["type"], "string", "{key}");
+    assert_eq!(key["schema"]["pattern"], "^[!-~]{1,255}$");
+}
+
+/// A placed order's `id` is how to follow it: a link from the 201 to `GET /api/orders/{id}`
+/// (what schemathesis' stateful phase follows), and `Location` is that route.
+#[test]
+fn a_placed_order_links_to_where_it_is_followed() {
+    let doc = generated();
+    let created = &operation(&doc, "post", "/api/orders")["responses"]["201"];
+    let links = created["links"].as_object().expect("the 201 declares links");
+    let link = links.values().next().unwrap();
+    assert_eq!(link["operationId"], operation(&doc, "get", "/api/orders/{id}")["operationId"], "{link}");
+    assert_eq!(link["parameters"]["id"], "$response.body#/id");
+    let location = &created["headers"]["Location"];
+    assert_eq!(location["required"], true, "{location}");
+    assert!(location["schema"]["pattern"].as_str().unwrap().starts_with("^/api/orders/"), "{location}");
+}
+
+/// The id is parsed at the edge: the hyphenated UUID in either case (the document's pattern),
+/// and the answer spells it in lower case.
+#[test]
+fn the_order_id_is_a_hyphenated_uuid_in_either_case() {
+    let doc = generated();
+    let params = operation(&doc, "get", "/api/orders/{id}")["parameters"].as_array().unwrap();
+    let id = params.iter().find(|p| p["name"] == "id").unwrap();
+    assert_eq!(id["schema"]["format"], "uuid");
+    assert_eq!(
+        id["schema"]["pattern"],
+        "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+    );
+    assert!(id["description"].as_str().unwrap().contains("lower case"), "{id}");
+}
+
+/// Every answer the gateway gives carries `X-Correlation-Id`, so the document says so on every
+/// response of every operation.
+#[test]
+fn every_response_declares_the_correlation_id() {
+    let doc = generated();
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                let header = &response["headers"]["X-Correlation-Id"];
+                assert_eq!(header["required"], true, "{method} {path} {status}: {response}");
+                assert_eq!(header["schema"]["pattern"], "^[!-~]{1,128}$", "{method} {path} {status}");
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 14, "{seen} responses");
+}
+
+/// A client that sent no key learns that a 503 may hide a placed order, and gets the key the
+/// gateway used so that repeating the request is safe.
+#[test]
+fn a_503_on_placing_an_order_says_how_to_find_out_whether_it_was_placed() {
+    let doc = generated();
+    let unavailable = &operation(&doc, "post", "/api/orders")["responses"]["503"];
+    let description = unavailable["description"].as_str().unwrap();
+    assert!(description.contains("may have been placed"), "{description}");
+    let key = &unavailable["headers"]["Idempotency-Key"];
+    assert_eq!(key["required"], true, "{unavailable}");
+    assert_eq!(key["schema"]["pattern"], "^[!-~]{1,255}$");
+}
+
+/// The documented body limit is the one enforced, and it admits the largest valid order.
+#[test]
+fn the_documented_body_limit_is_the_enforced_one() {
+    let doc = generated();
+    let too_large = operation(&doc, "post", "/api/orders")["responses"]["413"]["description"].as_str().unwrap();
+    let limit = shared::http::MAX_BODY_BYTES;
+    assert!(too_large.contains(&format!("{} KiB", limit / 1024)), "{too_large}");
+    assert!(too_large.contains(&format!("{limit} bytes")), "{too_large}");
+    assert!(gateway::api::LARGEST_PLACE_ORDER_BYTES <= limit);
+}

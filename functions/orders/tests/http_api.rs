@@ -249,7 +249,10 @@ async fn broken_json_wrong_type_oversized_body_unknown_route_and_method() {
         api.send(Request::post("/orders").header("content-type", "text/plain").body(Body::from("hi")).unwrap()).await;
     assert_problem(status, &headers, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    let huge = format!(r#"{{"customer_id":"{}","payment_method":"pm_card_visa","items":[]}}"#, "x".repeat(70 * 1024));
+    let huge = format!(
+        r#"{{"customer_id":"{}","payment_method":"pm_card_visa","items":[]}}"#,
+        "x".repeat(shared::http::MAX_BODY_BYTES)
+    );
     let (status, headers, body) = api.post_json(&huge).await;
     assert_problem(status, &headers, &body, StatusCode::PAYLOAD_TOO_LARGE);
 
