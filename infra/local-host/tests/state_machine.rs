@@ -196,6 +196,11 @@ fn every_task_has_a_timeout_jittered_retries_and_a_way_out() {
     }
     assert_eq!(states["CompensationFailed"]["Next"], "Failed");
     assert_eq!(states["Failed"]["Type"], "Fail");
+    // A refund may settle an unfinished charge first: it waits on the provider as long as a
+    // charge does, or longer.
+    for name in ["ProcessPayment", "RefundPayment"] {
+        assert_eq!(states[name]["TimeoutSecondsPath"], "$.settings.payment_timeout_seconds", "{name}");
+    }
 }
 
 #[test]
