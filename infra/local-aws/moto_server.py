@@ -7,6 +7,12 @@ other's committed write. Real DynamoDB transactions are serialisable. Handling D
 DynamoDB Streams) requests under one lock restores that guarantee locally; every other service
 stays concurrent, so SQS long polls do not block anything.
 
+It applies the fixes in `moto_fixes.py` (moto's defects the shop runs into, each named with the
+conformance check that proves it and the AWS documentation it follows), unless the environment
+sets LOCAL_AWS_UNPATCHED=1 (to measure plain moto). GET /_local/fixes lists the fixes applied;
+POST /_local/config {"stream_retention_seconds": N} changes how long stream records are kept
+(default 24 h, as AWS).
+
 It also counts DynamoDB capacity as on-demand billing would (request units, assuming items under
 1 KB for writes and 4 KB for reads), served at GET /_local/dynamodb-usage, so the local system
 can report what each order costs.
@@ -16,6 +22,7 @@ Same options as `moto_server`: -H HOST -p PORT.
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -49,18 +56,28 @@ def request_units(operation: str, body: dict) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+def json_response(start_response, value, status: str = "200 OK"):
+    body = json.dumps(value).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 class SerialiseDynamoDB:
-    def __init__(self, app):
+    def __init__(self, app, fixes: list[str]):
         self.app = app
+        self.fixes = fixes
         self.lock = threading.Lock()
         self.usage = {"read_units": 0.0, "write_units": 0.0, "requests": {}}
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == "/_local/dynamodb-usage":
+        path = environ.get("PATH_INFO")
+        if path == "/_local/dynamodb-usage":
             with self.lock:
-                body = json.dumps(self.usage).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+                return json_response(start_response, self.usage)
+        if path == "/_local/fixes":
+            return json_response(start_response, {"fixes": self.fixes})
+        if path == "/_local/config" and environ.get("REQUEST_METHOD") == "POST":
+            return self.configure(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith("DynamoDB"):
             return self.app(environ, start_response)
@@ -74,6 +91,19 @@ class SerialiseDynamoDB:
             finally:
                 if hasattr(result, "close"):
                     result.close()
+
+    def configure(self, environ, start_response):
+        import moto_fixes
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            retention = float(body["stream_retention_seconds"])
+        except (ValueError, KeyError, TypeError) as error:
+            return json_response(start_response, {"error": f"bad config: {error}"}, "400 Bad Request")
+        with self.lock:
+            moto_fixes.settings["stream_retention_seconds"] = retention
+        return json_response(start_response, moto_fixes.settings)
 
     def count(self, operation: str, environ) -> None:
         """Reads the body to count capacity, and puts it back for moto."""
@@ -99,11 +129,16 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    fixes = []
+    if os.environ.get("LOCAL_AWS_UNPATCHED") != "1":
+        import moto_fixes
+
+        fixes = moto_fixes.apply()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
         args.port,
-        SerialiseDynamoDB(app),
+        SerialiseDynamoDB(app, fixes),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

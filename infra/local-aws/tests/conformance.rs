@@ -1,0 +1,20 @@
+//! Conformance of our local AWS (moto through `infra/local-aws/moto_server.py`, with the fixes in
+//! `moto_fixes.py`) to the AWS behaviour the shop relies on. Each check cites the AWS
+//! documentation page it comes from.
+//!
+//! `LOCAL_AWS_UNPATCHED=1 cargo nextest run -p local-aws --test conformance` runs the same checks
+//! against plain moto (the launcher then applies no fix), to measure what moto gets wrong.
+
+#[path = "conformance/support.rs"]
+mod support;
+
+#[path = "conformance/dynamodb.rs"]
+mod dynamodb;
+#[path = "conformance/eventbridge.rs"]
+mod eventbridge;
+#[path = "conformance/sqs_secrets.rs"]
+mod sqs_secrets;
+#[path = "conformance/stepfunctions.rs"]
+mod stepfunctions;
+#[path = "conformance/streams.rs"]
+mod streams;
