@@ -1,9 +1,10 @@
 //! The public API gateway: one API over the three services' internal APIs.
 //!
-//! - `POST /api/orders` forwards to orders with the client's `Idempotency-Key` (orders replays
-//!   the first answer for the same key and body, and refuses another body with 422).
-//! - `GET /api/orders/{id}` fetches the order, its payment, its reservation and its saga's
-//!   progress in parallel; if
+//! - `POST /api/orders` forwards to orders with an `Idempotency-Key`: the client's, or one the
+//!   gateway makes for that request, so its own retries are replays (orders replays the first
+//!   answer for the same key and body, and refuses another body with 422); a 503 names the key.
+//! - `GET /api/orders/{id}` parses the id into its one spelling (lower-case hyphenated UUID)
+//!   and fetches the order, its payment, its reservation and its saga's progress in parallel; if
 //!   payments or inventory fail, time out or have an open breaker, the answer is still 200 with
 //!   what it has and `"degraded": ["payment"]`; if orders itself is unavailable, 503 with
 //!   `Retry-After`.
