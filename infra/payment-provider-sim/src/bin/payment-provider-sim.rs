@@ -1,10 +1,12 @@
-//! `payment-provider-sim [--port 12111] [--api-key KEY] [--failure-rate R] [--timeout-rate R]
-//! [--latency-ms MS] [--hang-ms MS] [--seed N]`: the Stripe-like simulator on 127.0.0.1.
+//! `payment-provider-sim [--port 12111] [--api-key KEY] [--failure-rate R] [--error-rate R]
+//! [--timeout-rate R] [--latency-ms MS] [--hang-ms MS] [--seed N]`: the Stripe-like simulator on
+//! 127.0.0.1. `--failure-rate`: 500s before processing (not saved under the idempotency key);
+//! `--error-rate`: 500s once execution began (saved and replayed, as Stripe does).
 
 use payment_provider_sim::{Faults, Simulator, SimulatorConfig};
 
 const USAGE: &str = "usage: payment-provider-sim [--port 12111] [--api-key KEY] [--failure-rate 0..1] \
-                     [--timeout-rate 0..1] [--latency-ms MS] [--hang-ms MS] [--seed N]";
+                     [--error-rate 0..1] [--timeout-rate 0..1] [--latency-ms MS] [--hang-ms MS] [--seed N]";
 
 fn parse(args: &[String]) -> Result<(u16, SimulatorConfig), String> {
     let mut port = 12111;
@@ -17,6 +19,7 @@ fn parse(args: &[String]) -> Result<(u16, SimulatorConfig), String> {
             "--port" => port = value.parse().map_err(|e| bad(&e))?,
             "--api-key" => config.api_key = value.clone(),
             "--failure-rate" => config.faults.failure_rate = value.parse().map_err(|e| bad(&e))?,
+            "--error-rate" => config.faults.error_rate = value.parse().map_err(|e| bad(&e))?,
             "--timeout-rate" => config.faults.timeout_rate = value.parse().map_err(|e| bad(&e))?,
             "--latency-ms" => config.faults.latency_ms = value.parse().map_err(|e| bad(&e))?,
             "--hang-ms" => config.faults.hang_ms = value.parse().map_err(|e| bad(&e))?,
