@@ -4,8 +4,12 @@
 //! PENDING ──> CAPTURED ──> REFUNDED
 //!    │
 //!    ├──> DECLINED
-//!    └──> VOIDED    (cancelled before any money could have moved)
+//!    └──> VOIDED    (cancelled with no money moved: before any charge request could reach the
+//!                    provider, or after the provider said its payment was never charged)
 //! ```
+//!
+//! A refund of an order that has no payment yet leaves a tombstone: a `VOIDED` payment with no
+//! amount, so that a charge command delivered after its compensation charges nothing.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -67,10 +71,14 @@ pub struct Payment {
     pub refund_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decline: Option<Decline>,
-    /// True once a charge request may have reached the provider. A pending payment that never got
-    /// that far can be voided without asking the provider; one that did must be settled with it.
+    /// True once a charge (confirm) request may have reached the provider; set, with
+    /// `provider_payment_id`, before that request leaves. A pending payment that never got that
+    /// far can be voided without asking the provider; one that did must be settled with it.
     #[serde(default)]
     pub provider_contacted: bool,
+    /// A tombstone: the order was compensated before it had a payment (see the module docs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
     #[serde(with = "shared::envelope::rfc3339_millis")]
@@ -125,11 +133,36 @@ impl Payment {
             provider_payment_id: None,
             refund_id: None,
             decline: None,
-            provider_contacted: true,
+            provider_contacted: false,
+            tombstone: false,
             lease: Some(lease),
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// What a refund leaves for an order that has no payment: voided, with no amount (`0 XXX`,
+    /// ISO 4217's "no currency"), so that a later charge command finds it and charges nothing.
+    pub fn tombstone(order_id: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            order_id: order_id.to_owned(),
+            status: PaymentStatus::Voided,
+            amount: Money::new(0, "XXX"),
+            payment_method: String::new(),
+            provider_payment_id: None,
+            refund_id: None,
+            decline: None,
+            provider_contacted: false,
+            tombstone: true,
+            lease: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// True for a payment that was compensated (voided or refunded): it must never be charged.
+    pub fn is_compensated(&self) -> bool {
+        matches!(self.status, PaymentStatus::Voided | PaymentStatus::Refunded)
     }
 
     /// True when nobody holds the payment at `now`.
@@ -179,6 +212,12 @@ impl Payment {
         self.moved(PaymentStatus::Voided, now)
     }
 
+    /// The provider says its payment was never charged (never confirmed, or canceled): nothing
+    /// moved, so it is voided although a charge request may have reached the provider.
+    pub fn not_charged(&self, now: DateTime<Utc>) -> Result<Self, IllegalTransition> {
+        self.moved(PaymentStatus::Voided, now)
+    }
+
     pub fn refunded(&self, refund_id: String, now: DateTime<Utc>) -> Result<Self, IllegalTransition> {
         let mut next = self.moved(PaymentStatus::Refunded, now)?;
         next.refund_id = Some(refund_id);
@@ -186,8 +225,8 @@ impl Payment {
     }
 }
 
-/// The idempotency key of a provider call: one per order and step, so a retried or duplicated
-/// step can never charge or refund twice.
+/// The idempotency key of a provider call: one per order and step (`create`, `confirm`,
+/// `refund`), so a retried or duplicated step can never charge or refund twice.
 pub fn provider_idempotency_key(order_id: &str, step: &str) -> String {
     format!("order-{order_id}-{step}")
 }

@@ -41,7 +41,8 @@ pub trait PaymentStore: Send + Sync {
     -> Result<bool, StoreError>;
 }
 
-/// What the provider is asked to charge.
+/// What the provider is asked to charge. `idempotency_key` is the key of creating the
+/// provider's payment (`order-<id>-create`); confirming it has its own (`order-<id>-confirm`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderCharge {
     pub order_id: String,
@@ -59,10 +60,35 @@ pub struct ProviderRefund {
     pub idempotency_key: String,
 }
 
+/// Where the provider's payment stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeOutcome {
+    /// The money was taken.
     Captured { provider_payment_id: String },
+    /// The payment method was refused (or needs the customer, as 3-D Secure does). Nothing taken.
     Declined { provider_payment_id: Option<String>, decline: Decline },
+    /// Neither yet: the provider is still processing it (Stripe `processing`). Ask again later.
+    Processing { provider_payment_id: String },
+    /// Never charged and not being charged: it was never confirmed, or it was canceled.
+    NotCharged { provider_payment_id: String },
+}
+
+/// Where a refund stands. Only `Succeeded` means the money went back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    Succeeded {
+        refund_id: String,
+    },
+    /// Under way (Stripe `pending`): ask again later.
+    Pending {
+        refund_id: String,
+    },
+    /// The provider failed or canceled it (Stripe `failed`, `canceled`): the money is still with
+    /// the shop.
+    Failed {
+        refund_id: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +97,7 @@ pub enum ProviderError {
     #[error("payment provider not called: {0}")]
     NotSent(String),
     /// Failed or timed out after the request may have reached the provider: the outcome is
-    /// unknown until the same request (same idempotency key) is answered.
+    /// unknown until the provider is asked about the payment.
     #[error("payment provider unavailable: {0}")]
     Unavailable(String),
     /// The provider refused the request itself (bad parameters, bad API key): retrying the same
@@ -80,11 +106,29 @@ pub enum ProviderError {
     Rejected(String),
 }
 
+/// The payment provider, in the steps that make a charge safe to retry and to settle: the
+/// provider's payment is created first (nothing is charged, so it can be remembered before any
+/// money can move), then confirmed; what became of it can always be asked without changing it.
 #[async_trait]
 pub trait PaymentProvider: Send + Sync {
-    /// Charges once per idempotency key: the same key returns the first outcome.
-    async fn charge(&self, charge: &ProviderCharge) -> Result<ChargeOutcome, ProviderError>;
+    /// Creates the provider's payment for `charge`, unconfirmed: nothing is charged. The same key
+    /// returns the same payment. Returns its id.
+    async fn create_payment(&self, charge: &ProviderCharge) -> Result<String, ProviderError>;
 
-    /// Refunds once per idempotency key; returns the provider's refund id.
-    async fn refund(&self, refund: &ProviderRefund) -> Result<String, ProviderError>;
+    /// Confirms (charges) the payment, once per key: asking again with the key answers what the
+    /// first confirmation did.
+    async fn confirm_payment(
+        &self,
+        provider_payment_id: &str,
+        idempotency_key: &str,
+    ) -> Result<ChargeOutcome, ProviderError>;
+
+    /// What became of the payment, without changing anything (never charges).
+    async fn payment_status(&self, provider_payment_id: &str) -> Result<ChargeOutcome, ProviderError>;
+
+    /// Refunds once per idempotency key.
+    async fn refund(&self, refund: &ProviderRefund) -> Result<RefundOutcome, ProviderError>;
+
+    /// What became of a refund, without changing anything.
+    async fn refund_status(&self, refund_id: &str) -> Result<RefundOutcome, ProviderError>;
 }

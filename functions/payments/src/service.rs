@@ -1,10 +1,13 @@
 //! The payment use cases: charge an order at most once, refund exactly what was captured.
 //!
-//! At most once rests on two things. The provider sees one idempotency key per order and step,
-//! so even two calls that both reach it move money once. And a lease on the payment record lets
-//! only one caller talk to the provider at a time; the others wait for its answer and return it.
-//! A caller that crashes mid-call leaves a lease that expires, and the next caller asks the
-//! provider again with the same key, which returns what happened.
+//! At most once rests on three things. The provider sees one idempotency key per order and step,
+//! so even two calls that both reach it move money once. A lease on the payment record lets only
+//! one caller talk to the provider at a time; the others wait for its answer and return it. And a
+//! charge is two provider steps: the provider's payment is created first (`order-<id>-create`;
+//! nothing is charged), its id is written on the payment record, and only then is it confirmed
+//! (`order-<id>-confirm`). So whatever a confirm's answer was (lost in a timeout, or a `500`
+//! that Stripe saves under the key and replays for 24 hours), the payment can always be asked
+//! about by id, and settling a payment never needs to send a charge.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +20,8 @@ use shared::{CorrelationId, InvalidParam};
 use crate::domain::{ChargeRequest, IllegalTransition, Lease, Payment, PaymentStatus, provider_idempotency_key};
 use crate::events;
 use crate::ports::{
-    ChargeOutcome, PaymentProvider, PaymentStore, ProviderCharge, ProviderError, ProviderRefund, StoreError,
+    ChargeOutcome, PaymentProvider, PaymentStore, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome,
+    StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +32,19 @@ pub enum PaymentError {
     AmountMismatch { order_id: String, existing: Money, requested: Money },
     #[error("another attempt is still talking to the payment provider for order {0}; try again")]
     InProgress(String),
+    /// The provider is still processing the charge (neither captured nor declined yet).
+    #[error("the payment provider is still processing the charge of order {0}; ask again later")]
+    Processing(String),
+    /// The refund is under way at the provider.
+    #[error("the refund of order {order_id} ({refund_id}) is still pending at the payment provider")]
+    RefundPending { order_id: String, refund_id: String },
+    /// The provider failed or canceled the refund: the money is still with the shop. Final.
+    #[error("the payment provider did not refund order {order_id} ({refund_id}): {reason}")]
+    RefundFailed { order_id: String, refund_id: String, reason: String },
+    /// A charge request may have reached the provider, but no provider payment id was recorded
+    /// (a record written before ids were recorded first): only a person can settle it.
+    #[error("the charge of order {0} may have reached the provider but its payment id is unknown: settle it by hand")]
+    Unsettleable(String),
     #[error(transparent)]
     Provider(ProviderError),
     #[error(transparent)]
@@ -42,6 +59,8 @@ impl PaymentError {
         matches!(
             self,
             Self::InProgress(_)
+                | Self::Processing(_)
+                | Self::RefundPending { .. }
                 | Self::Store(_)
                 | Self::Provider(ProviderError::NotSent(_) | ProviderError::Unavailable(_))
         )
@@ -66,14 +85,30 @@ impl Default for LeaseConfig {
 /// The provider of a read-only service: refuses every call without sending anything.
 struct NoProvider;
 
+fn no_provider<T>() -> Result<T, ProviderError> {
+    Err(ProviderError::NotSent("this function has no payment provider configured".into()))
+}
+
 #[async_trait::async_trait]
 impl PaymentProvider for NoProvider {
-    async fn charge(&self, _: &ProviderCharge) -> Result<ChargeOutcome, ProviderError> {
-        Err(ProviderError::NotSent("this function has no payment provider configured".into()))
+    async fn create_payment(&self, _: &ProviderCharge) -> Result<String, ProviderError> {
+        no_provider()
     }
 
-    async fn refund(&self, _: &ProviderRefund) -> Result<String, ProviderError> {
-        Err(ProviderError::NotSent("this function has no payment provider configured".into()))
+    async fn confirm_payment(&self, _: &str, _: &str) -> Result<ChargeOutcome, ProviderError> {
+        no_provider()
+    }
+
+    async fn payment_status(&self, _: &str) -> Result<ChargeOutcome, ProviderError> {
+        no_provider()
+    }
+
+    async fn refund(&self, _: &ProviderRefund) -> Result<RefundOutcome, ProviderError> {
+        no_provider()
+    }
+
+    async fn refund_status(&self, _: &str) -> Result<RefundOutcome, ProviderError> {
+        no_provider()
     }
 }
 
@@ -94,7 +129,8 @@ fn check_order_id(order_id: &str) -> Result<(), PaymentError> {
     if violations.is_empty() { Ok(()) } else { Err(PaymentError::Invalid(violations)) }
 }
 
-const CHARGE_STEP: &str = "charge";
+const CREATE_STEP: &str = "create";
+const CONFIRM_STEP: &str = "confirm";
 const REFUND_STEP: &str = "refund";
 
 impl PaymentService {
@@ -107,9 +143,10 @@ impl PaymentService {
         Self::new(store, Arc::new(NoProvider), LeaseConfig::default())
     }
 
+    /// The order's payment; `None` if it has none (a tombstone is no payment).
     pub async fn get(&self, order_id: &str) -> Result<Option<Payment>, PaymentError> {
         check_order_id(order_id)?;
-        Ok(self.store.get(order_id).await?)
+        Ok(self.store.get(order_id).await?.filter(|p| !p.tombstone))
     }
 
     fn new_lease(&self) -> Lease {
@@ -127,7 +164,9 @@ impl PaymentService {
     }
 
     /// Charges the order once. Any later call, concurrent or not, returns the same payment
-    /// (`CAPTURED`, `DECLINED`, or whatever it became since) without charging again.
+    /// (`CAPTURED`, `DECLINED`, or whatever it became since) without charging again. An order
+    /// already compensated (`VOIDED`, including a refund's tombstone, or `REFUNDED`) is never
+    /// charged: its payment is returned as it is.
     pub async fn charge(
         &self,
         request: &ChargeRequest,
@@ -142,10 +181,14 @@ impl PaymentService {
                 let payment = Payment::pending(request, lease.clone(), now());
                 if self.store.create(&payment).await? {
                     tracing::info!(order_id, amount = %payment.amount, "payment created, charging");
-                    return self.settle_charge(payment, &lease, false, correlation_id).await;
+                    return self.settle_charge(payment, &lease, correlation_id).await;
                 }
                 continue; // created concurrently: look at theirs
             };
+            if current.is_compensated() {
+                tracing::info!(order_id, status = ?current.status, "the order was compensated: nothing to charge");
+                return Ok(current);
+            }
             if current.amount != request.amount {
                 return Err(PaymentError::AmountMismatch {
                     order_id: order_id.to_owned(),
@@ -163,47 +206,114 @@ impl PaymentService {
             let lease = self.new_lease();
             let taken = self
                 .store
-                .take_lease(order_id, PaymentStatus::Pending, &lease, Utc::now().timestamp_millis(), true)
+                .take_lease(order_id, PaymentStatus::Pending, &lease, Utc::now().timestamp_millis(), false)
                 .await?;
             if let Some(before) = taken {
                 tracing::info!(order_id, "resuming an unfinished charge");
-                let contacted = before.provider_contacted;
-                return self.settle_charge(before, &lease, contacted, correlation_id).await;
+                return self.settle_charge(before, &lease, correlation_id).await;
             }
         }
     }
 
-    /// Asks the provider to charge a pending payment this caller holds the lease of, and records
-    /// the answer. `contacted_before`: whether an earlier attempt may have reached the provider.
+    /// Charges a pending payment this caller holds the lease of, and records the answer: creates
+    /// the provider's payment if it has none yet, records its id, then confirms it.
     async fn settle_charge(
         &self,
         payment: Payment,
         lease: &Lease,
-        contacted_before: bool,
         correlation_id: &CorrelationId,
     ) -> Result<Payment, PaymentError> {
         let order_id = payment.order_id.clone();
-        let charge = ProviderCharge {
-            order_id: order_id.clone(),
-            amount: payment.amount.clone(),
-            payment_method: payment.payment_method.clone(),
-            idempotency_key: provider_idempotency_key(&order_id, CHARGE_STEP),
-        };
-        let next = match self.provider.charge(&charge).await {
-            Ok(ChargeOutcome::Captured { provider_payment_id }) => payment.captured(provider_payment_id, now())?,
-            Ok(ChargeOutcome::Declined { provider_payment_id, decline }) => {
-                payment.declined(provider_payment_id, decline, now())?
+        let contacted_before = payment.provider_contacted;
+        let provider_payment_id = match payment.provider_payment_id.clone() {
+            Some(id) => id,
+            None => {
+                let charge = ProviderCharge {
+                    order_id: order_id.clone(),
+                    amount: payment.amount.clone(),
+                    payment_method: payment.payment_method.clone(),
+                    idempotency_key: provider_idempotency_key(&order_id, CREATE_STEP),
+                };
+                match self.provider.create_payment(&charge).await {
+                    Ok(id) => id,
+                    Err(err) => {
+                        // Creating charges nothing: the payment can still be voided.
+                        tracing::warn!(order_id, error = %err, "provider payment not created");
+                        self.store.release_lease(&order_id, &lease.owner, contacted_before).await?;
+                        return Err(PaymentError::Provider(err));
+                    }
+                }
             }
+        };
+        // Before a charge request can leave: the provider's payment id, and that it may be
+        // charged from now on, are on the record (a crash after this is settled by asking).
+        let payment = if payment.provider_payment_id.as_deref() != Some(provider_payment_id.as_str())
+            || !payment.provider_contacted
+        {
+            let next = Payment {
+                provider_payment_id: Some(provider_payment_id.clone()),
+                provider_contacted: true,
+                updated_at: now(),
+                ..payment
+            };
+            if !self.store.transition(&next, PaymentStatus::Pending, &[]).await? {
+                return self.current(&order_id).await;
+            }
+            next
+        } else {
+            payment
+        };
+        let confirm_key = provider_idempotency_key(&order_id, CONFIRM_STEP);
+        match self.provider.confirm_payment(&provider_payment_id, &confirm_key).await {
+            Ok(outcome) => self.record_charge(payment, outcome, lease, correlation_id).await,
             Err(err) => {
-                // The provider did not answer: give the payment back. A request that never left
-                // changes nothing about what the provider may have seen.
+                // A confirm that never left changes nothing about what the provider may have seen.
                 let contacted = contacted_before || !matches!(err, ProviderError::NotSent(_));
                 tracing::warn!(order_id, error = %err, contacted, "charge not settled");
                 self.store.release_lease(&order_id, &lease.owner, contacted).await?;
-                return Err(PaymentError::Provider(err));
+                Err(PaymentError::Provider(err))
+            }
+        }
+    }
+
+    /// Records where the provider's payment stands. `Processing` and `NotCharged` leave it
+    /// pending (the lease given back): only the first is worth asking again about.
+    async fn record_charge(
+        &self,
+        payment: Payment,
+        outcome: ChargeOutcome,
+        lease: &Lease,
+        correlation_id: &CorrelationId,
+    ) -> Result<Payment, PaymentError> {
+        let order_id = payment.order_id.clone();
+        let next = match outcome {
+            ChargeOutcome::Captured { provider_payment_id } => payment.captured(provider_payment_id, now())?,
+            ChargeOutcome::Declined { provider_payment_id, decline } => {
+                let id = provider_payment_id.or_else(|| payment.provider_payment_id.clone());
+                payment.declined(id, decline, now())?
+            }
+            ChargeOutcome::Processing { .. } => {
+                tracing::info!(order_id, "the provider is still processing the charge");
+                self.store.release_lease(&order_id, &lease.owner, true).await?;
+                return Err(PaymentError::Processing(order_id));
+            }
+            ChargeOutcome::NotCharged { provider_payment_id } => {
+                // Confirmed and yet not charged: the provider canceled it. Nothing moved.
+                let decline = crate::domain::Decline {
+                    reason: "canceled".into(),
+                    message: format!("the provider's payment {provider_payment_id} was canceled"),
+                };
+                payment.declined(Some(provider_payment_id), decline, now())?
             }
         };
         self.record(next, PaymentStatus::Pending, correlation_id).await
+    }
+
+    async fn current(&self, order_id: &str) -> Result<Payment, PaymentError> {
+        self.store
+            .get(order_id)
+            .await?
+            .ok_or_else(|| StoreError::Backend(format!("payment of order {order_id} vanished")).into())
     }
 
     /// Writes `next` with its event if the payment is still in `from`; otherwise someone settled
@@ -219,16 +329,14 @@ impl PaymentService {
             tracing::info!(order_id = next.order_id, status = ?next.status, "payment {:?}", next.status);
             return Ok(next);
         }
-        self.store
-            .get(&next.order_id)
-            .await?
-            .ok_or_else(|| StoreError::Backend(format!("payment of order {} vanished", next.order_id)).into())
+        self.current(&next.order_id).await
     }
 
-    /// Gives back exactly what was captured, once. A no-op for an unknown, declined, voided or
-    /// already refunded payment. A pending payment is voided if no charge request can have
-    /// reached the provider; otherwise the charge is settled with the provider first (same
-    /// idempotency key: it answers what happened) and refunded if it was captured.
+    /// Gives back exactly what was captured, once. A no-op for a declined, voided or already
+    /// refunded payment. An order with no payment gets a tombstone (`Ok(None)`), so that a
+    /// charge command delivered later charges nothing. A pending payment is voided if no charge
+    /// request can have reached the provider; otherwise the provider is asked what became of
+    /// its payment (never charged again): what it took is refunded, what it did not is voided.
     pub async fn refund(
         &self,
         order_id: &str,
@@ -238,9 +346,15 @@ impl PaymentService {
         let started = tokio::time::Instant::now();
         loop {
             let Some(current) = self.store.get(order_id).await? else {
-                tracing::info!(order_id, "no payment for this order, nothing to refund");
-                return Ok(None);
+                if self.store.create(&Payment::tombstone(order_id, now())).await? {
+                    tracing::info!(order_id, "no payment for this order: tombstone left, nothing to refund");
+                    return Ok(None);
+                }
+                continue; // a charge created it meanwhile: settle that
             };
+            if current.tombstone {
+                return Ok(None);
+            }
             if current.status.is_final() {
                 return Ok(Some(current));
             }
@@ -250,8 +364,7 @@ impl PaymentService {
             }
             let lease = self.new_lease();
             let now_ms = Utc::now().timestamp_millis();
-            let charging = current.status == PaymentStatus::Pending && current.provider_contacted;
-            let Some(before) = self.store.take_lease(order_id, current.status, &lease, now_ms, charging).await? else {
+            let Some(before) = self.store.take_lease(order_id, current.status, &lease, now_ms, false).await? else {
                 continue;
             };
             match before.status {
@@ -259,13 +372,9 @@ impl PaymentService {
                     let voided = before.voided(now())?;
                     return self.record(voided, PaymentStatus::Pending, correlation_id).await.map(Some);
                 }
-                PaymentStatus::Pending if !charging => {
-                    // Contacted since we looked: settle it on the next turn.
-                    self.store.release_lease(order_id, &lease.owner, true).await?;
-                }
                 PaymentStatus::Pending => {
-                    tracing::info!(order_id, "settling an unfinished charge before refunding it");
-                    self.settle_charge(before, &lease, true, correlation_id).await?;
+                    tracing::info!(order_id, "asking the provider what became of an unfinished charge");
+                    self.settle_unknown_charge(before, &lease, correlation_id).await?;
                 }
                 PaymentStatus::Captured => return self.settle_refund(before, &lease, correlation_id).await.map(Some),
                 _ => self.store.release_lease(order_id, &lease.owner, before.provider_contacted).await?,
@@ -273,6 +382,37 @@ impl PaymentService {
         }
     }
 
+    /// Settles a pending payment whose charge may have reached the provider, without ever
+    /// charging: asks about the provider's payment by its recorded id.
+    async fn settle_unknown_charge(
+        &self,
+        payment: Payment,
+        lease: &Lease,
+        correlation_id: &CorrelationId,
+    ) -> Result<Payment, PaymentError> {
+        let order_id = payment.order_id.clone();
+        let Some(provider_payment_id) = payment.provider_payment_id.clone() else {
+            self.store.release_lease(&order_id, &lease.owner, true).await?;
+            return Err(PaymentError::Unsettleable(order_id));
+        };
+        match self.provider.payment_status(&provider_payment_id).await {
+            Ok(ChargeOutcome::NotCharged { .. }) => {
+                // Never confirmed (or canceled): nothing was taken, and nothing will be.
+                let voided = payment.not_charged(now())?;
+                self.record(voided, PaymentStatus::Pending, correlation_id).await
+            }
+            Ok(outcome) => self.record_charge(payment, outcome, lease, correlation_id).await,
+            Err(err) => {
+                tracing::warn!(order_id, error = %err, "could not learn what became of the charge");
+                self.store.release_lease(&order_id, &lease.owner, true).await?;
+                Err(PaymentError::Provider(err))
+            }
+        }
+    }
+
+    /// Refunds a captured payment this caller holds the lease of. A refund already under way
+    /// (its id recorded) is asked about, never made again. Only a `succeeded` refund makes the
+    /// payment `REFUNDED`.
     async fn settle_refund(
         &self,
         payment: Payment,
@@ -280,22 +420,43 @@ impl PaymentService {
         correlation_id: &CorrelationId,
     ) -> Result<Payment, PaymentError> {
         let order_id = payment.order_id.clone();
-        let refund = ProviderRefund {
-            order_id: order_id.clone(),
-            provider_payment_id: payment.provider_payment_id.clone().unwrap_or_default(),
-            amount: payment.amount.clone(),
-            idempotency_key: provider_idempotency_key(&order_id, REFUND_STEP),
+        let outcome = match &payment.refund_id {
+            Some(refund_id) => self.provider.refund_status(refund_id).await,
+            None => {
+                let refund = ProviderRefund {
+                    order_id: order_id.clone(),
+                    provider_payment_id: payment.provider_payment_id.clone().unwrap_or_default(),
+                    amount: payment.amount.clone(),
+                    idempotency_key: provider_idempotency_key(&order_id, REFUND_STEP),
+                };
+                self.provider.refund(&refund).await
+            }
         };
-        match self.provider.refund(&refund).await {
-            Ok(refund_id) => {
+        let (refund_id, error) = match outcome {
+            Ok(RefundOutcome::Succeeded { refund_id }) => {
                 let next = payment.refunded(refund_id, now())?;
-                self.record(next, PaymentStatus::Captured, correlation_id).await
+                return self.record(next, PaymentStatus::Captured, correlation_id).await;
+            }
+            Ok(RefundOutcome::Pending { refund_id }) => {
+                let error = PaymentError::RefundPending { order_id: order_id.clone(), refund_id: refund_id.clone() };
+                (refund_id, error)
+            }
+            Ok(RefundOutcome::Failed { refund_id, reason }) => {
+                let error =
+                    PaymentError::RefundFailed { order_id: order_id.clone(), refund_id: refund_id.clone(), reason };
+                (refund_id, error)
             }
             Err(err) => {
                 tracing::warn!(order_id, error = %err, "refund not settled");
                 self.store.release_lease(&order_id, &lease.owner, payment.provider_contacted).await?;
-                Err(PaymentError::Provider(err))
+                return Err(PaymentError::Provider(err));
             }
-        }
+        };
+        // Still captured: remember the refund (and give the lease back) so the next attempt asks
+        // about it instead of refunding again.
+        tracing::warn!(order_id, error = %error, "refund not done");
+        let next = Payment { refund_id: Some(refund_id), lease: None, updated_at: now(), ..payment };
+        self.store.transition(&next, PaymentStatus::Captured, &[]).await?;
+        Err(error)
     }
 }

@@ -50,12 +50,30 @@ fn only_the_documented_transitions_are_allowed() {
 
 #[test]
 fn a_payment_that_may_have_reached_the_provider_cannot_be_voided_and_moves_drop_the_lease() {
-    let contacted = pending();
-    assert!(contacted.provider_contacted, "a new payment is created by the caller about to charge");
+    let new = pending();
+    assert!(!new.provider_contacted, "nothing is charged until the provider's payment id is recorded");
+    assert!(new.voided(Utc::now()).is_ok());
+    let contacted = Payment { provider_contacted: true, provider_payment_id: Some("pi_1".into()), ..pending() };
     assert!(contacted.voided(Utc::now()).is_err());
+    // Unless the provider says its payment was never charged.
+    assert_eq!(contacted.not_charged(Utc::now()).unwrap().status, PaymentStatus::Voided);
     let captured = contacted.captured("pi_1".into(), Utc::now()).unwrap();
     assert_eq!(captured.lease, None);
     assert!(captured.is_free(0));
+    assert!(captured.not_charged(Utc::now()).is_err());
     assert!(!contacted.is_free(-1), "held until its deadline");
     assert!(PaymentStatus::Refunded.is_final() && !PaymentStatus::Captured.is_final());
+}
+
+#[test]
+fn a_tombstone_is_a_compensated_payment_of_nothing() {
+    let tombstone = Payment::tombstone("o-1", Utc::now());
+    assert!(tombstone.tombstone && tombstone.is_compensated());
+    assert_eq!((tombstone.status, tombstone.amount.amount_minor), (PaymentStatus::Voided, 0));
+    assert!(tombstone.captured("pi".into(), Utc::now()).is_err(), "never charged");
+    assert!(!pending().is_compensated());
+    // Stored and read back as such; other payments do not carry the flag.
+    let json = serde_json::to_value(&tombstone).unwrap();
+    assert_eq!(json["tombstone"], true);
+    assert!(serde_json::to_value(pending()).unwrap().get("tombstone").is_none());
 }

@@ -34,7 +34,8 @@ async fn stack() -> Stack {
     let table = moto.create_table(&template.table("PaymentsTable").unwrap(), &unique_name("payments")).await.unwrap();
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
     let store = Arc::new(DynamoDbPaymentStore::new(client.clone(), &table));
-    let config = SimulatorConfig { api_key: KEY.into(), faults: Faults::default(), seed: Some(3) };
+    let config =
+        SimulatorConfig { api_key: KEY.into(), faults: Faults::default(), seed: Some(3), ..SimulatorConfig::default() };
     let sim = Simulator::new(config).unwrap().spawn(0).await.unwrap();
     let base_url = sim.base_url();
     let provider_config =
@@ -94,7 +95,8 @@ async fn the_same_charge_issued_five_times_concurrently_charges_once() {
     }
     assert!(results.iter().all(|p| p == &results[0] && p.status == PaymentStatus::Captured), "{results:?}");
     let stats = stack.sim.simulator.stats();
-    assert_eq!((stats.requests, stats.payment_intents_created, stats.charges_succeeded), (1, 1, 1));
+    // One create (nothing charged) and one confirm, whatever the duplicates.
+    assert_eq!((stats.requests, stats.payment_intents_created, stats.charges_succeeded), (2, 1, 1));
     assert_eq!(outbox(&stack).await, ["PaymentCompleted"]);
 }
 
@@ -107,8 +109,21 @@ async fn a_decline_is_one_provider_call_and_a_final_declined_payment() {
     assert_eq!(payment.decline.as_ref().unwrap().reason, "generic_decline");
     stack.service.charge(&request("o-1", "pm_card_visa_chargeDeclined"), &correlation).await.unwrap();
     assert_eq!(stack.service.refund("o-1", &correlation).await.unwrap().unwrap().status, PaymentStatus::Declined);
-    assert_eq!(stack.sim.simulator.stats().requests, 1);
+    assert_eq!(stack.sim.simulator.stats().requests, 2, "a create and one confirm: no retry");
     assert_eq!(outbox(&stack).await, ["PaymentDeclined"]);
+}
+
+#[tokio::test]
+async fn a_refund_before_the_charge_leaves_a_tombstone_the_late_charge_respects() {
+    let stack = stack().await;
+    let correlation = CorrelationId::generate();
+    assert_eq!(stack.service.refund("o-1", &correlation).await.unwrap(), None);
+    let tombstone = stack.store.get("o-1").await.unwrap().unwrap();
+    assert!(tombstone.tombstone, "stored and read back as a tombstone: {tombstone:?}");
+    let late = stack.service.charge(&request("o-1", "pm_card_visa"), &correlation).await.unwrap();
+    assert_eq!(late.status, PaymentStatus::Voided);
+    assert_eq!(stack.service.get("o-1").await.unwrap(), None);
+    assert_eq!(stack.sim.simulator.stats().requests, 0, "nothing reached the provider");
 }
 
 #[tokio::test]

@@ -1,10 +1,11 @@
 //! The Stripe adapter against localstripe, a Stripe emulator this project did not write, for the
-//! calls it supports: charge (create and confirm in one request), decline, refund. localstripe
-//! ignores `Idempotency-Key`, so once-only behaviour is proven against our simulator instead.
+//! calls it supports: charge (an unconfirmed create, then a confirm), asking about the payment,
+//! decline, refund. localstripe ignores `Idempotency-Key`, so once-only behaviour is proven
+//! against our simulator instead.
 
 use local_aws::LocalStripe;
 use payments::adapters::stripe::{ApiKey, StripeProvider};
-use payments::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderRefund};
+use payments::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome};
 use serde_json::Value;
 use shared::money::Money;
 use shared::resilience::ServiceClientConfig;
@@ -36,8 +37,13 @@ fn charge(order_id: &str, payment_method: String) -> ProviderCharge {
         order_id: order_id.into(),
         amount: Money::new(3100, "EUR"),
         payment_method,
-        idempotency_key: format!("order-{order_id}-charge"),
+        idempotency_key: format!("order-{order_id}-create"),
     }
+}
+
+async fn pay(provider: &StripeProvider, charge: &ProviderCharge) -> Result<ChargeOutcome, ProviderError> {
+    let id = provider.create_payment(charge).await?;
+    provider.confirm_payment(&id, &format!("order-{}-confirm", charge.order_id)).await
 }
 
 #[tokio::test]
@@ -48,9 +54,11 @@ async fn the_adapter_charges_is_declined_and_refunds_on_localstripe() {
     let provider = StripeProvider::new(&config, ApiKey::new(KEY)).unwrap();
 
     let visa = payment_method(&stripe, "4242424242424242").await;
-    let ChargeOutcome::Captured { provider_payment_id } = provider.charge(&charge("o-1", visa)).await.unwrap() else {
+    let ChargeOutcome::Captured { provider_payment_id } = pay(&provider, &charge("o-1", visa)).await.unwrap() else {
         panic!("a good card is captured")
     };
+    let asked = provider.payment_status(&provider_payment_id).await.unwrap();
+    assert_eq!(asked, ChargeOutcome::Captured { provider_payment_id: provider_payment_id.clone() });
     let intent: Value = reqwest::Client::new()
         .get(format!("{}/v1/payment_intents/{provider_payment_id}", stripe.base_url()))
         .bearer_auth(KEY)
@@ -65,7 +73,7 @@ async fn the_adapter_charges_is_declined_and_refunds_on_localstripe() {
 
     // 4000000000000341 attaches fine and is declined when charged.
     let declining = payment_method(&stripe, "4000000000000341").await;
-    let outcome = provider.charge(&charge("o-2", declining)).await.unwrap();
+    let outcome = pay(&provider, &charge("o-2", declining)).await.unwrap();
     assert!(
         matches!(&outcome, ChargeOutcome::Declined { decline, .. } if decline.reason == "card_declined"),
         "{outcome:?}"
@@ -77,6 +85,6 @@ async fn the_adapter_charges_is_declined_and_refunds_on_localstripe() {
         amount: Money::new(3100, "EUR"),
         idempotency_key: "order-o-1-refund".into(),
     };
-    let refund_id = provider.refund(&refund).await.unwrap();
-    assert!(refund_id.starts_with("re_"), "{refund_id}");
+    let outcome = provider.refund(&refund).await.unwrap();
+    assert!(matches!(&outcome, RefundOutcome::Succeeded { refund_id } if refund_id.starts_with("re_")), "{outcome:?}");
 }

@@ -78,3 +78,22 @@ async fn refunding_an_order_never_charged_answers_none() {
     assert_eq!(outcome, TaskOutcome::Success(json!({"status": "NONE"})));
     assert_eq!(provider.refund_calls(), 0);
 }
+
+#[tokio::test]
+async fn a_charge_delivered_after_its_compensation_is_cancelled_and_charges_nothing() {
+    let provider = Arc::new(ScriptedProvider::new());
+    let worker = worker(provider.clone());
+    let reporter = InMemoryTaskReporter::new();
+    // Out of order: the compensation first (the saga timed out waiting), then the charge, twice.
+    let refund = fixtures::eventbridge("payments-saga-worker", "refund-payment.json").unwrap();
+    let outcome = dispatch(refund.clone(), &worker, &reporter).await.unwrap();
+    assert_eq!(outcome, TaskOutcome::Success(json!({"status": "NONE"})));
+    let process = fixtures::eventbridge("payments-saga-worker", "process-payment.json").unwrap();
+    for _ in 0..2 {
+        let late = dispatch(process.clone(), &worker, &reporter).await.unwrap();
+        // Not `Transient`: the saga does not retry it.
+        assert_eq!(late.error(), Some("PaymentCancelled"), "{late:?}");
+    }
+    assert_eq!(dispatch(refund, &worker, &reporter).await.unwrap(), TaskOutcome::Success(json!({"status": "NONE"})));
+    assert_eq!((provider.create_calls(), provider.charge_calls(), provider.refund_calls()), (0, 0, 0));
+}

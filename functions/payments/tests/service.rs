@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use payments::adapters::memory::{InMemoryPaymentStore, ScriptedProvider};
 use payments::domain::{ChargeRequest, Decline, Lease, Payment, PaymentStatus};
-use payments::ports::{ChargeOutcome, PaymentStore, ProviderError};
+use payments::ports::{ChargeOutcome, PaymentStore, ProviderError, RefundOutcome};
 use payments::service::{LeaseConfig, PaymentError, PaymentService};
 use shared::CorrelationId;
 use shared::money::Money;
@@ -142,6 +142,7 @@ async fn concurrent_refunds_refund_once() {
 async fn refunding_an_order_without_a_payment_is_a_no_op() {
     let f = fixture();
     assert_eq!(f.service.refund("o-unknown", &correlation()).await.unwrap(), None);
+    assert_eq!(f.service.refund("o-unknown", &correlation()).await.unwrap(), None);
     assert_eq!((f.provider.charge_calls(), f.provider.refund_calls()), (0, 0));
     assert!(f.store.outbox().is_empty());
 }
@@ -169,17 +170,110 @@ async fn a_charge_that_never_reached_the_provider_is_voided_by_the_refund_and_ne
 }
 
 #[tokio::test]
-async fn a_charge_with_an_unknown_outcome_is_settled_with_the_provider_before_it_is_refunded() {
+async fn settling_a_charge_with_an_unknown_outcome_asks_the_provider_and_never_charges() {
+    // The confirm failed and did nothing (the provider never processed it).
     let f = fixture();
     f.provider.script([Err(ProviderError::Unavailable("attempt timed out".into()))]);
     assert!(f.service.charge(&request("o-1"), &correlation()).await.is_err());
-    assert!(f.store.get("o-1").await.unwrap().unwrap().provider_contacted);
+    let pending = f.store.get("o-1").await.unwrap().unwrap();
+    assert!(pending.provider_contacted);
+    assert_eq!(pending.provider_payment_id.as_deref(), Some("pi_o-1"), "recorded before the confirm left");
 
-    // The provider may have charged: ask it again with the same key, then refund what it took.
-    let refunded = f.service.refund("o-1", &correlation()).await.unwrap().unwrap();
+    let voided = f.service.refund("o-1", &correlation()).await.unwrap().unwrap();
+    assert_eq!(voided.status, PaymentStatus::Voided, "the provider says nothing was charged");
+    assert_eq!(
+        (f.provider.charge_calls(), f.provider.status_calls(), f.provider.captures(), f.provider.refund_calls()),
+        (1, 1, 0, 0),
+        "settling asked about the payment and sent no charge"
+    );
+    assert_eq!(f.service.charge(&request("o-1"), &correlation()).await.unwrap().status, PaymentStatus::Voided);
+    assert_eq!(f.provider.charge_calls(), 1, "a late charge takes nothing");
+    assert_eq!(event_types(&f.store), ["PaymentVoided"]);
+
+    // The confirm charged, and its answer was lost: what was taken is refunded.
+    let f = fixture();
+    f.provider.lose_answers(1);
+    assert!(f.service.charge(&request("o-2"), &correlation()).await.is_err());
+    let refunded = f.service.refund("o-2", &correlation()).await.unwrap().unwrap();
     assert_eq!(refunded.status, PaymentStatus::Refunded);
-    assert_eq!((f.provider.charge_calls(), f.provider.captures(), f.provider.refunds()), (2, 1, 1));
+    assert_eq!((f.provider.charge_calls(), f.provider.captures(), f.provider.refunds()), (1, 1, 1));
     assert_eq!(event_types(&f.store), ["PaymentCompleted", "PaymentRefunded"]);
+}
+
+#[tokio::test]
+async fn a_charge_still_processing_is_neither_captured_nor_declined_until_the_provider_says() {
+    let f = fixture();
+    f.provider.script([Ok(ChargeOutcome::Processing { provider_payment_id: "pi_o-1".into() })]);
+    let err = f.service.charge(&request("o-1"), &correlation()).await.unwrap_err();
+    assert!(matches!(err, PaymentError::Processing(_)) && err.is_transient(), "{err:?}");
+    let pending = f.store.get("o-1").await.unwrap().unwrap();
+    assert_eq!((pending.status, pending.lease.clone()), (PaymentStatus::Pending, None));
+    // The saga's retry: still processing, then the provider finishes.
+    assert!(matches!(f.service.charge(&request("o-1"), &correlation()).await, Err(PaymentError::Processing(_))));
+    f.provider.finish("pi_o-1", ChargeOutcome::Captured { provider_payment_id: "pi_o-1".into() });
+    assert_eq!(f.service.charge(&request("o-1"), &correlation()).await.unwrap().status, PaymentStatus::Captured);
+    assert_eq!(f.provider.captures(), 1);
+
+    // Compensating a processing charge waits for it too, then refunds it.
+    let f = fixture();
+    f.provider.script([Ok(ChargeOutcome::Processing { provider_payment_id: "pi_o-2".into() })]);
+    assert!(f.service.charge(&request("o-2"), &correlation()).await.is_err());
+    let err = f.service.refund("o-2", &correlation()).await.unwrap_err();
+    assert!(matches!(err, PaymentError::Processing(_)) && err.is_transient(), "{err:?}");
+    f.provider.finish("pi_o-2", ChargeOutcome::Captured { provider_payment_id: "pi_o-2".into() });
+    assert_eq!(f.service.refund("o-2", &correlation()).await.unwrap().unwrap().status, PaymentStatus::Refunded);
+    assert_eq!((f.provider.charge_calls(), f.provider.refunds()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_refund_counts_only_once_the_provider_says_succeeded() {
+    let f = fixture();
+    f.service.charge(&request("o-1"), &correlation()).await.unwrap();
+    f.provider.script_refunds([Ok(RefundOutcome::Pending { refund_id: "re_1".into() })]);
+    let err = f.service.refund("o-1", &correlation()).await.unwrap_err();
+    assert!(matches!(err, PaymentError::RefundPending { .. }) && err.is_transient(), "{err:?}");
+    let payment = f.store.get("o-1").await.unwrap().unwrap();
+    assert_eq!(
+        (payment.status, payment.refund_id.as_deref(), payment.lease),
+        (PaymentStatus::Captured, Some("re_1"), None)
+    );
+    // Still pending: asked about, not refunded again.
+    assert!(f.service.refund("o-1", &correlation()).await.is_err());
+    f.provider.finish_refund("re_1", RefundOutcome::Succeeded { refund_id: "re_1".into() });
+    let refunded = f.service.refund("o-1", &correlation()).await.unwrap().unwrap();
+    assert_eq!((refunded.status, refunded.refund_id.as_deref()), (PaymentStatus::Refunded, Some("re_1")));
+    assert_eq!((f.provider.refund_calls(), f.provider.refund_status_calls()), (1, 2));
+    assert_eq!(event_types(&f.store), ["PaymentCompleted", "PaymentRefunded"]);
+
+    // A failed refund is final: the money is still with the shop, and a person must look.
+    let f = fixture();
+    f.service.charge(&request("o-2"), &correlation()).await.unwrap();
+    let failed = RefundOutcome::Failed { refund_id: "re_2".into(), reason: "expired_or_canceled_card".into() };
+    f.provider.script_refunds([Ok(failed)]);
+    for _ in 0..2 {
+        let err = f.service.refund("o-2", &correlation()).await.unwrap_err();
+        assert!(matches!(&err, PaymentError::RefundFailed { reason, .. } if reason == "expired_or_canceled_card"));
+        assert!(!err.is_transient());
+    }
+    assert_eq!(f.store.get("o-2").await.unwrap().unwrap().status, PaymentStatus::Captured);
+    assert_eq!(f.provider.refund_calls(), 1, "never refunded twice");
+}
+
+#[tokio::test]
+async fn a_refund_before_any_charge_leaves_a_tombstone_and_later_charges_take_nothing() {
+    let f = fixture();
+    assert_eq!(f.service.refund("o-1", &correlation()).await.unwrap(), None);
+    let tombstone = f.store.get("o-1").await.unwrap().unwrap();
+    assert!(tombstone.tombstone && tombstone.status == PaymentStatus::Voided);
+    assert_eq!(f.service.get("o-1").await.unwrap(), None, "a tombstone is no payment");
+    // The charge command, delivered after its compensation, twice, then the refund again.
+    for _ in 0..2 {
+        let payment = f.service.charge(&request("o-1"), &correlation()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Voided);
+    }
+    assert_eq!(f.service.refund("o-1", &correlation()).await.unwrap(), None);
+    assert_eq!((f.provider.create_calls(), f.provider.charge_calls(), f.provider.refund_calls()), (0, 0, 0));
+    assert!(f.store.outbox().is_empty());
 }
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use shared::outbox::OutboxEvent;
 
 use crate::domain::{Lease, Payment, PaymentStatus};
 use crate::ports::{
-    ChargeOutcome, PaymentProvider, PaymentStore, ProviderCharge, ProviderError, ProviderRefund, StoreError,
+    ChargeOutcome, PaymentProvider, PaymentStore, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome,
+    StoreError,
 };
 
 #[derive(Default)]
@@ -97,8 +98,9 @@ impl PaymentStore for InMemoryPaymentStore {
     }
 }
 
-/// A provider that answers from a script (one answer per call, then the default) and remembers
-/// each idempotency key's first outcome the way Stripe does.
+/// A provider that keeps payments the way Stripe does (created unconfirmed, confirmed once per
+/// key, asked about by id) and answers confirmations from a script (one answer per confirmation
+/// that reaches a payment not confirmed yet, then `Captured`). Counts its calls.
 pub struct ScriptedProvider {
     state: Mutex<ProviderState>,
     delay: Duration,
@@ -107,15 +109,27 @@ pub struct ScriptedProvider {
 #[derive(Default)]
 struct ProviderState {
     script: VecDeque<Result<ChargeOutcome, ProviderError>>,
-    charge_calls: u32,
+    create_errors: VecDeque<ProviderError>,
+    lost_answers: u32,
+    refund_script: VecDeque<Result<RefundOutcome, ProviderError>>,
+    create_calls: u32,
+    confirm_calls: u32,
+    status_calls: u32,
     refund_calls: u32,
-    charged_keys: HashMap<String, ChargeOutcome>,
-    refunds: HashMap<String, String>,
-    refund_script: VecDeque<ProviderError>,
+    refund_status_calls: u32,
+    /// Create key to payment id.
+    created: HashMap<String, String>,
+    /// Payment id to where it stands (`NotCharged` until confirmed).
+    payments: HashMap<String, ChargeOutcome>,
+    /// Confirm keys used, with their first answer.
+    confirmed_keys: HashMap<String, ChargeOutcome>,
+    /// Refund key to refund id; refund id to where it stands.
+    refund_keys: HashMap<String, String>,
+    refunds: HashMap<String, RefundOutcome>,
 }
 
 impl ScriptedProvider {
-    /// Every charge is captured unless scripted otherwise.
+    /// Every confirmation is captured unless scripted otherwise.
     pub fn new() -> Self {
         Self { state: Mutex::default(), delay: Duration::ZERO }
     }
@@ -126,28 +140,69 @@ impl ScriptedProvider {
         self
     }
 
-    /// The next charge calls answer these, in order.
+    /// The next confirmations answer these, in order. An `Err` did nothing (the charge did not
+    /// happen); see [`Self::lose_answers`] for charges whose answer is lost.
     pub fn script(&self, answers: impl IntoIterator<Item = Result<ChargeOutcome, ProviderError>>) {
         self.state.lock().unwrap().script.extend(answers);
     }
 
-    /// The next refund calls fail with these, in order.
-    pub fn fail_refunds(&self, errors: impl IntoIterator<Item = ProviderError>) {
-        self.state.lock().unwrap().refund_script.extend(errors);
+    /// The next creations of a provider payment fail with these, in order.
+    pub fn fail_creates(&self, errors: impl IntoIterator<Item = ProviderError>) {
+        self.state.lock().unwrap().create_errors.extend(errors);
     }
 
+    /// The next `n` confirmations charge (as scripted) but their answer is lost: the caller gets
+    /// `Unavailable` (a timeout, a saved 500).
+    pub fn lose_answers(&self, n: u32) {
+        self.state.lock().unwrap().lost_answers += n;
+    }
+
+    /// Moves a payment that is `Processing` to `outcome` (the provider finished).
+    pub fn finish(&self, provider_payment_id: &str, outcome: ChargeOutcome) {
+        self.state.lock().unwrap().payments.insert(provider_payment_id.to_owned(), outcome);
+    }
+
+    /// The next refunds answer these, in order (then `Succeeded`).
+    pub fn script_refunds(&self, answers: impl IntoIterator<Item = Result<RefundOutcome, ProviderError>>) {
+        self.state.lock().unwrap().refund_script.extend(answers);
+    }
+
+    /// The next refund calls fail with these, in order.
+    pub fn fail_refunds(&self, errors: impl IntoIterator<Item = ProviderError>) {
+        self.state.lock().unwrap().refund_script.extend(errors.into_iter().map(Err));
+    }
+
+    /// Moves a refund to `outcome` (a pending refund settled).
+    pub fn finish_refund(&self, refund_id: &str, outcome: RefundOutcome) {
+        self.state.lock().unwrap().refunds.insert(refund_id.to_owned(), outcome);
+    }
+
+    /// Confirmation requests: the requests that can charge.
     pub fn charge_calls(&self) -> u32 {
-        self.state.lock().unwrap().charge_calls
+        self.state.lock().unwrap().confirm_calls
+    }
+
+    pub fn create_calls(&self) -> u32 {
+        self.state.lock().unwrap().create_calls
+    }
+
+    /// Questions about a payment (`payment_status`).
+    pub fn status_calls(&self) -> u32 {
+        self.state.lock().unwrap().status_calls
     }
 
     pub fn refund_calls(&self) -> u32 {
         self.state.lock().unwrap().refund_calls
     }
 
-    /// Distinct charges that moved money.
+    pub fn refund_status_calls(&self) -> u32 {
+        self.state.lock().unwrap().refund_status_calls
+    }
+
+    /// Distinct payments that moved money.
     pub fn captures(&self) -> usize {
         let state = self.state.lock().unwrap();
-        state.charged_keys.values().filter(|o| matches!(o, ChargeOutcome::Captured { .. })).count()
+        state.payments.values().filter(|o| matches!(o, ChargeOutcome::Captured { .. })).count()
     }
 
     /// Distinct refunds made.
@@ -162,33 +217,95 @@ impl Default for ScriptedProvider {
     }
 }
 
+fn unknown<T>(what: &str, id: &str) -> Result<T, ProviderError> {
+    Err(ProviderError::Rejected(format!("no such {what}: {id}")))
+}
+
 #[async_trait]
 impl PaymentProvider for ScriptedProvider {
-    async fn charge(&self, charge: &ProviderCharge) -> Result<ChargeOutcome, ProviderError> {
+    async fn create_payment(&self, charge: &ProviderCharge) -> Result<String, ProviderError> {
         tokio::time::sleep(self.delay).await;
         let mut state = self.state.lock().unwrap();
-        state.charge_calls += 1;
-        if let Some(first) = state.charged_keys.get(&charge.idempotency_key) {
-            return Ok(first.clone());
+        state.create_calls += 1;
+        if let Some(error) = state.create_errors.pop_front() {
+            return Err(error);
         }
-        let answer = state
-            .script
-            .pop_front()
-            .unwrap_or_else(|| Ok(ChargeOutcome::Captured { provider_payment_id: format!("pi_{}", charge.order_id) }));
-        if let Ok(outcome) = &answer {
-            state.charged_keys.insert(charge.idempotency_key.clone(), outcome.clone());
-        }
-        answer
+        let id = format!("pi_{}", charge.order_id);
+        state.created.insert(charge.idempotency_key.clone(), id.clone());
+        state.payments.entry(id.clone()).or_insert(ChargeOutcome::NotCharged { provider_payment_id: id.clone() });
+        Ok(id)
     }
 
-    async fn refund(&self, refund: &ProviderRefund) -> Result<String, ProviderError> {
+    async fn confirm_payment(
+        &self,
+        provider_payment_id: &str,
+        idempotency_key: &str,
+    ) -> Result<ChargeOutcome, ProviderError> {
+        tokio::time::sleep(self.delay).await;
+        let mut state = self.state.lock().unwrap();
+        state.confirm_calls += 1;
+        if state.confirmed_keys.contains_key(idempotency_key) {
+            // Stripe replays the first answer; the adapter asks again when it said `processing`:
+            // either way, where the payment stands now.
+            return Ok(state.payments[provider_payment_id].clone());
+        }
+        let Some(current) = state.payments.get(provider_payment_id).cloned() else {
+            return unknown("payment", provider_payment_id);
+        };
+        if !matches!(current, ChargeOutcome::NotCharged { .. }) {
+            return Ok(current); // confirmed before: where it stands
+        }
+        let id = provider_payment_id.to_owned();
+        let answer = state.script.pop_front().unwrap_or(Ok(ChargeOutcome::Captured { provider_payment_id: id }));
+        let outcome = answer?;
+        state.payments.insert(provider_payment_id.to_owned(), outcome.clone());
+        state.confirmed_keys.insert(idempotency_key.to_owned(), outcome.clone());
+        if state.lost_answers > 0 {
+            state.lost_answers -= 1;
+            return Err(ProviderError::Unavailable("the answer was lost".into()));
+        }
+        Ok(outcome)
+    }
+
+    async fn payment_status(&self, provider_payment_id: &str) -> Result<ChargeOutcome, ProviderError> {
+        tokio::time::sleep(self.delay).await;
+        let mut state = self.state.lock().unwrap();
+        state.status_calls += 1;
+        match state.payments.get(provider_payment_id) {
+            Some(outcome) => Ok(outcome.clone()),
+            None => unknown("payment", provider_payment_id),
+        }
+    }
+
+    async fn refund(&self, refund: &ProviderRefund) -> Result<RefundOutcome, ProviderError> {
         tokio::time::sleep(self.delay).await;
         let mut state = self.state.lock().unwrap();
         state.refund_calls += 1;
-        if let Some(error) = state.refund_script.pop_front() {
-            return Err(error);
+        if let Some(id) = state.refund_keys.get(&refund.idempotency_key).cloned() {
+            return Ok(state.refunds[&id].clone());
         }
         let id = format!("re_{}", refund.order_id);
-        Ok(state.refunds.entry(refund.idempotency_key.clone()).or_insert(id).clone())
+        let outcome = match state.refund_script.pop_front() {
+            Some(answer) => answer?,
+            None => RefundOutcome::Succeeded { refund_id: id.clone() },
+        };
+        let id = match &outcome {
+            RefundOutcome::Succeeded { refund_id }
+            | RefundOutcome::Pending { refund_id }
+            | RefundOutcome::Failed { refund_id, .. } => refund_id.clone(),
+        };
+        state.refund_keys.insert(refund.idempotency_key.clone(), id.clone());
+        state.refunds.insert(id, outcome.clone());
+        Ok(outcome)
+    }
+
+    async fn refund_status(&self, refund_id: &str) -> Result<RefundOutcome, ProviderError> {
+        tokio::time::sleep(self.delay).await;
+        let mut state = self.state.lock().unwrap();
+        state.refund_status_calls += 1;
+        match state.refunds.get(refund_id) {
+            Some(outcome) => Ok(outcome.clone()),
+            None => unknown("refund", refund_id),
+        }
     }
 }

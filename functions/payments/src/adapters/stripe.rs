@@ -1,26 +1,56 @@
 //! The payment provider over Stripe's HTTP API (or anything that speaks its subset: the repo's
-//! simulator, `localstripe`).
+//! simulator, `localstripe`). The five operations of Stripe's API version 2020-08-27 described in
+//! `../shared/specs/stripe/openapi-subset.json`; every request names that version in
+//! `Stripe-Version`.
 //!
-//! - A charge is one `POST /v1/payment_intents` with `confirm=true` (create and confirm in one
-//!   request); a refund is `POST /v1/refunds`. Both are form-encoded, as Stripe's API is, and
-//!   carry the `Idempotency-Key` the service derived from the order and the step.
+//! - A charge is two keyed requests: `POST /v1/payment_intents` with `confirm=false` (nothing is
+//!   charged; the service records the PaymentIntent id), then `POST
+//!   /v1/payment_intents/{id}/confirm`. What became of it is `GET /v1/payment_intents/{id}`.
+//!   Statuses (<https://docs.stripe.com/payments/paymentintents/lifecycle>): `succeeded` is a
+//!   capture; `processing` is neither (polled briefly, then left to a later attempt);
+//!   `requires_action` (3-D Secure: a server-side charge has no customer to authenticate) is a
+//!   decline `authentication_required`; `requires_payment_method` after a confirmation is a
+//!   decline with the error's `decline_code`; `requires_confirmation` and `canceled` charged
+//!   nothing. (Cancelling a `requires_action` intent needs `POST .../cancel`, which is not among
+//!   the five operations: it stays as it is, and no customer can complete it, since its client
+//!   secret never leaves the service.)
+//! - A refund is `POST /v1/refunds`; it counts only when Stripe says `succeeded` (`pending`: ask
+//!   later with `GET /v1/refunds/{id}`; `failed`, `canceled`: the money is still with the shop).
+//! - Stripe saves the first answer of a keyed request once execution began and replays it for 24
+//!   hours, even a `500` (<https://docs.stripe.com/api/idempotent_requests>). A replayed `5xx`
+//!   (`Idempotent-Replayed: true`) is therefore final for that key: it is not retried, and the
+//!   adapter moves to the next key of the step (`<key>-2`, `<key>-3`) where that cannot move
+//!   money twice: creating an unconfirmed intent charges nothing; a confirmation is only sent
+//!   again after `GET` shows the intent still `requires_confirmation` (Stripe confirms an intent
+//!   once); a second refund of a fully refunded charge is refused by Stripe
+//!   (`charge_already_refunded`).
+//! - Amounts go in Stripe's smallest currency unit, which is the ISO 4217 minor unit the shop
+//!   counts in (`JPY` has none, `BHD` three: Stripe wants those rounded to ten)
+//!   (<https://docs.stripe.com/currencies#zero-decimal>).
 //! - Every call goes through the shared [`Policy`]: overall and attempt timeouts, retry with
-//!   backoff and jitter (safe: every call has an idempotency key), a circuit breaker and a
-//!   bulkhead. A decline (HTTP 402) is a final answer from a healthy provider: never retried, never
-//!   counted against the breaker. 5xx, 429, timeouts and transport errors are transient; 409 (the
-//!   same key is still being processed) is retried without counting as a failure; a
-//!   `Stripe-Should-Retry: false` answer is not retried.
+//!   backoff and jitter (safe: every mutating call has an idempotency key), a circuit breaker and
+//!   a bulkhead. A decline (HTTP 402) is a final answer from a healthy provider: never retried,
+//!   never counted against the breaker. 5xx, 429, timeouts and transport errors are transient;
+//!   409 (the same key is still being processed) is retried without counting as a failure; a
+//!   `Stripe-Should-Retry: false` answer and a replayed 5xx are not retried.
 //! - The API key comes from Secrets Manager at cold start ([`ApiKey::from_secrets_manager`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use http::StatusCode;
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
+use shared::money::{Currency, Money};
 use shared::resilience::{CallError, HttpError, HttpReply, Idempotency, Policy, ServiceClientConfig, Verdict};
 
 use crate::domain::Decline;
-use crate::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderError, ProviderRefund};
+use crate::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome};
+
+/// The API version every request names: the one `openapi-subset.json` describes.
+pub const STRIPE_API_VERSION: &str = "2020-08-27";
+/// Keys a step may use after the ones before answer a saved 500: `<key>`, `<key>-2`, `<key>-3`.
+const KEY_GENERATIONS: u32 = 3;
 
 /// The provider's secret API key. Never printed.
 #[derive(Clone)]
@@ -79,11 +109,23 @@ pub struct StripeProvider {
     base_url: String,
     api_key: ApiKey,
     policy: Policy,
+    /// How many times, and how often, a `processing` payment is asked about before the charge
+    /// is left to a later attempt.
+    processing_polls: u32,
+    processing_poll_interval: Duration,
+}
+
+fn replayed(headers: &HeaderMap) -> bool {
+    headers.get("idempotent-replayed").and_then(|v| v.to_str().ok()) == Some("true")
 }
 
 /// How a Stripe error answer is judged (see the module docs).
 pub fn stripe_verdict(err: &HttpError) -> Verdict {
     if let HttpError::Status { status, headers, .. } = err {
+        if status.is_server_error() && replayed(headers) {
+            // Saved under the key: the same request gets it again for 24 hours.
+            return Verdict { failure: false, retryable: false, retry_after: None };
+        }
         if headers.get("stripe-should-retry").and_then(|v| v.to_str().ok()) == Some("false") {
             return Verdict { failure: status.is_server_error(), retryable: false, retry_after: None };
         }
@@ -135,6 +177,87 @@ fn str_field<'a>(value: &'a Value, name: &str) -> Option<&'a str> {
     value.get(name).and_then(Value::as_str)
 }
 
+/// The amount in Stripe's smallest currency unit and the currency as Stripe writes it.
+pub fn stripe_amount(money: &Money) -> Result<(String, String), ProviderError> {
+    let currency = Currency::from_code(&money.currency)
+        .ok_or_else(|| ProviderError::Rejected(format!("{} is not an ISO 4217 currency", money.currency)))?;
+    if currency.exponent == 3 && !money.amount_minor.is_multiple_of(10) {
+        return Err(ProviderError::Rejected(format!(
+            "Stripe takes {} amounts rounded to ten minor units, not {}",
+            currency.code, money.amount_minor
+        )));
+    }
+    Ok((money.amount_minor.to_string(), currency.code.to_ascii_lowercase()))
+}
+
+fn generation_key(key: &str, generation: u32) -> String {
+    if generation == 1 { key.to_owned() } else { format!("{key}-{generation}") }
+}
+
+/// A 5xx the key had saved: asking again with it will only get it again.
+fn replayed_server_error(err: &CallError<HttpError>) -> bool {
+    matches!(err, CallError::Inner(HttpError::Status { status, headers, .. }) if status.is_server_error() && replayed(headers))
+}
+
+/// A 4xx with this Stripe error code.
+fn error_code_is(err: &CallError<HttpError>, code: &str) -> bool {
+    matches!(err, CallError::Inner(HttpError::Status { status, body, .. })
+        if status.is_client_error() && str_field(&error_body(body), "code") == Some(code))
+}
+
+fn unreadable(what: &str, err: impl std::fmt::Display) -> ProviderError {
+    ProviderError::Unavailable(format!("unreadable {what}: {err}"))
+}
+
+/// The decline a card error (HTTP 402, or an intent's `last_payment_error`) describes.
+fn decline_of(error: &Value) -> Decline {
+    let reason = str_field(error, "decline_code").or_else(|| str_field(error, "code")).unwrap_or("declined");
+    Decline { reason: reason.to_owned(), message: str_field(error, "message").unwrap_or_default().to_owned() }
+}
+
+/// Where a PaymentIntent stands, and whether it can still be confirmed.
+fn intent_outcome(intent: &Value) -> Result<(ChargeOutcome, bool), ProviderError> {
+    let provider_payment_id = str_field(intent, "id").unwrap_or_default().to_owned();
+    let status = str_field(intent, "status").unwrap_or_default();
+    Ok(match status {
+        "succeeded" => (ChargeOutcome::Captured { provider_payment_id }, false),
+        // `requires_capture` only comes with manual capture, which the adapter never asks for.
+        "processing" | "requires_capture" => (ChargeOutcome::Processing { provider_payment_id }, false),
+        "requires_action" => {
+            let decline = Decline {
+                reason: "authentication_required".into(),
+                message: "the card requires authentication (3-D Secure) by the customer, which a server-side \
+                          charge cannot do"
+                    .into(),
+            };
+            (ChargeOutcome::Declined { provider_payment_id: Some(provider_payment_id), decline }, false)
+        }
+        "requires_payment_method" => match intent.get("last_payment_error").filter(|e| e.is_object()) {
+            Some(error) => (
+                ChargeOutcome::Declined { provider_payment_id: Some(provider_payment_id), decline: decline_of(error) },
+                false,
+            ),
+            None => (ChargeOutcome::NotCharged { provider_payment_id }, true),
+        },
+        "requires_confirmation" => (ChargeOutcome::NotCharged { provider_payment_id }, true),
+        "canceled" => (ChargeOutcome::NotCharged { provider_payment_id }, false),
+        other => return Err(ProviderError::Unavailable(format!("PaymentIntent in an unknown status {other:?}"))),
+    })
+}
+
+fn refund_outcome(refund: &Value) -> Result<RefundOutcome, ProviderError> {
+    let refund_id = str_field(refund, "id").ok_or_else(|| unreadable("refund", "no id"))?.to_owned();
+    Ok(match str_field(refund, "status") {
+        Some("succeeded") => RefundOutcome::Succeeded { refund_id },
+        Some(status @ ("failed" | "canceled")) => {
+            let reason = str_field(refund, "failure_reason").unwrap_or(status).to_owned();
+            RefundOutcome::Failed { refund_id, reason }
+        }
+        // `pending`, `requires_action` (some non-card methods), or not said yet.
+        _ => RefundOutcome::Pending { refund_id },
+    })
+}
+
 impl StripeProvider {
     /// Reads its policy from `config` (variables `PAYMENT_PROVIDER_*`, see `ServiceClientConfig`).
     pub fn new(config: &ServiceClientConfig, api_key: ApiKey) -> Result<Self, shared::resilience::ConfigError> {
@@ -143,22 +266,39 @@ impl StripeProvider {
 
     pub fn with_policy(base_url: impl Into<String>, api_key: ApiKey, policy: Policy) -> Self {
         let base_url = base_url.into().trim_end_matches('/').to_owned();
-        Self { http: reqwest::Client::new(), base_url, api_key, policy }
+        Self {
+            http: reqwest::Client::new(),
+            base_url,
+            api_key,
+            policy,
+            processing_polls: 4,
+            processing_poll_interval: Duration::from_millis(250),
+        }
+    }
+
+    /// How many times, `interval` apart, a `processing` payment is asked about before the
+    /// charge is reported as still processing (default: 4 times, 250 ms apart).
+    pub fn with_processing_polls(mut self, polls: u32, interval: Duration) -> Self {
+        self.processing_polls = polls;
+        self.processing_poll_interval = interval;
+        self
     }
 
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
-    /// A form POST under the policy. Also returns how many requests may have been processed by
-    /// the provider: every attempt counts, except one whose connection was refused (nothing
-    /// left) or that was turned away with 503 or 429 (refused before processing: Stripe saves no
-    /// idempotent result for those). A 500, 502, 504 or a timeout may have been processed.
-    async fn post(
+    /// One call under the policy: a form POST with its idempotency key, or a GET. Also returns
+    /// how many requests may have been processed by the provider: every attempt counts, except
+    /// one whose connection was refused (nothing left) or that was turned away with 503 or 429
+    /// (refused before processing: Stripe saves no idempotent result for those). A 500, 502, 504
+    /// or a timeout may have been processed.
+    async fn send(
         &self,
+        method: Method,
         path: &str,
         form: &[(&str, String)],
-        idempotency_key: &str,
+        idempotency_key: Option<&str>,
     ) -> (Result<HttpReply, CallError<HttpError>>, u32) {
         let url = format!("{}{}", self.base_url, path);
         let attempts = AtomicU32::new(0);
@@ -166,12 +306,17 @@ impl StripeProvider {
             .policy
             .call(Idempotency::Idempotent, stripe_verdict, || {
                 attempts.fetch_add(1, Ordering::Relaxed);
-                let request = self
+                let mut request = self
                     .http
-                    .post(&url)
+                    .request(method.clone(), &url)
                     .bearer_auth(&self.api_key.0)
-                    .header("idempotency-key", idempotency_key)
-                    .form(form);
+                    .header("stripe-version", STRIPE_API_VERSION);
+                if let Some(key) = idempotency_key {
+                    request = request.header("idempotency-key", key);
+                }
+                if method == Method::POST {
+                    request = request.form(form);
+                }
                 let attempts = &attempts;
                 async move {
                     let response = request.send().await.map_err(|e| {
@@ -196,67 +341,149 @@ impl StripeProvider {
             .await;
         (result, attempts.load(Ordering::Relaxed))
     }
+
+    async fn get_json(&self, what: &str, path: &str) -> Result<Value, ProviderError> {
+        let (result, attempts) = self.send(Method::GET, path, &[], None).await;
+        let reply = result.map_err(|err| provider_error(err, attempts))?;
+        reply.json().map_err(|e| unreadable(what, e))
+    }
+
+    async fn retrieve(&self, provider_payment_id: &str) -> Result<(ChargeOutcome, bool), ProviderError> {
+        let intent = self.get_json("payment intent", &format!("/v1/payment_intents/{provider_payment_id}")).await?;
+        intent_outcome(&intent)
+    }
+
+    /// Asks about a `processing` payment a few times before leaving it to a later attempt.
+    async fn until_settled(&self, outcome: ChargeOutcome) -> Result<ChargeOutcome, ProviderError> {
+        let mut outcome = outcome;
+        for _ in 0..self.processing_polls {
+            let ChargeOutcome::Processing { provider_payment_id } = &outcome else { break };
+            tokio::time::sleep(self.processing_poll_interval).await;
+            outcome = self.retrieve(provider_payment_id).await?.0;
+        }
+        Ok(outcome)
+    }
 }
 
 #[async_trait]
 impl PaymentProvider for StripeProvider {
-    async fn charge(&self, charge: &ProviderCharge) -> Result<ChargeOutcome, ProviderError> {
+    async fn create_payment(&self, charge: &ProviderCharge) -> Result<String, ProviderError> {
+        let (amount, currency) = stripe_amount(&charge.amount)?;
         let form = [
-            ("amount", charge.amount.amount_minor.to_string()),
-            ("currency", charge.amount.currency.to_ascii_lowercase()),
+            ("amount", amount),
+            ("currency", currency),
             ("payment_method", charge.payment_method.clone()),
-            ("confirm", "true".into()),
-            // Server-side confirmation: cards only (no redirect-based methods), paid or not at once.
+            ("confirm", "false".into()),
+            // Server-side confirmation: cards only (no redirect-based methods).
             ("payment_method_types[]", "card".into()),
             ("metadata[order_id]", charge.order_id.clone()),
         ];
-        let (result, attempts) = self.post("/v1/payment_intents", &form, &charge.idempotency_key).await;
-        match result {
-            Ok(reply) => {
-                let intent: Value =
-                    reply.json().map_err(|e| ProviderError::Unavailable(format!("unreadable payment intent: {e}")))?;
-                let id = str_field(&intent, "id").unwrap_or_default().to_owned();
-                match str_field(&intent, "status") {
-                    Some("succeeded") => Ok(ChargeOutcome::Captured { provider_payment_id: id }),
-                    // A card that wants the customer (3-D Secure) cannot be paid server-side.
-                    other => Ok(ChargeOutcome::Declined {
-                        provider_payment_id: Some(id),
-                        decline: Decline {
-                            reason: other.unwrap_or("unknown").to_owned(),
-                            message: "the payment needs the customer and cannot complete server-side".into(),
-                        },
-                    }),
+        for generation in 1..=KEY_GENERATIONS {
+            let key = generation_key(&charge.idempotency_key, generation);
+            let (result, attempts) = self.send(Method::POST, "/v1/payment_intents", &form, Some(&key)).await;
+            match result {
+                Ok(reply) => {
+                    let intent: Value = reply.json().map_err(|e| unreadable("payment intent", e))?;
+                    return str_field(&intent, "id")
+                        .map(str::to_owned)
+                        .ok_or_else(|| unreadable("payment intent", "no id"));
                 }
+                // The key holds a saved 500. An unconfirmed intent charges nothing, so another
+                // key is safe: at worst it leaves an intent nobody confirms.
+                Err(err) if replayed_server_error(&err) => {
+                    tracing::warn!(key, "creating the payment intent answers a saved 500: next key");
+                }
+                Err(err) => return Err(provider_error(err, attempts)),
             }
-            Err(CallError::Inner(HttpError::Status { status: StatusCode::PAYMENT_REQUIRED, body, .. })) => {
-                let error = error_body(&body);
-                let reason =
-                    str_field(&error, "decline_code").or_else(|| str_field(&error, "code")).unwrap_or("declined");
-                let provider_payment_id =
-                    error.get("payment_intent").and_then(|pi| str_field(pi, "id")).map(str::to_owned);
-                Ok(ChargeOutcome::Declined {
-                    provider_payment_id,
-                    decline: Decline {
-                        reason: reason.to_owned(),
-                        message: str_field(&error, "message").unwrap_or_default().to_owned(),
-                    },
-                })
-            }
-            Err(err) => Err(provider_error(err, attempts)),
         }
+        Err(ProviderError::Unavailable(format!("every key of {} answers a saved 500", charge.idempotency_key)))
     }
 
-    async fn refund(&self, refund: &ProviderRefund) -> Result<String, ProviderError> {
+    async fn confirm_payment(
+        &self,
+        provider_payment_id: &str,
+        idempotency_key: &str,
+    ) -> Result<ChargeOutcome, ProviderError> {
+        let path = format!("/v1/payment_intents/{provider_payment_id}/confirm");
+        for generation in 1..=KEY_GENERATIONS {
+            let key = generation_key(idempotency_key, generation);
+            let (result, attempts) = self.send(Method::POST, &path, &[], Some(&key)).await;
+            let outcome = match result {
+                Ok(reply) => {
+                    let intent: Value = reply.json().map_err(|e| unreadable("payment intent", e))?;
+                    let (outcome, _) = intent_outcome(&intent)?;
+                    if replayed(&reply.headers) && matches!(outcome, ChargeOutcome::Processing { .. }) {
+                        // The saved answer is from then: ask for now.
+                        self.retrieve(provider_payment_id).await?.0
+                    } else {
+                        outcome
+                    }
+                }
+                Err(CallError::Inner(HttpError::Status { status: StatusCode::PAYMENT_REQUIRED, body, .. })) => {
+                    let error = error_body(&body);
+                    let provider_payment_id = error
+                        .get("payment_intent")
+                        .and_then(|pi| str_field(pi, "id"))
+                        .unwrap_or(provider_payment_id)
+                        .to_owned();
+                    ChargeOutcome::Declined {
+                        provider_payment_id: Some(provider_payment_id),
+                        decline: decline_of(&error),
+                    }
+                }
+                // The key's answer tells nothing (a saved 500), or an earlier request confirmed
+                // the intent already: ask where it stands. Only an intent still waiting for
+                // its confirmation is confirmed again, with the next key (Stripe confirms an
+                // intent once; nothing was charged yet).
+                Err(err) if replayed_server_error(&err) || error_code_is(&err, "payment_intent_unexpected_state") => {
+                    match self.retrieve(provider_payment_id).await? {
+                        (_, true) if replayed_server_error(&err) => {
+                            tracing::warn!(key, "confirming answers a saved 500 and charged nothing: next key");
+                            continue;
+                        }
+                        (outcome, _) => outcome,
+                    }
+                }
+                Err(err) => return Err(provider_error(err, attempts)),
+            };
+            return self.until_settled(outcome).await;
+        }
+        Err(ProviderError::Unavailable(format!("every key of {idempotency_key} answers a saved 500")))
+    }
+
+    async fn payment_status(&self, provider_payment_id: &str) -> Result<ChargeOutcome, ProviderError> {
+        let (outcome, _) = self.retrieve(provider_payment_id).await?;
+        self.until_settled(outcome).await
+    }
+
+    async fn refund(&self, refund: &ProviderRefund) -> Result<RefundOutcome, ProviderError> {
+        let (amount, _) = stripe_amount(&refund.amount)?;
         let form = [
             ("payment_intent", refund.provider_payment_id.clone()),
-            ("amount", refund.amount.amount_minor.to_string()),
+            ("amount", amount),
             ("metadata[order_id]", refund.order_id.clone()),
         ];
-        let (result, attempts) = self.post("/v1/refunds", &form, &refund.idempotency_key).await;
-        let reply = result.map_err(|err| provider_error(err, attempts))?;
-        let body: Value = reply.json().map_err(|e| ProviderError::Unavailable(format!("unreadable refund: {e}")))?;
-        str_field(&body, "id")
-            .map(str::to_owned)
-            .ok_or_else(|| ProviderError::Unavailable("refund answer without an id".into()))
+        for generation in 1..=KEY_GENERATIONS {
+            let key = generation_key(&refund.idempotency_key, generation);
+            let (result, attempts) = self.send(Method::POST, "/v1/refunds", &form, Some(&key)).await;
+            match result {
+                Ok(reply) => return refund_outcome(&reply.json().map_err(|e| unreadable("refund", e))?),
+                // A new key cannot refund twice: Stripe refuses to refund more than was charged.
+                Err(err) if replayed_server_error(&err) => {
+                    tracing::warn!(key, "refunding answers a saved 500: next key");
+                }
+                Err(err) if error_code_is(&err, "charge_already_refunded") => {
+                    // Refunded by an earlier request whose answer was lost (a saved 500).
+                    let refund_id = format!("(refunded by an earlier request: {})", refund.provider_payment_id);
+                    return Ok(RefundOutcome::Succeeded { refund_id });
+                }
+                Err(err) => return Err(provider_error(err, attempts)),
+            }
+        }
+        Err(ProviderError::Unavailable(format!("every key of {} answers a saved 500", refund.idempotency_key)))
+    }
+
+    async fn refund_status(&self, refund_id: &str) -> Result<RefundOutcome, ProviderError> {
+        refund_outcome(&self.get_json("refund", &format!("/v1/refunds/{refund_id}")).await?)
     }
 }
