@@ -284,33 +284,27 @@ fn bad_answer(error: serde_json::Error) -> Failure {
 /// else (API Gateway's own `{"message":"Forbidden"}`, an undocumented status) is the service
 /// failing, not the client.
 fn failure(service: &str, failure: Failure, documented: &[StatusCode]) -> Response {
-    let failure = match failure {
+    let (retry_after, reason) = match failure {
         Failure::Answered { status, body } if documented.contains(&status) => {
             match serde_json::from_slice::<Problem>(&body) {
                 Ok(problem) => {
                     let content_type = HeaderValue::from_static(PROBLEM_CONTENT_TYPE);
                     return (status, [(header::CONTENT_TYPE, content_type)], Json(problem)).into_response();
                 }
-                Err(e) => bad_answer(e),
+                Err(e) => (Duration::from_secs(1), format!("answered {status} without a problem document: {e}")),
             }
         }
-        Failure::Answered { status, .. } => Failure::Unavailable {
-            retry_after: Duration::from_secs(1),
-            reason: format!("answered {status}, which this route does not document"),
-        },
-        unavailable => unavailable,
-    };
-    match failure {
-        Failure::Answered { .. } => unreachable!("handled above"),
-        Failure::Unavailable { retry_after, reason } => {
-            tracing::warn!(service, reason, "downstream unavailable");
-            let mut response =
-                ApiError::Unavailable(format!("the {service} service is unavailable; try again")).into_response();
-            let seconds = retry_after.as_secs().max(1).to_string();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
-            response
+        Failure::Answered { status, .. } => {
+            (Duration::from_secs(1), format!("answered {status}, which this route does not document"))
         }
-    }
+        Failure::Unavailable { retry_after, reason } => (retry_after, reason),
+    };
+    tracing::warn!(service, reason, "downstream unavailable");
+    let mut response =
+        ApiError::Unavailable(format!("the {service} service is unavailable; try again")).into_response();
+    let seconds = retry_after.as_secs().max(1).to_string();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_str(&seconds).expect("digits"));
+    response
 }
 
 /// Place an order.
