@@ -400,8 +400,9 @@ async fn get_product(
     }
 }
 
-/// A part of the order view: present, absent (the service has none: 404), or missing because
-/// its service failed or answered outside the contract.
+/// A part of the order view: present, absent (the service has none: a 404 problem document),
+/// or missing because its service failed or answered outside the contract (a bare 404 is API
+/// Gateway not finding a route, not the service finding no payment).
 fn part<T: DeserializeOwned>(
     result: Result<HttpReply, CallError<HttpError>>,
     name: Part,
@@ -412,7 +413,11 @@ fn part<T: DeserializeOwned>(
             Ok(value) => return Some(value),
             Err(e) => e.to_string(),
         },
-        Err(CallError::Inner(HttpError::Status { status: StatusCode::NOT_FOUND, .. })) => return None,
+        Err(CallError::Inner(HttpError::Status { status: StatusCode::NOT_FOUND, body, .. }))
+            if serde_json::from_slice::<Problem>(&body).is_ok() =>
+        {
+            return None;
+        }
         Err(err) => err.to_string(),
     };
     tracing::warn!(part = ?name, error, "order view without this part");

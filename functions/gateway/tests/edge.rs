@@ -391,3 +391,34 @@ async fn a_downstream_refusal_outside_the_contract_is_the_service_failing() {
     let (status, headers, body) = get(&gateway, "/api/products/SKU-MUG").await;
     assert_problem(status, &headers, &body, StatusCode::SERVICE_UNAVAILABLE, "a 404 that is not a problem");
 }
+
+/// A part is "none yet" only when its service says so: a 404 problem document. A bare 404 (API
+/// Gateway's `{"message":"Not Found"}` for a route it does not have) is the service failing, so
+/// the part is named in `degraded` instead of passing for an order with no payment.
+#[tokio::test]
+async fn a_404_that_is_not_the_services_problem_degrades_the_part() {
+    let d = Downstreams::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/orders/{ID}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(order()))
+        .mount(&d.orders)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/payments/order/{ID}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(&d.payments)
+        .await;
+    let none_yet = json!({
+        "type": "https://errors.shop.example/not-found", "title": "Resource not found", "status": 404,
+        "detail": format!("no reservation for order {ID}")
+    });
+    Mock::given(method("GET"))
+        .and(path(format!("/reservations/order/{ID}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(none_yet))
+        .mount(&d.inventory)
+        .await;
+    let (status, _, body) = get(&d.gateway(), &format!("/api/orders/{ID}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["degraded"], json!(["payment"]), "{body}");
+    assert_eq!((body["payment"].clone(), body["reservation"].clone()), (Value::Null, Value::Null));
+}

@@ -86,6 +86,14 @@ fn product(sku: &str) -> Value {
 const PLACE_ORDER: &str =
     r#"{"customer_id":"c-1","payment_method":"pm_card_visa","items":[{"sku":"SKU-MUG","quantity":2}]}"#;
 
+/// How payments and inventory say they have none (yet): a 404 problem document.
+fn none_yet() -> ResponseTemplate {
+    ResponseTemplate::new(404).set_body_json(json!({
+        "type": "https://errors.shop.example/not-found", "title": "Resource not found", "status": 404,
+        "detail": "none for this order"
+    }))
+}
+
 async fn serve(server: &MockServer, route: &str, response: ResponseTemplate) {
     Mock::given(method("GET")).and(path(route)).respond_with(response).mount(server).await;
 }
@@ -152,7 +160,7 @@ async fn an_answer_outside_the_contract_is_a_failure_and_internal_fields_stay_in
     let unknown_status = json!({"status": "TELEPORTED"});
     serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(200).set_body_json(unknown_status))
         .await;
-    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), none_yet()).await;
     let (status, _, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
     assert_eq!((status, body["degraded"].clone()), (StatusCode::OK, json!(["payment"])));
     assert_eq!(body["order"], public_order());
@@ -172,7 +180,7 @@ async fn an_answer_outside_the_contract_is_a_failure_and_internal_fields_stay_in
 async fn a_slow_inventory_service_times_out_and_is_named_as_missing() {
     let d = downstreams().await;
     serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
-    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), none_yet()).await;
     serve(
         &d.inventory,
         &format!("/reservations/order/{ID}"),
@@ -192,7 +200,7 @@ async fn an_open_breaker_degrades_at_once_without_calling_the_service() {
     let d = downstreams().await;
     serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
     serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(503)).await;
-    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), none_yet()).await;
     let gateway = gateway(&d);
     for _ in 0..2 {
         get(&gateway, &format!("/api/orders/{ID}")).await;
@@ -207,8 +215,8 @@ async fn an_open_breaker_degrades_at_once_without_calling_the_service() {
 async fn without_the_orders_service_the_answer_is_503_with_retry_after() {
     let d = downstreams().await;
     serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(503)).await;
-    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
-    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), none_yet()).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), none_yet()).await;
     let (status, headers, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(headers["content-type"], "application/problem+json");
@@ -223,8 +231,8 @@ async fn an_unknown_order_is_the_services_404_and_a_product_passes_through() {
         "detail": format!("order {ID} does not exist")
     });
     serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(404).set_body_json(problem.clone())).await;
-    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
-    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), none_yet()).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), none_yet()).await;
     serve(&d.inventory, "/inventory/SKU-MUG", ResponseTemplate::new(200).set_body_json(product("SKU-MUG"))).await;
     let gateway = gateway(&d);
     let (status, headers, body) = get(&gateway, &format!("/api/orders/{ID}")).await;
@@ -447,7 +455,7 @@ async fn the_events_fixtures_run_through_the_gateway() {
         .mount(&d.orders)
         .await;
     serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
-    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), none_yet()).await;
     serve(
         &d.inventory,
         &format!("/reservations/order/{ID}"),
@@ -510,8 +518,8 @@ impl gateway::saga::SagaProgress for FixedSaga {
 async fn the_order_view_shows_the_sagas_progress_or_names_it_missing() {
     let d = downstreams().await;
     serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
-    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(404)).await;
-    serve(&d.inventory, &format!("/reservations/order/{ID}"), ResponseTemplate::new(404)).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), none_yet()).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), none_yet()).await;
     let with_saga = |saga: FixedSaga| {
         let uri = (d.orders.uri(), d.payments.uri(), d.inventory.uri());
         let env = move |name: &str| match name {
