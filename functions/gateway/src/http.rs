@@ -216,8 +216,9 @@ fn path_param(name: &str, path: Result<Path<String>, PathRejection>) -> Result<S
 
 /// An order id in its one canonical spelling (lower-case, hyphenated), which is how every
 /// service stores it and names the order's saga. The hyphenated form, in either case, is what
-/// JSON Schema's `uuid` format means (RFC 9562's grammar) and what the document's pattern says;
-/// any other spelling is refused here, before a service sees it.
+/// JSON Schema's `uuid` format means (2020-12 validation, 7.3.5: RFC 4122's string form) and
+/// what the document's pattern says; any other spelling is refused here, before a service sees
+/// it.
 fn order_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     // `Uuid::try_parse` also takes the simple, braced and URN forms; only 36 characters is the
     // hyphenated one.

@@ -170,7 +170,7 @@ async fn an_order_id_in_upper_case_is_the_same_order_everywhere() {
     }
 }
 
-/// Only the hyphenated form (RFC 9562's, which JSON Schema's `uuid` format names) is an order
+/// Only the hyphenated form (RFC 4122's, which JSON Schema's `uuid` format names) is an order
 /// id; other spellings a UUID parser would take are refused before any call.
 #[tokio::test]
 async fn an_id_that_is_not_a_hyphenated_uuid_is_refused_at_the_edge() {
