@@ -134,6 +134,9 @@ def main() -> None:
         import moto_fixes
 
         fixes = moto_fixes.apply()
+        import moto_speedups
+
+        fixes += moto_speedups.apply()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
