@@ -6,9 +6,10 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools test lint fmt-check clippy cfn-lint sam-validate sam-local-check audit unit demo local bench build lambda-invoke clean
+.PHONY: help setup tools test soak lint fmt-check clippy cfn-lint sam-validate sam-local-check audit unit demo local bench build lambda-invoke clean
 
 help:
+	@echo "make soak   - 10,000 orders through faults and a host restart: throughput, latency, memory per minute"
 	@echo "make demo   - the whole system locally: orders that succeed, fail and survive an outage, with timelines and costs"
 	@echo "make local  - run the whole system locally (HTTP APIs on 127.0.0.1:3000; PORT=3001 to change) until Ctrl-C"
 	@echo "make test   - fmt check, clippy, cfn-lint, sam validate, the sam local check, advisories and every test"
@@ -84,8 +85,15 @@ demo: setup
 	cargo run --quiet --locked -p local-host --bin demo
 
 PORT ?= 3000
+# State is kept between runs (the moto it starts outlives it); RESET=1 starts from nothing.
 local: setup
-	cargo run --quiet --locked -p local-host --bin local-host -- --port $(PORT)
+	cargo run --quiet --locked -p local-host --bin local-host -- --port $(PORT) $(if $(RESET),--reset)
+
+# The chaos run at length (SOAK_ORDERS, default 10000): throughput, latency and emulator memory
+# per minute, every invariant checked at the end. Not part of `make test`.
+soak: setup
+	cargo build --quiet --locked --release -p local-host --bins
+	./target/release/soak
 
 # Lambda artefacts (target/lambda/<binary>/bootstrap) for arm64, as `sam build` makes them, of
 # every function in template.yaml (its Metadata.BuildProperties.Binary, scripts/template-binaries.py):

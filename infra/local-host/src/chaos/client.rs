@@ -32,6 +32,17 @@ impl Api {
     /// Sends until the answer is not a 5xx or a transport error (which are retried with
     /// backoff), or gives up after [`GIVE_UP_AFTER`] with the last answer.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>, key: Option<&str>) -> Answer {
+        self.call(method, path, body, key, key.is_some()).await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+        safe: bool,
+    ) -> Answer {
         let deadline = Instant::now() + GIVE_UP_AFTER;
         let mut wait = Duration::from_millis(100);
         loop {
@@ -51,13 +62,19 @@ impl Api {
                 Err(e) => Answer { status: 0, body: Value::String(e.to_string()) },
             };
             let retry = answer.status == 0 || answer.status >= 500 || answer.status == 429;
-            // A POST without a key is never retried: it could place a second order.
-            if !retry || (method == reqwest::Method::POST && key.is_none()) || Instant::now() > deadline {
+            // A POST that is not safe to repeat is never retried: it could place a second order.
+            if !retry || (method == reqwest::Method::POST && !safe) || Instant::now() > deadline {
                 return answer;
             }
             tokio::time::sleep(wait + Duration::from_millis(fastrand::u64(0..100))).await;
             wait = (wait * 2).min(Duration::from_secs(3));
         }
+    }
+
+    /// A POST the server deduplicates by its body (a restock names its `restock_id`), retried
+    /// as a keyed one is.
+    pub async fn retried_post(&self, path: &str, body: &Value) -> Answer {
+        self.call(reqwest::Method::POST, path, Some(body), None, true).await
     }
 
     pub async fn get(&self, path: &str) -> Answer {

@@ -1,7 +1,7 @@
 //! The local system as a separate process, so that it can be killed (SIGKILL, no chance to clean
 //! up) and started again against the same emulator and state directory.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -55,9 +55,15 @@ fn spawn(binary: &Path, endpoint: &str, args: &[String]) -> Result<Child, Error>
     let stdout = child.stdout.take().expect("piped stdout");
     let (ready, is_ready) = mpsc::channel();
     // Drains the invocation log for as long as the host runs (a full pipe would stall it).
+    // CHAOS_HOST_LOG=path keeps the host's invocation log (every run appends to it).
+    let mut keep = std::env::var_os("CHAOS_HOST_LOG")
+        .and_then(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).ok());
     std::thread::spawn(move || {
         let mut banner = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(file) = keep.as_mut() {
+                let _ = writeln!(file, "{line}");
+            }
             if line.starts_with("ready.") {
                 let _ = ready.send(Ok(()));
             } else if banner.len() < 40 {

@@ -116,7 +116,8 @@ impl Run {
         let skus: Vec<&String> = self.catalogue.keys().collect();
         let mut items = vec![json!({"sku": skus[n % skus.len()], "quantity": 1 + (n % 3) as u32 + extra})];
         if n % 4 == 1 {
-            items.push(json!({"sku": skus[(n / 4 + 1) % skus.len()], "quantity": 1}));
+            // Another sku: one line per sku.
+            items.push(json!({"sku": skus[(n + 1 + n / 4 % (skus.len() - 1)) % skus.len()], "quantity": 1}));
         }
         let payment_method = match n % 10 {
             0 => "pm_card_visa_chargeDeclined",
@@ -155,10 +156,8 @@ impl Run {
             let sku = self.catalogue.keys().nth(n % self.catalogue.len()).cloned().unwrap_or_default();
             let restock = json!({"restock_id": format!("chaos-r-{n}"), "quantity": 5});
             let path = format!("/inventory/{sku}/restock");
-            let (a, b) = tokio::join!(
-                self.api.send(reqwest::Method::POST, &path, Some(&restock), None),
-                self.api.send(reqwest::Method::POST, &path, Some(&restock), None)
-            );
+            // The restock id makes the POST safe to retry: the client retries it like a keyed one.
+            let (a, b) = tokio::join!(self.api.retried_post(&path, &restock), self.api.retried_post(&path, &restock));
             if a.status == 200 && b.status == 200 {
                 *self.restocked.lock().unwrap().entry(sku).or_default() += 5;
             } else {
@@ -168,10 +167,11 @@ impl Run {
     }
 }
 
-/// Changes the provider's faults every phase until the clients are done, then heals it.
+/// Goes through the provider's fault phases once, one every ten seconds while the clients place
+/// orders; the last phase (healthy) stays.
 pub async fn cycle_faults(simulator: &Simulator, phases: Vec<(&'static str, Faults)>, run: &Arc<Run>) {
     let phase_length = Duration::from_secs(10);
-    for (name, faults) in phases.iter().cycle() {
+    for (name, faults) in &phases {
         if run.placed() >= run.total {
             break;
         }
@@ -224,6 +224,7 @@ pub struct Watcher {
     settled: Mutex<BTreeMap<String, (Duration, Duration)>>,
     /// (at, RSS in MiB) samples.
     memory: Mutex<Vec<(Duration, u64)>>,
+    progress_said: Mutex<u64>,
 }
 
 impl Watcher {
@@ -235,6 +236,7 @@ impl Watcher {
             started: Instant::now(),
             settled: Mutex::default(),
             memory: Mutex::default(),
+            progress_said: Mutex::new(0),
         }
     }
 
@@ -254,8 +256,26 @@ impl Watcher {
         }
     }
 
-    /// Checks the pending orders once; returns how many are still pending.
+    /// Checks the pending orders once; returns how many are still pending. Says how far the
+    /// run is every ten seconds.
     async fn sweep(&self, run: &Arc<Run>) -> usize {
+        let still = self.sweep_once(run).await;
+        let elapsed = self.started.elapsed().as_secs();
+        let mut said = self.progress_said.lock().unwrap();
+        if elapsed >= *said + 10 {
+            *said = elapsed;
+            let rss = self.memory.lock().unwrap().last().map_or(0, |m| m.1);
+            eprintln!(
+                "chaos {elapsed:>4}s: {}/{} placed, {} settled, {still} pending, emulator {rss} MiB",
+                run.placed(),
+                run.total,
+                self.settled.lock().unwrap().len()
+            );
+        }
+        still
+    }
+
+    async fn sweep_once(&self, run: &Arc<Run>) -> usize {
         if let Some(rss) = self.emulator_pid.and_then(rss_mib) {
             self.memory.lock().unwrap().push((self.started.elapsed(), rss));
         }
