@@ -491,10 +491,36 @@ def stepfunctions_send_task_failure_keeps_the_cause() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
 
 
+def eventbridge_targets_get_the_whole_event() -> None:
+    """An event delivered to a target (SQS) carries every envelope field, `account` included.
+
+    moto rebuilds the delivered event from a default input template that has no `account`, so
+    an SQS target's body lacks it (AWS delivers the event as it is, with version, id,
+    detail-type, source, account, time, region, resources and detail).
+
+    Conformance: eventbridge::rules_match_with_the_pattern_language_and_deliver_to_sqs.
+    https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html
+    """
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"source": "<source>",', '"source": "<source>", "account": "<account>",'
+        )
+
+
 FIXES = [
     dynamodb_transactions_validate_then_apply,
     dynamodb_update_item_creates_one_insert,
     dynamodb_streams_retention_and_iterators,
+    eventbridge_targets_get_the_whole_event,
+]
+
+# Importing moto's Step Functions parser takes about a second and 130 MB (it pulls in most of
+# moto): these are applied on the first Step Functions request (see moto_server.py), before
+# which no state machine exists.
+STEPFUNCTIONS_FIXES = [
     stepfunctions_new_task_token_per_attempt,
     stepfunctions_task_errors_are_aws_errors,
     stepfunctions_send_task_failure_keeps_the_cause,
@@ -502,7 +528,7 @@ FIXES = [
 
 
 def apply() -> list[str]:
-    """Applies every fix; returns their names."""
+    """Applies every fix but the Step Functions ones; returns the names of all of them."""
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(
             f"moto_fixes.py patches moto {MOTO_VERSION} internals, found {moto.__version__}: "
@@ -510,4 +536,18 @@ def apply() -> list[str]:
         )
     for fix in FIXES:
         fix()
-    return [fix.__name__ for fix in FIXES]
+    return [fix.__name__ for fix in FIXES + STEPFUNCTIONS_FIXES]
+
+
+_stepfunctions_lock = threading.Lock()
+_stepfunctions_applied = False
+
+
+def apply_stepfunctions() -> None:
+    """Applies the Step Functions fixes once (called before the first Step Functions request)."""
+    global _stepfunctions_applied
+    with _stepfunctions_lock:
+        if not _stepfunctions_applied:
+            for fix in STEPFUNCTIONS_FIXES:
+                fix()
+            _stepfunctions_applied = True

@@ -79,6 +79,10 @@ class SerialiseDynamoDB:
         if path == "/_local/config" and environ.get("REQUEST_METHOD") == "POST":
             return self.configure(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if self.fixes and target.startswith("AWSStepFunctions"):
+            import moto_fixes
+
+            moto_fixes.apply_stepfunctions()
         if not target.startswith("DynamoDB"):
             return self.app(environ, start_response)
         with self.lock:

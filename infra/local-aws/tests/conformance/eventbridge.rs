@@ -91,9 +91,19 @@ async fn rules_match_with_the_pattern_language_and_deliver_to_sqs() {
         assert_eq!(bodies.len(), expected.len(), "rule {name}: each event once");
         assert_eq!(waiting(&sqs, &url).await, 0, "rule {name}: nothing else delivered");
         if *name == "exact" {
+            // https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-events-structure.html:
+            // the target gets the whole event, its metadata included.
             let body: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+            assert_eq!(body["version"], "0");
             assert_eq!(body["source"], "conf.test");
             assert_eq!(body["detail-type"], "OrderCreated");
+            assert_eq!(body["account"], "123456789012", "{body}");
+            assert_eq!(body["region"], "us-east-1");
+            assert_eq!(body["resources"], json!([]));
+            let id = body["id"].as_str().unwrap();
+            assert!(sent.entries().iter().any(|e| e.event_id() == Some(id)), "the id PutEvents returned: {body}");
+            let time = body["time"].as_str().unwrap();
+            assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "an RFC 3339 time: {time}");
             assert!(body["detail"] == e1 || body["detail"] == e3, "the detail as sent: {body}");
         }
     }
