@@ -83,6 +83,9 @@ class SerialiseDynamoDB:
             import moto_fixes
 
             moto_fixes.apply_stepfunctions()
+            import moto_speedups
+
+            moto_speedups.install()
         if not target.startswith("DynamoDB"):
             return self.app(environ, start_response)
         with self.lock:

@@ -10,8 +10,10 @@ chaos test: before them moto's one Python core was saturated at about 100 orders
   each time (a third of moto's CPU once the ASL was cached): parse each expression once (parsed
   expressions are immutable; `find` does not change them).
 
-Each is installed by `apply()`, which returns their names; `LOCAL_AWS_UNPATCHED=1` skips them
-with the fixes.
+`apply()` returns their names; they are installed by `install()`, which the launcher calls
+before the first Step Functions request (importing moto's Step Functions parser costs about a
+second and 130 MB, which a moto that never runs a state machine should not pay).
+`LOCAL_AWS_UNPATCHED=1` skips them with the fixes.
 """
 
 import copy
@@ -95,7 +97,20 @@ SPEEDUPS = [
 ]
 
 
+_installed = False
+_lock = threading.Lock()
+
+
 def apply() -> list[str]:
-    for speedup in SPEEDUPS:
-        speedup()
+    """The speed-ups' names; `install()` puts them in place."""
     return [s.__name__ for s in SPEEDUPS]
+
+
+def install() -> None:
+    """Installs every speed-up once (before the first Step Functions request)."""
+    global _installed
+    with _lock:
+        if not _installed:
+            for speedup in SPEEDUPS:
+                speedup()
+            _installed = True
