@@ -122,30 +122,10 @@ impl EventTap {
 
     /// Like [`EventTap::poll`], waiting up to `seconds` for the first event (SQS long polling).
     pub async fn poll_waiting(&self, seconds: i32) -> Result<Vec<serde_json::Value>, Error> {
-        let output = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(seconds)
-            .send()
-            .await
-            .map_err(Error::aws)?;
         let mut events = Vec::new();
-        for message in output.messages() {
-            let body = message.body().unwrap_or_default();
-            events.push(
-                serde_json::from_str(body).map_err(|e| Error::Aws(format!("SQS body is not JSON: {e}: {body}")))?,
-            );
-            if let Some(handle) = message.receipt_handle() {
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(Error::aws)?;
-            }
+        for received in self.receive_unacked(seconds).await? {
+            self.ack(&received.receipt).await?;
+            events.push(received.event);
         }
         Ok(events)
     }
