@@ -34,7 +34,7 @@ pub struct SagaSettings {
 
 impl Default for SagaSettings {
     fn default() -> Self {
-        Self { task_timeout_seconds: 30, payment_timeout_seconds: 60 }
+        Self { task_timeout_seconds: 30, payment_timeout_seconds: 75 }
     }
 }
 

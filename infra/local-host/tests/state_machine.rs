@@ -294,3 +294,23 @@ fn each_command_the_saga_sends_is_routed_by_the_template_to_exactly_one_worker()
     let routed: BTreeSet<String> = routed.into_keys().collect();
     assert_eq!(routed, commands, "no rule waits for a command the saga never sends");
 }
+
+/// The saga waits for a payment step at least as long as the payments worker may run (its
+/// Lambda `Timeout`, derived in the template from the provider timeout and the lease): a shorter
+/// task timeout gives up on a step that is still working and retries it into the holder's lease.
+/// The starter's built-in default agrees with the template's, so a deployment without the
+/// parameter gets the same.
+#[test]
+fn the_saga_waits_for_a_payment_step_as_long_as_the_payments_worker_may_run() {
+    let template = Template::load_project().unwrap();
+    let number = |value: &serde_norway::Value| value.as_u64().or_else(|| value.as_str()?.parse().ok());
+    let worker = template.resource("PaymentsSagaWorkerFunction").unwrap();
+    let worker_timeout = number(&worker.properties["Timeout"]).expect("the payments worker declares a Timeout");
+    let saga_timeout = number(&template.parameters["SagaPaymentTimeoutSeconds"]["Default"])
+        .expect("SagaPaymentTimeoutSeconds has a default");
+    assert!(
+        saga_timeout >= worker_timeout,
+        "SagaPaymentTimeoutSeconds defaults to {saga_timeout} s, shorter than the payments worker's {worker_timeout} s"
+    );
+    assert_eq!(orders::saga::SagaSettings::default().payment_timeout_seconds, saga_timeout);
+}
