@@ -173,11 +173,20 @@ impl TaskReporter for SfnTaskReporter {
 #[derive(Debug, Default)]
 pub struct InMemoryTaskReporter {
     answers: std::sync::Mutex<Vec<(String, TaskOutcome)>>,
+    /// Answers still to lose (see [`InMemoryTaskReporter::losing_first`]).
+    to_lose: std::sync::atomic::AtomicUsize,
 }
 
 impl InMemoryTaskReporter {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Fails the first `lost` answers (not recorded), as when the worker dies, or cannot reach
+    /// Step Functions, after doing the step: the invocation fails, and the saga's retry after its
+    /// timeout sends the command again with a new task token.
+    pub fn losing_first(lost: usize) -> Self {
+        Self { to_lose: lost.into(), ..Self::default() }
     }
 
     pub fn answers(&self) -> Vec<(String, TaskOutcome)> {
@@ -188,6 +197,10 @@ impl InMemoryTaskReporter {
 #[async_trait]
 impl TaskReporter for InMemoryTaskReporter {
     async fn report(&self, task_token: &str, outcome: &TaskOutcome) -> Result<(), ReportError> {
+        use std::sync::atomic::Ordering;
+        if self.to_lose.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(ReportError("injected: the worker died before answering".into()));
+        }
         self.answers.lock().unwrap().push((task_token.to_owned(), outcome.clone()));
         Ok(())
     }

@@ -10,7 +10,7 @@ use inventory::service::InventoryService;
 use local_aws::fixtures;
 use serde_json::json;
 use shared::CorrelationId;
-use shared::saga::{InMemoryTaskReporter, ReportError, TaskOutcome, TaskReporter, WorkerError, dispatch};
+use shared::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
 
 const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
 const SKU: &str = "SKU-RED-MUG";
@@ -104,31 +104,6 @@ async fn a_reserve_command_delivered_after_its_release_reserves_nothing_and_fail
     assert_eq!(consume_order_event(event, &service).await.unwrap(), Consumed::NothingHeld);
 }
 
-/// Loses the first `lost` answers, as when the worker dies (or cannot reach Step Functions)
-/// after doing the step: Lambda then fails, and the saga's retry after its timeout sends the
-/// command again with a new task token.
-struct LosesAnswers {
-    lost: std::sync::atomic::AtomicUsize,
-    delivered: InMemoryTaskReporter,
-}
-
-impl LosesAnswers {
-    fn new(lost: usize) -> Self {
-        Self { lost: lost.into(), delivered: InMemoryTaskReporter::new() }
-    }
-}
-
-#[async_trait::async_trait]
-impl TaskReporter for LosesAnswers {
-    async fn report(&self, task_token: &str, outcome: &TaskOutcome) -> Result<(), ReportError> {
-        use std::sync::atomic::Ordering;
-        if self.lost.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            return Err(ReportError("injected: the worker died before answering".into()));
-        }
-        self.delivered.report(task_token, outcome).await
-    }
-}
-
 /// The same command as Step Functions sends it on a retry: a new event id and task token.
 fn retried(
     mut event: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>,
@@ -147,13 +122,13 @@ async fn a_step_done_by_a_worker_that_died_before_answering_answers_success_when
         ("reserve-inventory.json", json!({"status": "RESERVED", "total": {"amount_minor": 2500, "currency": "EUR"}})),
         ("release-inventory.json", json!({"status": "RELEASED"})),
     ] {
-        let reporter = LosesAnswers::new(1);
+        let reporter = InMemoryTaskReporter::losing_first(1);
         let event = fixtures::eventbridge("inventory-saga-worker", command).unwrap();
         let first = dispatch(event.clone(), &worker, &reporter).await;
         assert!(matches!(first, Err(WorkerError::Report(_))), "{first:?}");
         let outcome = dispatch(retried(event, 1), &worker, &reporter).await.unwrap();
         assert_eq!(outcome, TaskOutcome::Success(success), "{command}");
-        assert_eq!(reporter.delivered.answers(), [("retry-1-token".to_owned(), outcome)]);
+        assert_eq!(reporter.answers(), [("retry-1-token".to_owned(), outcome)]);
     }
     assert_eq!(available(&service).await, 10, "reserved once, released once");
 }

@@ -11,7 +11,7 @@ use orders::ports::OrderStore;
 use orders::saga::{OrdersSagaWorker, SagaSettings, StartError, StartOutcome, start_for_event};
 use orders::service::OrderService;
 use serde_json::json;
-use shared::saga::{InMemoryTaskReporter, ReportError, TaskOutcome, TaskReporter, WorkerError, dispatch};
+use shared::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
 
 const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
 
@@ -118,31 +118,6 @@ async fn a_command_for_an_unknown_or_malformed_order_fails_by_name() {
     assert_eq!(dispatch(event, &worker, &reporter).await.unwrap().error(), Some("InvalidCommand"));
 }
 
-/// Loses the first `lost` answers, as when the worker dies (or cannot reach Step Functions)
-/// after doing the step: the invocation fails, and the saga's retry after its timeout sends the
-/// command again with a new task token.
-struct LosesAnswers {
-    lost: std::sync::atomic::AtomicUsize,
-    delivered: InMemoryTaskReporter,
-}
-
-impl LosesAnswers {
-    fn new(lost: usize) -> Self {
-        Self { lost: lost.into(), delivered: InMemoryTaskReporter::new() }
-    }
-}
-
-#[async_trait::async_trait]
-impl TaskReporter for LosesAnswers {
-    async fn report(&self, task_token: &str, outcome: &TaskOutcome) -> Result<(), ReportError> {
-        use std::sync::atomic::Ordering;
-        if self.lost.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            return Err(ReportError("injected: the worker died before answering".into()));
-        }
-        self.delivered.report(task_token, outcome).await
-    }
-}
-
 type Command = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>;
 
 /// The command as Step Functions sends it again on a retry: a new event id and task token.
@@ -160,7 +135,7 @@ async fn a_confirmation_or_cancellation_done_by_a_worker_that_died_before_answer
         let store = Arc::new(InMemoryOrderStore::new());
         pending_order(&store).await;
         let worker = OrdersSagaWorker::new(OrderService::new(store.clone()));
-        let reporter = LosesAnswers::new(1);
+        let reporter = InMemoryTaskReporter::losing_first(1);
         let command = fixtures::eventbridge("orders-saga-worker", fixture).unwrap();
         let first = dispatch(command.clone(), &worker, &reporter).await;
         assert!(matches!(first, Err(WorkerError::Report(_))), "{first:?}");
@@ -171,8 +146,8 @@ async fn a_confirmation_or_cancellation_done_by_a_worker_that_died_before_answer
             let outcome = dispatch(retried(command.clone(), 1), &worker, &reporter).await.unwrap();
             assert_eq!(outcome, TaskOutcome::Success(json!({"status": status})), "{fixture}: found done, success");
         }
-        assert_eq!(reporter.delivered.answers().len(), 2);
-        assert_eq!(reporter.delivered.answers()[0].0, "retry-1-token");
+        assert_eq!(reporter.answers().len(), 2);
+        assert_eq!(reporter.answers()[0].0, "retry-1-token");
         assert_eq!(event_types(&store), [event], "{fixture}: done once");
     }
 }
