@@ -12,6 +12,7 @@
 pub mod fixtures;
 mod moto;
 mod process;
+pub mod schemathesis;
 pub mod streams;
 pub mod tap;
 pub mod template;

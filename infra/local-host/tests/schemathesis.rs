@@ -3,9 +3,6 @@
 //! Schema-valid requests must be accepted, invalid ones refused with 4xx, answers must match
 //! the document, undeclared methods must get 405 with `Allow`, and nothing may be a 5xx.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use local_host::{Host, HostConfig};
 use serde_json::json;
 
@@ -14,15 +11,8 @@ use serde_json::json;
 const SEED: &str = "20261127";
 const MAX_EXAMPLES: &str = "40";
 
-fn schemathesis() -> PathBuf {
-    let st = local_aws::project_root().join(".venv/bin/st");
-    assert!(st.exists(), "schemathesis is not installed at {}: run `make setup` (requirements-dev.txt)", st.display());
-    st
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_public_api_holds_to_its_openapi_document_under_schemathesis() {
-    let st = schemathesis();
     // moto is one Python process shared by every function here; under the fuzzer's load one of
     // its calls can take seconds, which the gateway's production timeouts (2 s per attempt)
     // would rightly turn into 503s. The contract is under test here, not moto's latency.
@@ -50,23 +40,16 @@ async fn the_public_api_holds_to_its_openapi_document_under_schemathesis() {
     assert_eq!(response.status(), 200);
 
     let root = local_aws::project_root();
-    let workdir = root.join("target/schemathesis");
-    std::fs::create_dir_all(&workdir).unwrap();
-    let mut command = Command::new(st);
-    command
-        .current_dir(&workdir)
-        .arg("--config-file")
-        .arg(root.join("infra/schemathesis.toml"))
-        .arg("run")
-        .arg(root.join("infra/openapi.json"))
-        .args(["--url", &host.base_url(), "--workers", "2"])
-        .args(["--seed", &std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| SEED.to_owned())])
-        .args([
-            "--max-examples",
-            &std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| MAX_EXAMPLES.to_owned()),
-        ])
-        .arg("--no-color")
-        .env("NO_COLOR", "1");
+    let run = local_aws::schemathesis::Run {
+        workdir: "schemathesis",
+        config: &root.join("infra/schemathesis.toml"),
+        spec: &root.join("infra/openapi.json"),
+        url: &host.base_url(),
+        workers: 2,
+        seed: SEED,
+        max_examples: MAX_EXAMPLES,
+    };
+    let mut command = run.command().expect("schemathesis is installed by `make setup`");
     let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("schemathesis runs");
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(

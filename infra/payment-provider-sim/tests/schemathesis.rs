@@ -71,7 +71,6 @@ fn id(body: &Value) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_simulator_holds_to_stripes_openapi_description() {
     let spec = stripe_description();
-    let st = venv_tool("st");
     let sim = start().await;
 
     // Objects for the operations that need one (their ids go to schemathesis).
@@ -81,25 +80,18 @@ async fn the_simulator_holds_to_stripes_openapi_description() {
         call(&sim, reqwest::Method::POST, "/v1/refunds", &[("payment_intent", &id(&paid)), ("amount", "100")]).await;
     assert_eq!(status, 200, "{refund}");
 
-    let root = project_root();
-    let workdir = root.join("target/schemathesis-payment-provider-sim");
-    std::fs::create_dir_all(&workdir).unwrap();
-    let mut command = Command::new(st);
+    let run = local_aws::schemathesis::Run {
+        workdir: "schemathesis-payment-provider-sim",
+        config: &project_root().join("infra/payment-provider-sim/schemathesis.toml"),
+        spec: &spec,
+        url: &sim.base_url(),
+        workers: 1,
+        seed: SEED,
+        max_examples: MAX_EXAMPLES,
+    };
+    let mut command = run.command().expect("schemathesis is installed by `make setup`");
     command
-        .current_dir(&workdir)
-        .arg("--config-file")
-        .arg(root.join("infra/payment-provider-sim/schemathesis.toml"))
-        .arg("run")
-        .arg(&spec)
-        .args(["--url", &sim.base_url(), "--workers", "1"])
         .args(["--header", &format!("Authorization: Bearer {KEY}")])
-        .args(["--seed", &std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| SEED.to_owned())])
-        .args([
-            "--max-examples",
-            &std::env::var("SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| MAX_EXAMPLES.to_owned()),
-        ])
-        .arg("--no-color")
-        .env("NO_COLOR", "1")
         .env("SIM_PAYMENT_INTENT", id(&paid))
         .env("SIM_UNCONFIRMED_INTENT", id(&unconfirmed))
         .env("SIM_REFUND", id(&refund));
