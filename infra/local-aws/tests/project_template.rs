@@ -1,6 +1,11 @@
 //! template.yaml and what lives beside it must agree: every function builds from a binary that
 //! exists, has test events under `events/<binary>/`, and has an entry with every variable it
-//! reads in `events/sam-local-env.json` (used by `sam local invoke --env-vars`).
+//! reads in `events/sam-local-env.json` (used by `sam local invoke --env-vars`); and what
+//! CloudFormation deploys of it (the SAM transform's output, `sam`) keeps failures where the
+//! template says they go.
+
+#[path = "project_template/sam.rs"]
+mod sam;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -112,4 +117,48 @@ fn stream_triggered_functions_have_a_role_scoped_to_their_stream() {
         assert!(policy.contains("/stream/*"), "{id}: {role_id} must scope stream reads to its table's stream");
         assert!(!policy.contains("AWSLambdaDynamoDBExecutionRole"), "{id}: {role_id} must not read every stream");
     }
+}
+
+#[test]
+fn deployed_rule_targets_dead_letter_into_the_declared_saga_dlq() {
+    // SAM's `DeadLetterConfig: {Type: SQS}` ignores `Destination` and adds a queue of its own (4
+    // days' retention, nobody watching it): only `Arn:` names a declared queue.
+    let declared: BTreeSet<String> =
+        Template::load_project().unwrap().resources_of_type("AWS::SQS::Queue").map(|(id, _)| id.to_owned()).collect();
+    let deployed = sam::translated();
+    let queues: BTreeSet<String> = sam::of_type(&deployed, "AWS::SQS::Queue").map(|(id, _)| id.to_owned()).collect();
+    assert_eq!(queues, declared, "the SAM transform made queues template.yaml does not declare");
+
+    let mut rules = BTreeSet::new();
+    for (id, rule) in sam::of_type(&deployed, "AWS::Events::Rule") {
+        let targets = rule["Properties"]["Targets"].as_array().unwrap_or_else(|| panic!("{id} has no Targets"));
+        for target in targets {
+            let dlq = &target["DeadLetterConfig"]["Arn"];
+            assert_eq!(sam::referenced(dlq, "Arn"), Some("SagaDLQ"), "{id}'s target {}: DLQ {dlq}", target["Id"]);
+        }
+        rules.insert(id.to_owned());
+    }
+    assert!(rules.len() >= 5, "the saga starter, the three saga workers and inventory's order events: {rules:?}");
+
+    // EventBridge may write there only for those rules.
+    let (_, policy) = sam::of_type(&deployed, "AWS::SQS::QueuePolicy")
+        .find(|(_, p)| {
+            p["Properties"]["Queues"]
+                .as_array()
+                .is_some_and(|q| q.iter().any(|q| sam::referenced(q, "Ref") == Some("SagaDLQ")))
+        })
+        .expect("a queue policy on SagaDLQ");
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap();
+    let grant = statements
+        .iter()
+        .find(|s| s["Principal"]["Service"] == "events.amazonaws.com")
+        .expect("SagaDLQPolicy grants EventBridge");
+    assert_eq!(grant["Effect"], "Allow");
+    assert_eq!(grant["Action"], "sqs:SendMessage");
+    let sources = grant["Condition"]["ArnEquals"]["aws:SourceArn"].as_array().expect("aws:SourceArn conditions");
+    let sources: BTreeSet<String> = sources
+        .iter()
+        .map(|s| sam::referenced(s, "Arn").unwrap_or_else(|| panic!("not !GetAtt <rule>.Arn: {s}")).to_owned())
+        .collect();
+    assert_eq!(sources, rules, "SagaDLQPolicy's aws:SourceArn must name exactly the rules that dead-letter there");
 }
