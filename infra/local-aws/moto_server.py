@@ -11,7 +11,7 @@ It applies the fixes in `moto_fixes.py` (moto's defects the shop runs into, each
 conformance check that proves it and the AWS documentation it follows), unless the environment
 sets LOCAL_AWS_UNPATCHED=1 (to measure plain moto). GET /_local/fixes lists the fixes applied;
 POST /_local/config {"stream_retention_seconds": N} changes how long stream records are kept
-(default 24 h, as AWS).
+(default 24 h, as AWS). POST /_local/faults switches on EventBridge faults for a while (faults.py).
 
 It also counts DynamoDB capacity as on-demand billing would (request units, assuming items under
 1 KB for writes and 4 KB for reads), served at GET /_local/dynamodb-usage, so the local system
@@ -33,6 +33,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import run_simple
+
+from faults import BusFaults
 
 
 def request_units(operation: str, body: dict) -> tuple[float, float]:
@@ -148,7 +150,7 @@ def main() -> None:
     run_simple(
         args.host,
         args.port,
-        SerialiseDynamoDB(app, fixes),
+        BusFaults(SerialiseDynamoDB(app, fixes)),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -17,7 +17,7 @@ pub mod streams;
 pub mod tap;
 pub mod template;
 
-pub use moto::{DynamoDbUsage, Moto};
+pub use moto::{BusFaultState, DynamoDbUsage, Moto, PutEventsFault};
 pub use process::LocalStripe;
 pub use streams::StreamReader;
 pub use tap::EventTap;

@@ -13,6 +13,21 @@ pub struct DynamoDbUsage {
     pub requests: std::collections::BTreeMap<String, u64>,
 }
 
+/// What `POST /_local/faults` of our launcher has switched on, and what it refused so far
+/// (`faults.py`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct BusFaultState {
+    pub put_events: PutEventsFault,
+    pub refused_entries: u64,
+    pub refused_requests: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+pub struct PutEventsFault {
+    pub remaining_seconds: f64,
+    pub error_code: String,
+}
+
 /// A moto server: one we started on 127.0.0.1 and a free port (stopped when dropped), or one
 /// already running at a given endpoint.
 pub struct Moto {
@@ -121,6 +136,37 @@ impl Moto {
             .await
             .map_err(|e| Error::Aws(format!("dynamodb usage: {e}")))?;
         response.json().await.map_err(|e| Error::Aws(format!("dynamodb usage (is this our moto_server.py?): {e}")))
+    }
+
+    /// For the next `duration`, every EventBridge PutEvents answers with all its entries refused
+    /// with `error_code` (`ThrottlingException` or `InternalFailure`, the retryable codes), as
+    /// EventBridge does under throttling: relays and Step Functions' putEvents tasks see it.
+    /// A zero duration switches it off. Only a moto started through our launcher has it.
+    pub async fn refuse_put_events(
+        &self,
+        duration: std::time::Duration,
+        error_code: &str,
+    ) -> Result<BusFaultState, Error> {
+        let body = serde_json::json!({"put_events": {"seconds": duration.as_secs_f64(), "error_code": error_code}});
+        let response = reqwest::Client::new()
+            .post(format!("{}/_local/faults", self.endpoint))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::Aws(format!("bus faults: {e}")))?;
+        if !response.status().is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(Error::Aws(format!("bus faults refused: {text}")));
+        }
+        response.json().await.map_err(|e| Error::Aws(format!("bus faults (is this our moto_server.py?): {e}")))
+    }
+
+    /// The bus faults switched on and what they refused so far.
+    pub async fn bus_faults(&self) -> Result<BusFaultState, Error> {
+        let response = reqwest::get(format!("{}/_local/faults", self.endpoint))
+            .await
+            .map_err(|e| Error::Aws(format!("bus faults: {e}")))?;
+        response.json().await.map_err(|e| Error::Aws(format!("bus faults (is this our moto_server.py?): {e}")))
     }
 
     /// Creates a Standard state machine and returns its ARN. moto checks no IAM: the role is a

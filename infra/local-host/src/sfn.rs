@@ -61,6 +61,17 @@ impl Host {
         Ok(self.history(order_id).await?.iter().map(|e| e.r#type().as_str().to_owned()).collect())
     }
 
+    /// The errors of the execution's failed task attempts, in order (`EventBridge.FailedEntry`,
+    /// `Transient`, ...): what its Retry and Catch saw.
+    pub async fn task_failures(&self, order_id: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .history(order_id)
+            .await?
+            .iter()
+            .filter_map(|e| e.task_failed_event_details().and_then(|d| d.error()).map(str::to_owned))
+            .collect())
+    }
+
     async fn history(&self, order_id: &str) -> Result<Vec<aws_sdk_sfn::types::HistoryEvent>, Error> {
         let sfn = aws_sdk_sfn::Client::new(&self.sdk);
         let mut events = Vec::new();
