@@ -15,8 +15,11 @@ use crate::publisher::EventEntry;
 pub const ENVELOPE_VERSION: u32 = 1;
 
 /// A domain event: what happened, to which aggregate, when, and in which conversation.
+///
+/// Consumers are tolerant readers: a field they do not know (added by a newer producer, here or
+/// in `data`) is ignored, never an error. A change that removes or retypes a field is a new
+/// event type instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DomainEvent<T> {
     /// UUID v7: unique, and sortable by creation time. Consumers deduplicate on it.
     pub event_id: Uuid,
@@ -64,6 +67,27 @@ impl<T: Serialize> DomainEvent<T> {
 /// The EventBridge `source` of events published by `service`.
 pub fn source_for(service: &str) -> String {
     format!("shop.{service}")
+}
+
+/// The name of the field [`widened`] adds.
+pub const ADDED_LATER: &str = "added_later";
+
+/// What a newer producer may send in place of `value`: every object in it (the envelope, its
+/// `data`, every object inside) with one more field, [`ADDED_LATER`]. Consumers are tolerant
+/// readers: they read the widened document as they read `value`. The contract tests feed both to
+/// every consumer.
+pub fn widened(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(fields) => {
+            let mut fields: serde_json::Map<String, Value> =
+                fields.iter().map(|(name, v)| (name.clone(), widened(v))).collect();
+            fields.insert(ADDED_LATER.to_owned(), Value::from("a field this consumer does not know yet"));
+            Value::Object(fields)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(widened).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Serialises timestamps as RFC 3339 UTC with a `Z` and milliseconds, and accepts any RFC 3339
@@ -140,10 +164,17 @@ mod tests {
     }
 
     #[test]
-    fn unknown_envelope_fields_and_bad_timestamps_are_rejected() {
-        let mut value = serde_json::to_value(sample()).unwrap();
-        value["extra"] = json!(1);
-        assert!(serde_json::from_value::<DomainEvent<serde_json::Value>>(value).is_err());
+    fn unknown_envelope_fields_are_ignored_and_bad_timestamps_rejected() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Data {
+            order_id: String,
+        }
+        let event: DomainEvent<Data> =
+            serde_json::from_value(widened(&serde_json::to_value(sample()).unwrap())).unwrap();
+        assert_eq!(
+            (event.event_id, event.data.order_id.as_str()),
+            (sample().event_id, "0193a3c2-0000-7000-8000-000000000001")
+        );
         let mut value = serde_json::to_value(sample()).unwrap();
         value["occurred_at"] = json!("yesterday");
         let err = serde_json::from_value::<DomainEvent<serde_json::Value>>(value).unwrap_err();

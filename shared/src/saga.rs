@@ -35,8 +35,9 @@ pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
 }
 
 /// A command from the saga: the envelope, the step's data, and the token to answer with.
+/// Workers are tolerant readers: fields they do not know are ignored (see
+/// [`crate::envelope::DomainEvent`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SagaCommand<T = Value> {
     pub event_id: Uuid,
     pub event_type: String,
@@ -47,6 +48,18 @@ pub struct SagaCommand<T = Value> {
     pub version: u32,
     pub task_token: String,
     pub data: T,
+}
+
+/// Reads a [`crate::money::Money`] in a command tolerantly: `Money` rejects unknown fields,
+/// because it is part of HTTP request bodies, which are strict; a command is not.
+pub fn tolerant_money<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<crate::money::Money, D::Error> {
+    #[derive(Deserialize)]
+    struct Fields {
+        amount_minor: u64,
+        currency: String,
+    }
+    let fields = Fields::deserialize(deserializer)?;
+    Ok(crate::money::Money::new(fields.amount_minor, fields.currency))
 }
 
 impl SagaCommand<Value> {

@@ -81,9 +81,8 @@ impl Restock {
     }
 }
 
-/// A line to reserve.
+/// A line to reserve, as the saga's `ReserveInventory` command carries it: read tolerantly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RequestedLine {
     pub sku: String,
     pub quantity: u32,

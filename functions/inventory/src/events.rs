@@ -15,7 +15,6 @@ pub const STOCK_LOW: &str = "StockLow";
 
 /// Stock is held for every line of an order, at these prices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InventoryReserved {
     pub order_id: String,
     pub lines: Vec<ReservedLine>,
@@ -25,7 +24,6 @@ pub struct InventoryReserved {
 
 /// Nothing was reserved for the order: these skus were short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InventoryReservationFailed {
     pub order_id: String,
     pub shortages: Vec<Shortage>,
@@ -33,7 +31,6 @@ pub struct InventoryReservationFailed {
 
 /// The stock held for an order went back on the shelf.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct InventoryReleased {
     pub order_id: String,
     pub lines: Vec<ReservedLine>,
@@ -41,7 +38,6 @@ pub struct InventoryReleased {
 
 /// A sku's available stock fell below its threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StockLow {
     pub sku: String,
     pub available: u64,

@@ -26,14 +26,12 @@ pub const ORDER_CANCELLED: &str = "OrderCancelled";
 const ORDERS_SOURCE: &str = "shop.orders";
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ReserveData {
     order_id: String,
     lines: Vec<RequestedLine>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ReleaseData {
     order_id: String,
 }

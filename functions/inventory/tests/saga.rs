@@ -177,3 +177,42 @@ async fn a_foreign_or_broken_event_is_an_error_for_the_dlq() {
     let err = consume_order_event(event, &service).await.unwrap_err();
     assert!(err.to_string().contains("data"), "{err}");
 }
+
+type Event = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>;
+
+/// What a newer producer sends: the same event with one more field in every object of its detail
+/// (envelope, data, lines).
+fn widened(mut event: Event) -> Event {
+    event.detail = shared::envelope::widened(&event.detail);
+    event
+}
+
+#[tokio::test]
+async fn the_worker_reads_commands_with_fields_it_does_not_know() {
+    let service = service(10).await;
+    let worker = InventorySagaWorker::new(service.clone());
+    let reporter = InMemoryTaskReporter::new();
+    let reserve = widened(fixtures::eventbridge("inventory-saga-worker", "reserve-inventory.json").unwrap());
+    assert_eq!(reserve.detail["data"]["lines"][0]["added_later"], json!("a field this consumer does not know yet"));
+    let outcome = dispatch(reserve, &worker, &reporter).await.unwrap();
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success(json!({"status": "RESERVED", "total": {"amount_minor": 2500, "currency": "EUR"}}))
+    );
+    let release = widened(fixtures::eventbridge("inventory-saga-worker", "release-inventory.json").unwrap());
+    let outcome = dispatch(release, &worker, &reporter).await.unwrap();
+    assert_eq!(outcome, TaskOutcome::Success(json!({"status": "RELEASED"})));
+    assert_eq!(available(&service).await, 10);
+}
+
+#[tokio::test]
+async fn the_order_events_consumer_reads_events_with_fields_it_does_not_know() {
+    let first = service(10).await;
+    reserve_two(&first).await;
+    let confirmed = widened(fixtures::eventbridge("inventory-order-events", "order-confirmed.json").unwrap());
+    assert_eq!(consume_order_event(confirmed, &first).await.unwrap(), Consumed::Committed);
+    let other = service(10).await;
+    reserve_two(&other).await;
+    let cancelled = widened(fixtures::eventbridge("inventory-order-events", "order-cancelled.json").unwrap());
+    assert_eq!(consume_order_event(cancelled, &other).await.unwrap(), Consumed::Released);
+}

@@ -14,7 +14,6 @@ pub const ORDER_CANCELLED: &str = "OrderCancelled";
 
 /// A customer placed an order. Starts the fulfilment saga.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OrderCreated {
     pub order_id: OrderId,
     pub customer_id: String,
@@ -24,7 +23,6 @@ pub struct OrderCreated {
 
 /// The order is fulfilled: stock committed, payment captured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OrderConfirmed {
     pub order_id: OrderId,
     pub customer_id: String,
@@ -32,7 +30,6 @@ pub struct OrderConfirmed {
 
 /// The order will not be fulfilled; nothing stays reserved or charged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OrderCancelled {
     pub order_id: OrderId,
     pub customer_id: String,

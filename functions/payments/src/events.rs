@@ -15,7 +15,6 @@ pub const PAYMENT_REFUNDED: &str = "PaymentRefunded";
 
 /// The provider captured the order's amount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PaymentCompleted {
     pub order_id: String,
     pub provider_payment_id: String,
@@ -24,7 +23,6 @@ pub struct PaymentCompleted {
 
 /// The provider refused the payment method; nothing was charged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PaymentDeclined {
     pub order_id: String,
     pub amount: Money,
@@ -34,7 +32,6 @@ pub struct PaymentDeclined {
 
 /// The payment was cancelled before the provider was asked to charge; nothing was charged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PaymentVoided {
     pub order_id: String,
     pub amount: Money,
@@ -42,7 +39,6 @@ pub struct PaymentVoided {
 
 /// The captured amount went back to the customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PaymentRefunded {
     pub order_id: String,
     pub provider_payment_id: String,

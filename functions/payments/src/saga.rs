@@ -21,15 +21,15 @@ pub const PAYMENT_FAILED: &str = "PaymentFailed";
 pub const REFUND_FAILED: &str = "RefundFailed";
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ProcessData {
     order_id: String,
+    /// `Money` itself is strict (it is in HTTP bodies too); a command reads it tolerantly.
+    #[serde(deserialize_with = "shared::saga::tolerant_money")]
     amount: Money,
     payment_method: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RefundData {
     order_id: String,
 }

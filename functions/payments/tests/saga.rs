@@ -97,3 +97,29 @@ async fn a_charge_delivered_after_its_compensation_is_cancelled_and_charges_noth
     assert_eq!(dispatch(refund, &worker, &reporter).await.unwrap(), TaskOutcome::Success(json!({"status": "NONE"})));
     assert_eq!((provider.create_calls(), provider.charge_calls(), provider.refund_calls()), (0, 0, 0));
 }
+
+type Command = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>;
+
+/// What a newer producer sends: the same command with one more field in every object of its
+/// detail (envelope, data, amount).
+fn widened(mut event: Command) -> Command {
+    event.detail = shared::envelope::widened(&event.detail);
+    event
+}
+
+#[tokio::test]
+async fn the_worker_reads_commands_with_fields_it_does_not_know() {
+    let provider = Arc::new(ScriptedProvider::new());
+    let worker = worker(provider.clone());
+    let reporter = InMemoryTaskReporter::new();
+    let process = widened(fixtures::eventbridge("payments-saga-worker", "process-payment.json").unwrap());
+    assert_eq!(process.detail["data"]["amount"]["added_later"], json!("a field this consumer does not know yet"));
+    let outcome = dispatch(process, &worker, &reporter).await.unwrap();
+    assert_eq!(
+        outcome,
+        TaskOutcome::Success(json!({"status": "CAPTURED", "provider_payment_id": format!("pi_{ORDER_ID}")}))
+    );
+    let refund = widened(fixtures::eventbridge("payments-saga-worker", "refund-payment.json").unwrap());
+    let outcome = dispatch(refund, &worker, &reporter).await.unwrap();
+    assert_eq!(outcome, TaskOutcome::Success(json!({"status": "REFUNDED", "refund_id": format!("re_{ORDER_ID}")})));
+}
