@@ -69,8 +69,11 @@ fmt-check:
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# cfn-lint's own rules and the serverless ones (cfn-lint-serverless: DLQs, log retention, API
+# throttling and access logs...). A finding kept on purpose is ignored beside its resource
+# (Metadata cfn-lint ignore_checks) with the reason in a comment.
 cfn-lint: setup
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 
 lint: fmt-check clippy cfn-lint sam-validate
 
