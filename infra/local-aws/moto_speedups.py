@@ -10,6 +10,22 @@ chaos test: before them moto's one Python core was saturated at about 100 orders
   each time (a third of moto's CPU once the ASL was cached): parse each expression once (parsed
   expressions are immutable; `find` does not change them).
 
+- SQS's ReceiveMessage checks each message it returns against the queue's retention period by
+  asking for the queue's attributes, which computes all of them, approximate counts included,
+  each a pass over every message of the queue, and GetQueueAttributes builds that whole dict
+  again for every name asked: O(n^2) per receive (a fifth of moto's CPU in the chaos test). Read
+  the retention period from the queue, and build the attributes once per request.
+- SendMessage (and every EventBridge rule target that is a queue) reads the queue's attributes
+  to see whether a FIFO queue deduplicates by content: for a standard queue the answer is always
+  no, yet it costs three passes over the queue's messages, so a queue that collects events
+  makes every send slower than the last. While a send runs, a standard queue's attributes are
+  not built.
+
+- The response serializer works out, for every attribute of every object it writes, which
+  Python attribute holds it, by building six alias providers and asking each (a quarter of
+  moto's CPU once the above were in place, most of it for DynamoDB items). The answer depends
+  only on the object's class, the shape, the shape's parent and the key: work it out once.
+
 `apply()` returns their names; they are installed by `install()`, which the launcher calls
 before the first Step Functions request (importing moto's Step Functions parser costs about a
 second and 130 MB, which a moto that never runs a state machine should not pay).
@@ -50,9 +66,9 @@ def stepfunctions_one_boto_client_per_service() -> None:
     original = boto_client.boto_client_for
     cached = functools.lru_cache(maxsize=64)(lambda region, service: original(region, service))
 
+    # moto's boto_client_for ignores the credentials (every client signs with the same dummy
+    # keys), so one client per region and service answers exactly as a new one would.
     def boto_client_for(region, service, state_credentials=None):
-        if state_credentials is not None:
-            return original(region, service, state_credentials)
         return cached(region, service)
 
     boto_client.boto_client_for = boto_client_for
@@ -90,10 +106,96 @@ def parse_each_json_path_once() -> None:
     result_path.parse = plain
 
 
+def sqs_attributes_once_per_request() -> None:
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self, queue_name, message):
+        queue = self.get_queue(queue_name)
+        return queue.message_retention_period + message.sent_timestamp / 1000 > unix_time()
+
+    original = SQSBackend.get_queue_attributes
+
+    def get_queue_attributes(self, queue_name, attribute_names):
+        if not attribute_names or "All" in attribute_names:
+            return original(self, queue_name, attribute_names)
+        queue = self.get_queue(queue_name)
+        valid = ["All"] + queue.BASE_ATTRIBUTES + queue.FIFO_ATTRIBUTES + queue.KMS_ATTRIBUTES
+        if any(name not in valid for name in attribute_names):
+            return original(self, queue_name, attribute_names)  # raises InvalidAttributeName
+        everything = queue.attributes
+        return {name: everything[name] for name in attribute_names if everything.get(name) is not None}
+
+    from moto.core.utils import unix_time
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    SQSBackend.get_queue_attributes = get_queue_attributes
+
+
+def sqs_send_without_attributes() -> None:
+    from moto.sqs.models import Queue, SQSBackend
+
+    sending = threading.local()
+    full = Queue.attributes.fget
+
+    def attributes(self):
+        # Only `ContentBasedDeduplication` is read while sending, and only FIFO queues have it.
+        if getattr(sending, "active", False) and not self.fifo_queue:
+            return {}
+        return full(self)
+
+    original = SQSBackend.send_message
+
+    def send_message(self, *args, **kwargs):
+        sending.active = True
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            sending.active = False
+
+    Queue.attributes = property(attributes)
+    SQSBackend.send_message = send_message
+
+
+def serializer_possible_keys_once() -> None:
+    from moto.core import serialize
+
+    for picker in (serialize.AttributePicker, serialize.XFormedAttributePicker):
+        original = picker.get_possible_keys
+        cache: dict = {}
+        lock = threading.Lock()
+
+        def get_possible_keys(self, context, original=original, cache=cache, lock=lock):
+            shape = context.shape
+            # Aliases come from the class (its Meta, its name), the shape, its parent and the key.
+            key = (
+                type(self),
+                tuple(self.alias_providers),
+                type(context.obj),
+                shape,
+                getattr(shape, "parent", None),
+                context.key,
+            )
+            try:
+                return cache[key]
+            except KeyError:
+                pass
+            except TypeError:  # an unhashable part: work it out as moto does
+                return tuple(original(self, context))
+            keys = tuple(original(self, context))
+            with lock:
+                cache[key] = keys
+            return keys
+
+        picker.get_possible_keys = get_possible_keys
+
+
 SPEEDUPS = [
     stepfunctions_parse_each_definition_once,
     stepfunctions_one_boto_client_per_service,
     parse_each_json_path_once,
+    sqs_attributes_once_per_request,
+    sqs_send_without_attributes,
+    serializer_possible_keys_once,
 ]
 
 

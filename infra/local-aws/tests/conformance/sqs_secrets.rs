@@ -64,6 +64,45 @@ async fn a_long_poll_waits_for_a_message() {
     assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(4), "waited {waited:?}");
 }
 
+// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html
+// (ApproximateNumberOfMessages: available; ...NotVisible: in flight; ...Delayed: not yet available)
+// https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html
+// (MessageRetentionPeriod: a message older than it is deleted, never received)
+#[tokio::test]
+async fn queue_attributes_count_messages_by_state_and_a_fresh_message_is_received() {
+    use aws_sdk_sqs::types::QueueAttributeName as Name;
+    let moto = moto().await;
+    let sqs = aws_sdk_sqs::Client::new(&config(&moto));
+    let (url, _) = queue(&sqs, &local_aws::unique_name("counts")).await;
+    for body in ["a", "b", "c"] {
+        sqs.send_message().queue_url(&url).message_body(body).send().await.unwrap();
+    }
+    sqs.send_message().queue_url(&url).message_body("later").delay_seconds(30).send().await.unwrap();
+    let taken = sqs.receive_message().queue_url(&url).visibility_timeout(30).send().await.unwrap();
+    assert_eq!(taken.messages().len(), 1);
+    let counts = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(Name::ApproximateNumberOfMessages)
+        .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(Name::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let count = |name: Name| counts.attributes().and_then(|a| a.get(&name)).cloned();
+    assert_eq!(count(Name::ApproximateNumberOfMessages).as_deref(), Some("2"), "two available");
+    assert_eq!(count(Name::ApproximateNumberOfMessagesNotVisible).as_deref(), Some("1"), "one in flight");
+    assert_eq!(count(Name::ApproximateNumberOfMessagesDelayed).as_deref(), Some("1"), "one delayed");
+    assert_eq!(counts.attributes().map(|a| a.len()), Some(3), "only the attributes asked for");
+
+    // Retention (60 s is the minimum) is checked on receive: a fresh message is within it.
+    let (old, _) = queue(&sqs, &local_aws::unique_name("retention")).await;
+    sqs.set_queue_attributes().queue_url(&old).attributes(Name::MessageRetentionPeriod, "60").send().await.unwrap();
+    sqs.send_message().queue_url(&old).message_body("fresh").send().await.unwrap();
+    let fresh = sqs.receive_message().queue_url(&old).visibility_timeout(0).send().await.unwrap();
+    assert_eq!(fresh.messages().first().and_then(|m| m.body()), Some("fresh"), "within its retention");
+}
+
 // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html
 // https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
 #[tokio::test]
