@@ -196,7 +196,7 @@ impl Host {
                 (Trigger::Http { method, path }, Handler::Http(router)) => {
                     routes.push(Route::new(method.clone(), path.clone(), binary.clone(), router.clone()));
                 }
-                (Trigger::Rule { name, bus, pattern }, Handler::Events(function)) => {
+                (Trigger::Rule { name, bus, pattern, delivery }, Handler::Events(function)) => {
                     let queue = physical_name(&self.resolver.stack, &format!("{}-{name}", spec.logical_id));
                     let tap = EventTap::create(&self.moto, bus, &queue, pattern).await?;
                     let target = RuleTarget {
@@ -204,7 +204,9 @@ impl Host {
                         function: function.clone(),
                         binary: binary.clone(),
                         retries: spec.async_retries,
+                        max_event_age: spec.async_max_age,
                         on_failure: spec.async_on_failure.clone(),
+                        delivery: delivery.clone(),
                         scale,
                     };
                     self.tasks.push(tokio::spawn(rule_to_function::run(target, self.activity.clone(), sqs.clone())));
@@ -239,7 +241,13 @@ impl Host {
         let mut machines = Vec::new();
         if let Some(Yaml::Sequence(targets)) = properties.get("Targets") {
             for target in targets {
-                let arn = self.resolver.resolve(target.get("Arn").unwrap_or(&Yaml::Null))?;
+                let arn_value = target.get("Arn").unwrap_or(&Yaml::Null);
+                // A target the host provisions nothing for (an SNS topic, for one) is AWS's alone.
+                if local_aws::referenced(arn_value).is_some_and(|id| !self.resolver.resources.contains_key(id)) {
+                    tracing::info!(rule = logical_id, target = ?arn_value, "rule target not delivered locally");
+                    continue;
+                }
+                let arn = self.resolver.resolve(arn_value)?;
                 let is_machine = self
                     .resolver
                     .resources
@@ -250,14 +258,19 @@ impl Host {
                         "{logical_id}: the local host runs rule targets that are state machines or functions' own EventBridgeRule events, not {arn}"
                     )));
                 }
-                machines.push(arn);
+                let delivery = crate::spec::RuleDelivery::parse(logical_id, &bus, target, &self.resolver)?;
+                machines.push((arn, delivery));
             }
+        }
+        if machines.is_empty() {
+            return Ok(());
         }
         let tap =
             EventTap::create(&self.moto, &bus, &physical_name(&self.resolver.stack, logical_id), &pattern).await?;
         let target = MachineTarget { rule: logical_id.to_owned(), tap, machines };
         let sfn = aws_sdk_sfn::Client::new(&self.sdk);
-        self.tasks.push(tokio::spawn(rule_to_machine::run(target, self.activity.clone(), sfn)));
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        self.tasks.push(tokio::spawn(rule_to_machine::run(target, self.activity.clone(), sfn, sqs)));
         Ok(())
     }
 

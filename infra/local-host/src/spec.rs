@@ -2,6 +2,7 @@
 //! resolved to the local resources, its asynchronous-invocation settings and its triggers.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::Value;
 use serde_norway::Value as Yaml;
@@ -12,6 +13,12 @@ use crate::{Error, setup};
 /// Lambda's default for asynchronous invocations without `EventInvokeConfig`: two retries.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html>
 const DEFAULT_ASYNC_RETRIES: u32 = 2;
+/// And its default maximum age of an event: six hours (same page).
+const DEFAULT_ASYNC_MAX_AGE: Duration = Duration::from_secs(6 * 3600);
+/// EventBridge's defaults for a rule target without `RetryPolicy`: 185 retries within 24 hours.
+/// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html>
+const DEFAULT_RULE_RETRIES: u32 = 185;
+const DEFAULT_RULE_MAX_AGE: Duration = Duration::from_secs(86400);
 /// A stream trigger without `MaximumRetryAttempts` retries until the records expire (24 h);
 /// locally that many times.
 const DEFAULT_STREAM_RETRIES: u32 = 10;
@@ -23,6 +30,8 @@ pub struct FunctionSpec {
     pub env: BTreeMap<String, String>,
     /// `EventInvokeConfig.MaximumRetryAttempts`.
     pub async_retries: u32,
+    /// `EventInvokeConfig.MaximumEventAgeInSeconds`.
+    pub async_max_age: Duration,
     /// `EventInvokeConfig.DestinationConfig.OnFailure.Destination` (a queue's URL locally).
     pub async_on_failure: Option<String>,
     pub triggers: Vec<Trigger>,
@@ -31,8 +40,47 @@ pub struct FunctionSpec {
 #[derive(Debug, Clone)]
 pub enum Trigger {
     Http { method: String, path: String },
-    Rule { name: String, bus: String, pattern: Value },
+    Rule { name: String, bus: String, pattern: Value, delivery: RuleDelivery },
     Stream(StreamSpec),
+}
+
+/// How EventBridge delivers a rule's events to one target: its `RetryPolicy` and
+/// `DeadLetterConfig`, the same keys on a SAM `EventBridgeRule` event and on an
+/// `AWS::Events::Rule` target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDelivery {
+    /// The rule's ARN, as EventBridge names it in a dead letter's `RULE_ARN`.
+    pub rule_arn: String,
+    /// `RetryPolicy.MaximumRetryAttempts`.
+    pub retries: u32,
+    /// `RetryPolicy.MaximumEventAgeInSeconds`.
+    pub max_age: Duration,
+    /// `DeadLetterConfig.Arn`'s queue URL locally; `None` drops what could not be delivered.
+    pub dead_letter: Option<String>,
+}
+
+impl RuleDelivery {
+    /// `rule` is the rule's logical id (SAM names a function's rule `<Function><Event>`).
+    pub fn parse(rule: &str, bus: &str, properties: &Yaml, resolver: &Resolver) -> Result<Self, Error> {
+        let seconds = |key: &str| path(properties, &["RetryPolicy", key]).and_then(Yaml::as_u64);
+        let config = get(properties, "DeadLetterConfig");
+        if config.and_then(|c| get(c, "Type")).is_some() {
+            return Err(Error::Setup(format!(
+                "{rule}: DeadLetterConfig.Type makes SAM create a queue of its own and ignore Destination; name the declared queue with Arn"
+            )));
+        }
+        Ok(Self {
+            rule_arn: format!(
+                "arn:aws:events:{}:{}:rule/{bus}/{}",
+                crate::resolve::REGION,
+                crate::resolve::ACCOUNT,
+                crate::provision::physical_name(&resolver.stack, rule)
+            ),
+            retries: seconds("MaximumRetryAttempts").map_or(DEFAULT_RULE_RETRIES, |n| n as u32),
+            max_age: seconds("MaximumEventAgeInSeconds").map_or(DEFAULT_RULE_MAX_AGE, Duration::from_secs),
+            dead_letter: config.and_then(|c| get(c, "Arn")).map(|arn| queue_url_of(resolver, arn)).transpose()?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +131,10 @@ impl FunctionSpec {
             .and_then(|c| get(c, "MaximumRetryAttempts"))
             .and_then(Yaml::as_u64)
             .map_or(DEFAULT_ASYNC_RETRIES, |n| n as u32);
+        let async_max_age = invoke
+            .and_then(|c| get(c, "MaximumEventAgeInSeconds"))
+            .and_then(Yaml::as_u64)
+            .map_or(DEFAULT_ASYNC_MAX_AGE, Duration::from_secs);
         let async_on_failure = invoke
             .and_then(|c| path(c, &["DestinationConfig", "OnFailure", "Destination"]))
             .map(|d| queue_url_of(resolver, d))
@@ -99,11 +151,17 @@ impl FunctionSpec {
                             |key: &str| get(&properties, key).and_then(Yaml::as_str).unwrap_or_default().to_owned();
                         Trigger::Http { method: text("Method"), path: text("Path") }
                     }
-                    Some("EventBridgeRule") => Trigger::Rule {
-                        name: name.to_owned(),
-                        bus: bus_of(resolver, &properties).map_err(context)?,
-                        pattern: serde_json::to_value(get(&properties, "Pattern")).map_err(setup("rule pattern"))?,
-                    },
+                    Some("EventBridgeRule") => {
+                        let bus = bus_of(resolver, &properties).map_err(context)?;
+                        let rule = format!("{logical_id}{name}");
+                        Trigger::Rule {
+                            name: name.to_owned(),
+                            delivery: RuleDelivery::parse(&rule, &bus, &properties, resolver).map_err(context)?,
+                            bus,
+                            pattern: serde_json::to_value(get(&properties, "Pattern"))
+                                .map_err(setup("rule pattern"))?,
+                        }
+                    }
                     Some("DynamoDB") => {
                         Trigger::Stream(StreamSpec::parse(name, &properties, resolver).map_err(context)?)
                     }
@@ -117,7 +175,15 @@ impl FunctionSpec {
                 triggers.push(trigger);
             }
         }
-        Ok(Self { logical_id: logical_id.to_owned(), binary, env, async_retries, async_on_failure, triggers })
+        Ok(Self {
+            logical_id: logical_id.to_owned(),
+            binary,
+            env,
+            async_retries,
+            async_max_age,
+            async_on_failure,
+            triggers,
+        })
     }
 
     /// The function's environment as a lookup, for its `build`.
@@ -186,4 +252,60 @@ pub fn queue_url_of(resolver: &Resolver, destination: &Yaml) -> Result<String, E
             _ => None,
         })
         .ok_or_else(|| Error::Setup(format!("no local queue with ARN {arn}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolver() -> Resolver {
+        let mut resolver = Resolver { stack: "shop".into(), ..Resolver::default() };
+        resolver.resources.insert("ShopEventBus".into(), Physical::Bus { name: "shop-ShopEventBus".into() });
+        resolver.resources.insert(
+            "SagaDLQ".into(),
+            Physical::Queue {
+                url: "http://q/SagaDLQ".into(),
+                arn: "arn:aws:sqs:us-east-1:1:SagaDLQ".into(),
+                name: "q".into(),
+            },
+        );
+        resolver
+    }
+
+    #[test]
+    fn every_rule_target_of_the_template_dead_letters_where_it_says_with_its_retry_policy() {
+        let template = local_aws::Template::load_project().unwrap();
+        let resolver = resolver();
+        let mut seen = 0;
+        for (id, function) in template.resources_of_type("AWS::Serverless::Function") {
+            let Some(Yaml::Mapping(events)) = get(&function.properties, "Events") else { continue };
+            for (name, event) in events {
+                if get(event, "Type").and_then(Yaml::as_str) != Some("EventBridgeRule") {
+                    continue;
+                }
+                let properties = get(event, "Properties").unwrap();
+                let rule = format!("{id}{}", name.as_str().unwrap());
+                let delivery = RuleDelivery::parse(&rule, "shop-ShopEventBus", properties, &resolver).unwrap();
+                assert_eq!(delivery.dead_letter.as_deref(), Some("http://q/SagaDLQ"), "{rule}");
+                let declared = |key| path(properties, &["RetryPolicy", key]).and_then(Yaml::as_u64).unwrap();
+                assert_eq!(u64::from(delivery.retries), declared("MaximumRetryAttempts"), "{rule}");
+                assert_eq!(delivery.max_age.as_secs(), declared("MaximumEventAgeInSeconds"), "{rule}");
+                assert_eq!(
+                    delivery.rule_arn,
+                    format!("arn:aws:events:us-east-1:123456789012:rule/shop-ShopEventBus/shop-{rule}")
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 5, "{seen} rule targets");
+    }
+
+    #[test]
+    fn sams_type_sqs_dead_letter_config_is_refused_and_defaults_are_eventbridges() {
+        let sam_made: Yaml = serde_norway::from_str("DeadLetterConfig: {Type: SQS, Destination: x}").unwrap();
+        let error = RuleDelivery::parse("R", "b", &sam_made, &resolver()).unwrap_err().to_string();
+        assert!(error.contains("name the declared queue with Arn"), "{error}");
+        let bare = RuleDelivery::parse("R", "b", &Yaml::Null, &resolver()).unwrap();
+        assert_eq!((bare.retries, bare.max_age, bare.dead_letter), (185, Duration::from_secs(86400), None));
+    }
 }

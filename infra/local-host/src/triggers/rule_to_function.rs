@@ -6,7 +6,15 @@
 //! a failed invocation is retried `MaximumRetryAttempts` times (default 2), one minute after the
 //! first try and two minutes after the second (scaled by [`TimeScale`] for tests); events are
 //! handled concurrently; once the retries are spent the destination gets Lambda's invocation
-//! record (`requestContext`, `requestPayload`, `responseContext`, `responsePayload`).
+//! record (`requestContext`, `requestPayload`, `responseContext`, `responsePayload`), with the
+//! condition `RetriesExhausted`, or `EventAgeExceeded` once a retry would come later than
+//! `MaximumEventAgeInSeconds` after the event was queued.
+//!
+//! Before that, EventBridge has to get the event to Lambda: locally the host is Lambda, so an
+//! event that waited in the rule's queue longer than the target's
+//! `RetryPolicy.MaximumEventAgeInSeconds` (the host was not running, as Lambda was unreachable)
+//! goes to the rule's `DeadLetterConfig` queue instead ([`super::rule_dlq`]), measured from the
+//! event's `time` (the bus stamps it on receipt unless the producer set it).
 //! An event is deleted from its queue only once handled, so a host killed mid-way gets it again
 //! after the visibility timeout, as EventBridge's own retries would redeliver it.
 
@@ -19,9 +27,11 @@ use serde_json::{Value, json};
 use shared::saga::TaskReporter;
 use tokio::sync::Semaphore;
 
+use super::rule_dlq::{Undelivered, dead_letter};
 use super::{TimeScale, function_arn, send_to_destination};
 use crate::activity::Activity;
 use crate::functions::EventFunction;
+use crate::spec::RuleDelivery;
 use crate::{Delivery, Invocation};
 
 /// How many events of one function are handled at once (a function's concurrency).
@@ -33,8 +43,14 @@ pub struct RuleTarget {
     pub tap: EventTap,
     pub function: Arc<dyn EventFunction>,
     pub binary: String,
+    /// `EventInvokeConfig.MaximumRetryAttempts`.
     pub retries: u32,
+    /// `EventInvokeConfig.MaximumEventAgeInSeconds`.
+    pub max_event_age: Duration,
+    /// `EventInvokeConfig`'s on-failure destination.
     pub on_failure: Option<String>,
+    /// The rule's `RetryPolicy` and `DeadLetterConfig` for this target.
+    pub delivery: RuleDelivery,
     pub scale: TimeScale,
 }
 
@@ -81,6 +97,7 @@ async fn deliver(
     activity: &Activity,
     sqs: &aws_sdk_sqs::Client,
 ) {
+    let accepted = Instant::now();
     let trigger = event.detail_type.clone();
     let invocation = |outcome, duration, attempt| Invocation {
         at: Default::default(),
@@ -92,6 +109,11 @@ async fn deliver(
         attempt,
         outcome,
     };
+    if let Some(why) = undeliverable(&target.delivery, &event, chrono::Utc::now()) {
+        let body = serde_json::to_value(&event).unwrap_or_default();
+        dead_letter(sqs, &target.delivery, &function_arn(&target.binary), &body, &why).await;
+        return activity.record(invocation(Err(format!("{}: {}", why.code, why.message)), Duration::ZERO, 0));
+    }
     let delivery =
         if event.source == shared::saga::COMMAND_SOURCE { activity.delivery_of(&trigger) } else { Delivery::Handle };
     let times = match delivery {
@@ -111,29 +133,40 @@ async fn deliver(
             let result = target.function.invoke(event.clone()).await;
             activity.record(invocation(result.clone(), started.elapsed(), attempt));
             let Err(error) = result else { break };
-            if attempt <= target.retries {
-                let wait = retry_wait(target.scale, attempt);
+            let wait = retry_wait(target.scale, attempt);
+            let too_old = accepted.elapsed() + wait > target.scale.of(target.max_event_age);
+            if attempt <= target.retries && !too_old {
                 // Still ours while it waits: keep it invisible past the wait.
                 let _ = target.tap.extend(receipt, wait.as_secs() as i32 + 30).await;
                 tokio::time::sleep(wait).await;
-            } else if let Some(url) = &target.on_failure {
-                let record = failure_record(&target.binary, &event, &error, attempt);
+                continue;
+            }
+            if let Some(url) = &target.on_failure {
+                let condition = if attempt <= target.retries { "EventAgeExceeded" } else { "RetriesExhausted" };
+                let record = failure_record(&target.binary, &event, &error, attempt, condition);
                 send_to_destination(sqs, url, record).await;
             }
+            break;
         }
     }
 }
 
 /// What Lambda sends to an asynchronous invocation's on-failure destination:
 /// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>.
-pub fn failure_record(binary: &str, event: &EventBridgeEvent<Value>, error: &str, invocations: u32) -> Value {
+pub fn failure_record(
+    binary: &str,
+    event: &EventBridgeEvent<Value>,
+    error: &str,
+    invocations: u32,
+    condition: &str,
+) -> Value {
     json!({
         "version": "1.0",
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "requestContext": {
             "requestId": uuid::Uuid::now_v7().to_string(),
             "functionArn": format!("{}:$LATEST", function_arn(binary)),
-            "condition": "RetriesExhausted",
+            "condition": condition,
             "approximateInvokeCount": invocations,
         },
         "requestPayload": event,
@@ -142,9 +175,55 @@ pub fn failure_record(binary: &str, event: &EventBridgeEvent<Value>, error: &str
     })
 }
 
+/// Whether EventBridge would have given up on getting `event` to the function by `now`: it
+/// is older than the target's `MaximumEventAgeInSeconds`.
+pub fn undeliverable(
+    delivery: &RuleDelivery,
+    event: &EventBridgeEvent<Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Undelivered> {
+    // An event without a time is as fresh as can be.
+    let age = event.time.map_or(Duration::ZERO, |time| (now - time).to_std().unwrap_or_default());
+    (age > delivery.max_age).then(|| Undelivered {
+        code: "CONNECTION_FAILURE",
+        message: format!(
+            "the function was not reachable for {} s, past the target's MaximumEventAgeInSeconds ({} s)",
+            age.as_secs(),
+            delivery.max_age.as_secs()
+        ),
+        exhausted: Some("MaximumEventAgeInSeconds"),
+        // Locally no attempt was made while the host was away.
+        retries: 0,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_older_than_the_rules_maximum_age_is_not_delivered() {
+        let delivery = RuleDelivery {
+            rule_arn: "arn:r".into(),
+            retries: 185,
+            max_age: Duration::from_secs(3600),
+            dead_letter: None,
+        };
+        let mut event: EventBridgeEvent<Value> = serde_json::from_value(serde_json::json!({
+            "version": "0", "id": "e", "detail-type": "ConfirmOrder", "source": "shop.saga", "account": "1",
+            "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [], "detail": {}
+        }))
+        .unwrap();
+        let within = event.time.unwrap() + chrono::Duration::seconds(3600);
+        assert_eq!(undeliverable(&delivery, &event, within), None, "exactly the maximum age is still delivered");
+        let why = undeliverable(&delivery, &event, within + chrono::Duration::seconds(1)).expect("too old");
+        assert_eq!(why.code, "CONNECTION_FAILURE");
+        assert_eq!(why.exhausted, Some("MaximumEventAgeInSeconds"));
+        event.time = Some(within);
+        assert_eq!(undeliverable(&delivery, &event, within), None, "a fresh event is delivered");
+        event.time = None;
+        assert_eq!(undeliverable(&delivery, &event, within), None, "no time: nothing to measure");
+    }
 
     #[test]
     fn retries_wait_as_lambda_does_scaled() {

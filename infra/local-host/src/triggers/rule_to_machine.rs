@@ -1,7 +1,10 @@
 //! An `AWS::Events::Rule` whose targets are state machines: each matching event starts an
-//! execution with the event as its input, as EventBridge's Step Functions target does. The
-//! event is deleted from the rule's queue once every execution was started (or exists already),
-//! so a host killed in between starts it on its next run.
+//! execution with the event as its input, as EventBridge's Step Functions target does. A start
+//! that fails is retried with backoff within the target's `RetryPolicy`; one that still fails,
+//! or fails in a way no retry fixes (the state machine does not exist, access denied), goes to
+//! the target's `DeadLetterConfig` queue ([`super::rule_dlq`]). The event is deleted from the
+//! rule's queue once every target has it (started, or existing already, or dead-lettered), so a
+//! host killed in between starts it on its next run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,34 +12,107 @@ use std::time::{Duration, Instant};
 use local_aws::EventTap;
 use serde_json::Value;
 
+use super::rule_dlq::{Undelivered, dead_letter};
 use crate::Invocation;
 use crate::activity::Activity;
+use crate::spec::RuleDelivery;
+
+/// EventBridge's backoff between delivery attempts, locally: doubling from one second, at most a minute.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 pub struct MachineTarget {
     pub rule: String,
     pub tap: EventTap,
-    pub machines: Vec<String>,
+    /// Each state machine's ARN with its delivery settings.
+    pub machines: Vec<(String, RuleDelivery)>,
 }
 
-pub async fn run(target: MachineTarget, activity: Arc<Activity>, sfn: aws_sdk_sfn::Client) {
+pub async fn run(target: MachineTarget, activity: Arc<Activity>, sfn: aws_sdk_sfn::Client, sqs: aws_sdk_sqs::Client) {
     loop {
         let Ok(received) = target.tap.receive_unacked(1).await else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
         for message in received {
-            let mut started_all = true;
-            for machine in &target.machines {
-                started_all &= start(&target.rule, machine, &message.event, &activity, &sfn).await;
+            let mut delivered_all = true;
+            for (machine, delivery) in &target.machines {
+                delivered_all &= deliver(&target, machine, delivery, &message, &activity, &sfn, &sqs).await;
             }
-            if started_all {
+            if delivered_all {
                 let _ = target.tap.ack(&message.receipt).await;
             }
         }
     }
 }
 
-async fn start(rule: &str, machine: &str, event: &Value, activity: &Activity, sfn: &aws_sdk_sfn::Client) -> bool {
+/// Starts the execution, retrying within the retry policy; false only when the event could be
+/// neither started nor dead-lettered (it stays in the rule's queue).
+async fn deliver(
+    target: &MachineTarget,
+    machine: &str,
+    delivery: &RuleDelivery,
+    message: &local_aws::tap::Received,
+    activity: &Activity,
+    sfn: &aws_sdk_sfn::Client,
+    sqs: &aws_sdk_sqs::Client,
+) -> bool {
+    let first = Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    for attempt in 0.. {
+        let Err(failure) = start(&target.rule, machine, &message.event, activity, sfn).await else { return true };
+        let exhausted = if attempt >= delivery.retries {
+            Some("MaximumRetryAttempts")
+        } else if first.elapsed() + backoff > delivery.max_age {
+            Some("MaximumEventAgeInSeconds")
+        } else {
+            None
+        };
+        if failure.retriable && exhausted.is_none() {
+            let _ = target.tap.extend(&message.receipt, backoff.as_secs() as i32 + 30).await;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            continue;
+        }
+        let why = Undelivered {
+            code: failure.code,
+            message: failure.message,
+            exhausted: exhausted.filter(|_| failure.retriable),
+            retries: attempt,
+        };
+        return dead_letter(sqs, delivery, machine, &message.event, &why).await;
+    }
+    unreachable!("the loop returns")
+}
+
+/// A failed StartExecution, as EventBridge classifies it.
+#[derive(Debug, PartialEq)]
+pub struct StartFailure {
+    pub code: &'static str,
+    pub message: String,
+    pub retriable: bool,
+}
+
+/// EventBridge's error code for a StartExecution error; a missing state machine or missing
+/// permissions are not retried (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html>).
+pub fn classify(error_code: Option<&str>, message: String) -> StartFailure {
+    let (code, retriable) = match error_code.unwrap_or_default() {
+        "StateMachineDoesNotExist" | "StateMachineDeleting" | "ResourceNotFoundException" => ("NO_RESOURCE", false),
+        "AccessDeniedException" | "AccessDenied" => ("NO_PERMISSIONS", false),
+        "InvalidArn" | "InvalidName" | "InvalidExecutionInput" | "ValidationException" => ("INVALID_PARAMETER", false),
+        "ThrottlingException" | "ExecutionLimitExceeded" => ("THROTTLING", true),
+        _ => ("SDK_CLIENT_ERROR", true),
+    };
+    StartFailure { code, message, retriable }
+}
+
+async fn start(
+    rule: &str,
+    machine: &str,
+    event: &Value,
+    activity: &Activity,
+    sfn: &aws_sdk_sfn::Client,
+) -> Result<(), StartFailure> {
     let started = Instant::now();
     // EventBridge names each execution itself; the event's id keeps a redelivered event from
     // starting a second one.
@@ -45,11 +121,13 @@ async fn start(rule: &str, machine: &str, event: &Value, activity: &Activity, sf
         .map(|id| id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(80).collect::<String>());
     let result = sfn.start_execution().state_machine_arn(machine).set_name(name).input(event.to_string()).send().await;
     let outcome = match result {
-        Ok(_) => Ok(None),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_already_exists()) => Ok(None),
-        Err(e) => Err(aws_sdk_sfn::error::DisplayErrorContext(e).to_string()),
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_execution_already_exists()) => Ok(()),
+        Err(e) => {
+            let code = e.as_service_error().and_then(aws_sdk_sfn::error::ProvideErrorMetadata::code).map(str::to_owned);
+            Err(classify(code.as_deref(), aws_sdk_sfn::error::DisplayErrorContext(e).to_string()))
+        }
     };
-    let ok = outcome.is_ok();
     activity.record(Invocation {
         at: Default::default(),
         binary: format!("rule {rule}"),
@@ -58,7 +136,30 @@ async fn start(rule: &str, machine: &str, event: &Value, activity: &Activity, sf
         correlation_id: event["detail"]["correlation_id"].as_str().map(str::to_owned),
         duration: started.elapsed(),
         attempt: 1,
-        outcome,
+        outcome: outcome.as_ref().map(|_| None).map_err(|f| format!("{}: {}", f.code, f.message)),
     });
-    ok
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_machine_or_permission_is_dead_lettered_at_once_and_throttling_retried() {
+        let failure = |code: &str| classify(Some(code), String::new());
+        assert_eq!(
+            (failure("StateMachineDoesNotExist").code, failure("StateMachineDoesNotExist").retriable),
+            ("NO_RESOURCE", false)
+        );
+        assert_eq!(
+            (failure("AccessDeniedException").code, failure("AccessDeniedException").retriable),
+            ("NO_PERMISSIONS", false)
+        );
+        assert_eq!(
+            (failure("ThrottlingException").code, failure("ThrottlingException").retriable),
+            ("THROTTLING", true)
+        );
+        assert!(classify(None, "connection reset".into()).retriable, "an unknown error is retried");
+    }
 }
