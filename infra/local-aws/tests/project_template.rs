@@ -4,6 +4,8 @@
 //! CloudFormation deploys of it (the SAM transform's output, `sam`) keeps failures where the
 //! template says they go.
 
+#[path = "project_template/iam.rs"]
+mod iam;
 #[path = "project_template/operations.rs"]
 mod operations;
 #[path = "project_template/sam.rs"]
