@@ -113,6 +113,9 @@ mod tests {
         attributes(&delivery(None), "arn:t", why).into_iter().collect()
     }
 
+    // What EventBridge puts in a rule target's DLQ: the event as the body, and the attributes
+    // RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE, EXHAUSTED_RETRY_CONDITION, RETRY_ATTEMPTS
+    // (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html).
     #[tokio::test]
     async fn the_event_lands_unchanged_in_the_dead_letter_queue_with_its_attributes() {
         let moto = local_aws::Moto::start().await.expect("moto (make setup)");
