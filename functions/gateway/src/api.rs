@@ -50,8 +50,8 @@ pub const LARGEST_PLACE_ORDER_BYTES: usize = {
     }
     let identifier = json_string(MAX_ID_LEN, 12);
     let line = r#"{"sku":,"quantity":}"#.len() + identifier + digits(MAX_QUANTITY);
-    let envelope = r#"{"customer_id":,"payment_method":,"items":[]}"#.len();
-    envelope + identifier + json_string(MAX_PAYMENT_METHOD_LEN, 6) + MAX_ORDER_LINES * line + (MAX_ORDER_LINES - 1)
+    let envelope = r#"{"payment_method":,"items":[]}"#.len();
+    envelope + json_string(MAX_PAYMENT_METHOD_LEN, 6) + MAX_ORDER_LINES * line + (MAX_ORDER_LINES - 1)
 };
 
 // Every order the document allows gets through the body limit of the gateway and of orders
@@ -64,12 +64,11 @@ const _: () = assert!(LARGEST_PLACE_ORDER_BYTES + LARGEST_PLACE_ORDER_BYTES / 4 
 #[schema(value_type = String, format = DateTime)]
 pub struct Timestamp(pub String);
 
-/// `POST /api/orders`. Prices and totals are not sent: they come from the catalogue.
+/// `POST /api/orders`. Prices and totals are not sent: they come from the catalogue. Nor is the
+/// customer: it is the token's subject, and a body naming `customer_id` is refused.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
-    #[schema(schema_with = identifier)]
-    pub customer_id: String,
     /// A payment provider token such as `pm_card_visa`, never card data: 13 or more digits in a
     /// row are refused as a likely card number.
     #[schema(
@@ -105,6 +104,21 @@ fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::
     match number.as_f64() {
         Some(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Ok(f as u32),
         Some(f) => Err(D::Error::invalid_value(Unexpected::Float(f), &"a whole number from 0 to 4294967295")),
+        None => Err(D::Error::custom("not a number")),
+    }
+}
+
+/// [`integer`] for a `u64`.
+fn integer_u64<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    use serde::de::{Error, Unexpected};
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_u64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        // Exactly representable: every whole f64 up to 2^53, far above any limit here.
+        Some(f) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => Ok(f as u64),
+        Some(f) => Err(D::Error::invalid_value(Unexpected::Float(f), &"a whole number from 0")),
         None => Err(D::Error::custom("not a number")),
     }
 }
@@ -154,11 +168,20 @@ pub enum PaymentStatus {
     Refunded,
 }
 
-/// Why the provider refused a payment, in its words.
+/// Why a payment was refused, as customers are told it: one of four generic reasons. The
+/// provider's exact code (`stolen_card`, `incorrect_cvc`, ...) is for the shop's operators only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    CardDeclined,
+    InsufficientFunds,
+    AuthenticationRequired,
+    TryAgain,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Decline {
-    /// `insufficient_funds`, `expired_card`, ...
-    pub reason: String,
+    pub reason: DeclineReason,
     pub message: String,
 }
 
@@ -242,6 +265,81 @@ pub struct OrderView {
     pub reservation: Option<Reservation>,
     pub saga: Option<SagaProgress>,
     pub degraded: Vec<Part>,
+}
+
+/// A page of the caller's orders, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OrderList {
+    pub orders: Vec<Order>,
+    /// Pass it as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// What API Gateway itself answers when it refuses a request (401 from the JWT authorizer).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GatewayMessage {
+    /// `Unauthorized`
+    pub message: String,
+}
+
+/// Longest product name (inventory's `MAX_NAME_LEN`; a test keeps them equal).
+pub const MAX_NAME_LEN: usize = 200;
+/// Highest price in minor units (inventory's `MAX_PRICE_MINOR`).
+pub const MAX_PRICE_MINOR: u64 = 10_000_000_000;
+/// Most units one restock adds, and highest low-stock threshold (inventory's `MAX_RESTOCK`).
+pub const MAX_RESTOCK: u32 = 1_000_000;
+
+/// A product name: 1 to `MAX_NAME_LEN` characters, not only whitespace.
+fn product_name() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_NAME_LEN))
+        .pattern(Some(r"\S"))
+        .build()
+}
+
+/// An ISO 4217 currency code, as `shared::money::Currency` knows them.
+fn currency() -> Object {
+    let codes: Vec<&str> = shared::money::Currency::all().map(|c| c.code).collect();
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes)).build()
+}
+
+/// A price: integer minor units of an ISO 4217 currency (`1250` EUR is 12.50 EUR).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    #[schema(minimum = 0, maximum = 10_000_000_000_u64)]
+    #[serde(deserialize_with = "integer_u64")]
+    pub amount_minor: u64,
+    #[schema(schema_with = currency, example = "EUR")]
+    pub currency: String,
+}
+
+/// `PUT /api/products/{sku}`: a product's name, price and low-stock threshold.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductSpec {
+    #[schema(schema_with = product_name, example = "Red mug")]
+    pub name: String,
+    pub price: Price,
+    /// `StockLow` is published when the available stock drops below it; 0 when not sent.
+    #[serde(default, deserialize_with = "integer_u64")]
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    pub low_stock_threshold: u64,
+}
+
+/// `POST /api/products/{sku}/restock`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restock {
+    /// Yours to choose, unique per restock: repeating a restock with its id adds nothing.
+    #[schema(schema_with = identifier)]
+    pub restock_id: String,
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(deserialize_with = "integer")]
+    pub quantity: u32,
 }
 
 /// A product of the catalogue with the stock that can still be ordered.

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Extension, Path, Request, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,14 +18,19 @@ use shared::http::{StrictJson, finish_router};
 use shared::problem::PROBLEM_CONTENT_TYPE;
 use shared::resilience::{CallError, HttpError, HttpReply};
 use shared::{ApiError, CorrelationId};
-use utoipa::OpenApi;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Response as DocResponse};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{Order, OrderView, Part, Payment, PlaceOrder, Problem, Product, Reservation};
+use crate::api::{
+    GatewayMessage, Order, OrderList, OrderView, Part, Payment, PlaceOrder, Problem, Product, ProductSpec, Reservation,
+    Restock,
+};
+use crate::caller::Caller;
 use crate::legacy::Legacy;
 use crate::upstream::{Failure, Upstreams};
 
@@ -36,21 +41,48 @@ use crate::upstream::{Failure, Upstreams};
         description = "The public API of the shop: orders, their fulfilment, and the catalogue. \
             Every error is an RFC 9457 problem document (`application/problem+json`). \
             Every response carries `X-Correlation-Id`: the client's, or a new one. \
+            Every operation but reading the catalogue and this document needs a bearer token (a JWT \
+            from the shop's identity provider: the Cognito user pool, or the issuer the stack was \
+            deployed with); API Gateway refuses a missing, malformed, expired, wrongly signed or \
+            wrong-audience token with 401 before the shop sees the request. The customer is the \
+            token's `sub`; admin operations need the admin group in `cognito:groups`. \
             Routes not migrated off the legacy backend yet (`LEGACY_ROUTES`) are proxied to it \
             and are not described here."
     ),
     tags((name = "orders", description = "Placing orders and following their fulfilment"),
          (name = "catalogue", description = "Products and their stock"),
-         (name = "meta", description = "This document"))
+         (name = "meta", description = "This document")),
+    modifiers(&BearerScheme)
 )]
 struct ApiDoc;
+
+/// The security scheme of every protected operation: a JWT bearer token.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some(
+                "An access or ID token of the shop's identity provider, `Authorization: Bearer <token>`. \
+                 Locally: `make token` or `POST /_local/token`.",
+            ))
+            .build();
+        openapi.components.get_or_insert_default().add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    }
+}
+
+/// The name of the security scheme in the document.
+pub const BEARER: &str = "bearer";
 
 /// The documented routes, still waiting for their state.
 fn documented() -> OpenApiRouter<Upstreams> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(place_order))
+        .routes(routes!(place_order, list_orders))
         .routes(routes!(get_order))
-        .routes(routes!(get_product))
+        .routes(routes!(get_product, put_product))
+        .routes(routes!(restock))
         .routes(routes!(get_openapi))
 }
 
@@ -315,7 +347,10 @@ fn failure(service: &str, failure: Failure, documented: &[StatusCode]) -> Respon
 /// the answer, or its `Location`). Send an `Idempotency-Key` to retry safely: the same key with
 /// the same body returns the first answer. Without one, the gateway uses a key of its own for
 /// this request (so its own retries never place a second order) and names it in a `503`.
-#[utoipa::path(post, path = "/api/orders", tag = "orders", request_body = PlaceOrder,
+///
+/// The order is the caller's: the customer is the token's `sub`. Keys are the caller's own: the
+/// same key from two customers places two orders.
+#[utoipa::path(post, path = "/api/orders", tag = "orders", request_body = PlaceOrder, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$",
         description = "1 to 255 visible ASCII characters, sent once. Makes the request safe to repeat: the same key and body return the first answer; another body with it is a 422")),
     responses(
@@ -324,8 +359,9 @@ fn failure(service: &str, failure: Failure, documented: &[StatusCode]) -> Respon
                 ("Idempotent-Replayed" = String, description = "`true` when this answer repeats the first one for the request's key")),
             links(("GetOrder" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")),
                 description = "The order placed, and its fulfilment")))),
-        (status = 400, description = "The request (body or Idempotency-Key) does not match this document",
+        (status = 400, description = "The request (body or Idempotency-Key) does not match this document; a body naming `customer_id` is refused, naming it (the customer is the token's)",
             body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = GatewayMessage),
         (status = 413, description = "The body is larger than 128 KiB (131072 bytes); the largest valid order is about 80 KB",
             body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -339,15 +375,25 @@ fn failure(service: &str, failure: Failure, documented: &[StatusCode]) -> Respon
 async fn place_order(
     State(upstreams): State<Upstreams>,
     Extension(correlation_id): Extension<CorrelationId>,
+    caller: Caller,
     headers: HeaderMap,
-    StrictJson(order): StrictJson<PlaceOrder>,
+    order: Result<StrictJson<PlaceOrder>, ApiError>,
 ) -> Response {
+    let order = match order {
+        Ok(StrictJson(order)) => order,
+        Err(refusal) => return customer_from_the_token(refusal).into_response(),
+    };
     let key = match Key::from_headers(&headers) {
         Ok(key) => key,
         Err(refusal) => return refusal.into_response(),
     };
-    // Always keyed, so always safely retried: a retry after a timeout is orders' replay.
-    let body = serde_json::to_value(&order).expect("a request of plain fields serialises");
+    // Always keyed, so always safely retried: a retry after a timeout is orders' replay. The
+    // customer is the caller, whatever the body might have wished.
+    let body = serde_json::json!({
+        "customer_id": caller.customer_id,
+        "payment_method": order.payment_method,
+        "items": order.items,
+    });
     let sent = upstreams.orders.send(Method::POST, "/orders", Some(&body), Some(key.as_str()), &correlation_id).await;
     let placed = match sent.map_err(Failure::from).and_then(|reply| match reply.json::<Order>() {
         Ok(order) => Ok((reply, order)),
@@ -373,6 +419,162 @@ async fn place_order(
         response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     }
     response
+}
+
+/// What API Gateway answers with 401 (its own body, before the shop sees the request).
+const UNAUTHORIZED: &str = "No token, or one that is malformed, expired, not yet valid, wrongly signed, from another issuer or for another audience. API Gateway answers this itself, with `WWW-Authenticate` naming the reason";
+
+/// A body naming `customer_id` is refused with a reason that says where the customer comes from.
+fn customer_from_the_token(refusal: ApiError) -> ApiError {
+    match refusal {
+        ApiError::Validation(mut params) => {
+            for param in params.iter_mut().filter(|p| p.name == "customer_id") {
+                param.reason = "must not be sent: the customer is the subject of your token".into();
+            }
+            ApiError::Validation(params)
+        }
+        other => other,
+    }
+}
+
+/// `GET /api/orders`: a page size and where the previous page ended.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// How many orders a page holds: 1 to 100, 20 when not sent.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page, as it was given.
+    #[param(min_length = 1, max_length = 2048)]
+    pub cursor: Option<String>,
+}
+
+/// The caller's own orders, newest first.
+///
+/// A page at a time: pass the answer's `next_cursor` as `cursor` for the next page; the last
+/// page has none. Cursors are opaque and only valid for the caller who got them.
+#[utoipa::path(get, path = "/api/orders", tag = "orders", security(("bearer" = [])), params(ListQuery),
+    responses(
+        (status = 200, description = "A page of the caller's orders", body = OrderList),
+        (status = 400, description = "`limit` is not 1 to 100, or `cursor` is not one this API gave the caller",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = GatewayMessage),
+        (status = 503, description = "The orders service is unavailable; try again after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
+async fn list_orders(
+    State(upstreams): State<Upstreams>,
+    Extension(correlation_id): Extension<CorrelationId>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => return ApiError::BadRequest(e.body_text()).into_response(),
+    };
+    let mut path = format!("/orders?customer_id={}", segment(&caller.customer_id));
+    if let Some(limit) = query.limit {
+        path.push_str(&format!("&limit={limit}"));
+    }
+    if let Some(cursor) = &query.cursor {
+        path.push_str(&format!("&cursor={}", segment(cursor)));
+    }
+    match upstreams.orders.get(&path, &correlation_id).await {
+        Ok(reply) => relay::<OrderList>("orders", reply),
+        Err(err) => failure("orders", err.into(), &[StatusCode::BAD_REQUEST]),
+    }
+}
+
+/// Create a product, or change its name, price or low-stock threshold (admins).
+///
+/// Stock only changes through restocks and orders. Repeating the same request changes nothing.
+#[utoipa::path(put, path = "/api/products/{sku}", tag = "catalogue", request_body = ProductSpec, security(("bearer" = [])),
+    params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        description = "The product's sku: 1 to 64 characters, not only whitespace, no control characters", example = "SKU-RED-MUG")),
+    responses(
+        (status = 200, description = "The product as it now is", body = Product),
+        (status = 400, description = "The sku or body does not match this document, or the currency is not an ISO 4217 code",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = GatewayMessage),
+        (status = 403, description = "The caller is not in the admin group", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The inventory service is unavailable; try again after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
+async fn put_product(
+    State(upstreams): State<Upstreams>,
+    Extension(correlation_id): Extension<CorrelationId>,
+    caller: Caller,
+    sku: Result<Path<String>, PathRejection>,
+    spec: Result<StrictJson<ProductSpec>, ApiError>,
+) -> Response {
+    if let Err(refused) = caller.require_admin() {
+        return refused.into_response();
+    }
+    let (sku, StrictJson(spec)) = match path_param("sku", sku).and_then(|sku| Ok((sku, spec?))) {
+        Ok(parts) => parts,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let body = serde_json::to_value(&spec).expect("a product of plain fields serialises");
+    let path = format!("/inventory/{}", segment(&sku));
+    // A PUT is idempotent: retried like a read.
+    match upstreams.inventory.send(Method::PUT, &path, Some(&body), None, &correlation_id).await {
+        Ok(reply) => relay::<Product>("inventory", reply),
+        Err(err) => failure("inventory", err.into(), &[StatusCode::BAD_REQUEST]),
+    }
+}
+
+/// Add stock to a product (admins).
+///
+/// The `restock_id` makes the request safe to repeat: a restock with an id already applied adds
+/// nothing and answers the product with `Idempotent-Replayed: true`.
+#[utoipa::path(post, path = "/api/products/{sku}/restock", tag = "catalogue", request_body = Restock, security(("bearer" = [])),
+    params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+        description = "The product's sku", example = "SKU-RED-MUG")),
+    responses(
+        (status = 200, description = "The product with its new stock", body = Product,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this restock was applied before"))),
+        (status = 400, description = "The sku or body does not match this document", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = GatewayMessage),
+        (status = 403, description = "The caller is not in the admin group", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product: create it first", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The inventory service is unavailable; try again after `Retry-After` seconds",
+            body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    ))]
+async fn restock(
+    State(upstreams): State<Upstreams>,
+    Extension(correlation_id): Extension<CorrelationId>,
+    caller: Caller,
+    sku: Result<Path<String>, PathRejection>,
+    restock: Result<StrictJson<Restock>, ApiError>,
+) -> Response {
+    if let Err(refused) = caller.require_admin() {
+        return refused.into_response();
+    }
+    let (sku, StrictJson(restock)) = match path_param("sku", sku).and_then(|sku| Ok((sku, restock?))) {
+        Ok(parts) => parts,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let body = serde_json::to_value(&restock).expect("a restock of plain fields serialises");
+    let path = format!("/inventory/{}/restock", segment(&sku));
+    // The restock id makes a repeat count once, so the call is retried as a keyed POST.
+    let sent =
+        upstreams.inventory.send(Method::POST, &path, Some(&body), Some(&restock.restock_id), &correlation_id).await;
+    match sent {
+        Ok(reply) => {
+            let replayed = reply.headers.get(REPLAYED_HEADER).is_some_and(|v| v == "true");
+            let mut response = relay::<Product>("inventory", reply);
+            if replayed && response.status().is_success() {
+                response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            }
+            response
+        }
+        Err(err) => failure("inventory", err.into(), &[StatusCode::BAD_REQUEST, StatusCode::NOT_FOUND]),
+    }
 }
 
 /// A product of the catalogue with its stock.
@@ -431,13 +633,17 @@ fn part<T: DeserializeOwned>(
 /// The parts are fetched in parallel. If payments, inventory or the saga's history fail, time
 /// out or are behind an open breaker, the answer is still 200: the missing parts are `null` and
 /// named in `degraded`. Only the order itself is essential.
-#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
+///
+/// Another customer's order is a 404, exactly as an order that does not exist; an admin reads
+/// any order.
+#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
         description = "The order's id: a UUID as 8-4-4-4-12 hexadecimal digits, in either case; the answer spells it in lower case")),
     responses(
         (status = 200, description = "The order and what is known of its fulfilment", body = OrderView),
         (status = 400, description = "The id is not an order id", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = UNAUTHORIZED, body = GatewayMessage),
+        (status = 404, description = "No such order, or not the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The orders service is unavailable; try again after `Retry-After` seconds",
             body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
@@ -445,14 +651,19 @@ fn part<T: DeserializeOwned>(
 async fn get_order(
     State(upstreams): State<Upstreams>,
     Extension(correlation_id): Extension<CorrelationId>,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
     let id = match path_param("id", id).and_then(|raw| order_id(&raw)) {
         Ok(id) => id.to_string(),
         Err(refusal) => return refusal.into_response(),
     };
-    let (order_path, payment_path, reservation_path) =
-        (format!("/orders/{id}"), format!("/payments/order/{id}"), format!("/reservations/order/{id}"));
+    // orders answers 404 for another customer's order; an admin's read is not scoped.
+    let order_path = match caller.admin {
+        true => format!("/orders/{id}"),
+        false => format!("/orders/{id}?customer_id={}", segment(&caller.customer_id)),
+    };
+    let (payment_path, reservation_path) = (format!("/payments/order/{id}"), format!("/reservations/order/{id}"));
     let saga = async {
         match &upstreams.saga {
             Some(saga) => Some(tokio::time::timeout(Duration::from_secs(2), saga.progress(&id)).await),
@@ -470,6 +681,11 @@ async fn get_order(
         Ok(Err(e)) => return failure("orders", bad_answer(e), &[]),
         Err(err) => return failure("orders", err.into(), &[StatusCode::NOT_FOUND]),
     };
+    if !caller.admin && order.customer_id != caller.customer_id {
+        // orders scoped the read, so this is orders failing; still, never show the order.
+        tracing::error!(order_id = %id, "orders answered another customer's order to a scoped read");
+        return ApiError::NotFound(format!("order {id} does not exist")).into_response();
+    }
     if order.id.to_string() != id {
         return failure(
             "orders",

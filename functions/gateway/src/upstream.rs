@@ -12,6 +12,8 @@ pub struct Upstreams {
     pub inventory: ServiceClient,
     pub payments: ServiceClient,
     pub saga: Option<std::sync::Arc<dyn crate::saga::SagaProgress>>,
+    /// Which claim names the caller's groups and which group is admin (see [`crate::caller`]).
+    pub access: crate::caller::Access,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +26,7 @@ pub enum ConfigError {
 
 impl Upstreams {
     /// From `ORDERS_BASE_URL`, `INVENTORY_BASE_URL`, `PAYMENTS_BASE_URL` and their policy
-    /// variables (see `shared::resilience::client`). With a signer, every call is signed with
+    /// variables (see `shared::resilience::client`), and `GROUPS_CLAIM` and `ADMIN_GROUP`. With a signer, every call is signed with
     /// SigV4 (the internal APIs require IAM authorization).
     pub fn from_lookup(env: Lookup<'_>, signer: Option<SigV4>) -> Result<Self, ConfigError> {
         let client = |prefix: &str| -> Result<ServiceClient, ConfigError> {
@@ -39,6 +41,7 @@ impl Upstreams {
             inventory: client("INVENTORY")?,
             payments: client("PAYMENTS")?,
             saga: None,
+            access: crate::caller::Access::from_lookup(env),
         })
     }
 

@@ -32,8 +32,9 @@ fn identifier(n: u32) -> String {
 
 /// The largest body the document allows: every limit at its maximum and every character
 /// written as its longest escape; compact (no insignificant whitespace), or pretty-printed with
-/// two-space indents as many clients send it.
-fn largest_order(pretty: bool) -> String {
+/// two-space indents as many clients send it. The public API's has no `customer_id` (the
+/// customer is the token's); the one the gateway forwards to orders has one, at its longest.
+fn largest_order(pretty: bool, internal: bool) -> String {
     let (nl, i1, i2, i3, sp) = if pretty { ("\n", "  ", "    ", "      ", " ") } else { ("", "", "", "", "") };
     let payment_method = "pm_".chars().chain(std::iter::repeat_n('a', MAX_PAYMENT_METHOD_LEN - 3));
     let lines: Vec<String> = (0..MAX_ORDER_LINES as u32)
@@ -42,9 +43,9 @@ fn largest_order(pretty: bool) -> String {
             format!("{i2}{{{nl}{i3}\"sku\":{sp}{sku},{nl}{i3}\"quantity\":{sp}{MAX_QUANTITY}{nl}{i2}}}")
         })
         .collect();
+    let customer = if internal { format!("{i1}\"customer_id\":{sp}{},{nl}", identifier(999)) } else { String::new() };
     format!(
-        "{{{nl}{i1}\"customer_id\":{sp}{},{nl}{i1}\"payment_method\":{sp}{},{nl}{i1}\"items\":{sp}[{nl}{}{nl}{i1}]{nl}}}",
-        identifier(999),
+        "{{{nl}{customer}{i1}\"payment_method\":{sp}{},{nl}{i1}\"items\":{sp}[{nl}{}{nl}{i1}]{nl}}}",
         longest_string(payment_method),
         lines.join(&format!(",{nl}"))
     )
@@ -54,10 +55,12 @@ fn post(body: String) -> Request<Body> {
     Request::post("/orders").header("content-type", "application/json").body(Body::from(body)).unwrap()
 }
 
+/// `request` to the public API, from a customer whose `sub` is as long as an id may be.
 fn public(request: Request<Body>) -> Request<Body> {
     let (mut parts, body) = request.into_parts();
     parts.uri = "/api/orders".parse().unwrap();
-    Request::from_parts(parts, body)
+    let sub: String = std::iter::repeat_n('\u{1F600}', MAX_ID_LEN).collect();
+    gateway::caller::with_claims(Request::from_parts(parts, body), serde_json::json!({ "sub": sub }))
 }
 
 fn orders_router() -> axum::Router {
@@ -67,10 +70,10 @@ fn orders_router() -> axum::Router {
 
 #[test]
 fn the_largest_order_is_what_the_limits_say() {
-    let body = largest_order(false);
+    let body = largest_order(false, false);
     assert_eq!(body.len(), LARGEST_PLACE_ORDER_BYTES);
     assert!(body.len() > 64 * 1024, "larger than the old limit: {}", body.len());
-    let pretty = largest_order(true);
+    let pretty = largest_order(true, false);
     assert!(pretty.len() <= shared::http::MAX_BODY_BYTES, "{}", pretty.len());
     let value: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(value["items"].as_array().unwrap().len(), MAX_ORDER_LINES);
@@ -82,7 +85,7 @@ fn the_largest_order_is_what_the_limits_say() {
 
 #[tokio::test]
 async fn the_largest_order_is_placed_through_the_orders_router() {
-    for body in [largest_order(false), largest_order(true)] {
+    for body in [largest_order(false, true), largest_order(true, true)] {
         let (status, _, answer) = local_aws::fixtures::send(orders_router(), post(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
         assert_eq!(answer["lines"].as_array().map(Vec::len), Some(MAX_ORDER_LINES));
@@ -102,7 +105,7 @@ async fn the_largest_order_is_placed_through_the_gateway() {
         _ => name.ends_with("_BASE_URL").then(|| "http://127.0.0.1:9".to_owned()),
     };
     let gateway = gateway::http::router(gateway::upstream::Upstreams::from_lookup(&env, None).unwrap(), None);
-    for body in [largest_order(false), largest_order(true)] {
+    for body in [largest_order(false, false), largest_order(true, false)] {
         let (status, headers, answer) = local_aws::fixtures::send(gateway.clone(), public(post(body))).await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
         assert_eq!(answer["lines"].as_array().map(Vec::len), Some(MAX_ORDER_LINES));

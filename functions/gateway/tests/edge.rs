@@ -15,8 +15,15 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
-const PLACE_ORDER: &str =
-    r#"{"customer_id":"c-1","payment_method":"pm_card_visa","items":[{"sku":"SKU-MUG","quantity":2}]}"#;
+const PLACE_ORDER: &str = r#"{"payment_method":"pm_card_visa","items":[{"sku":"SKU-MUG","quantity":2}]}"#;
+
+/// The router as API Gateway's JWT authorizer feeds it: every request carries the claims of a
+/// token of customer `c-1` (the customer of the orders below).
+fn as_customer(router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::map_request(|request: Request<Body>| async move {
+        gateway::caller::with_claims(request, json!({"sub": "c-1"}))
+    }))
+}
 
 struct Downstreams {
     orders: MockServer,
@@ -47,12 +54,15 @@ impl Downstreams {
 
     fn gateway(&self) -> axum::Router {
         let vars = self.vars();
-        router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap(), None)
+        as_customer(router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap(), None))
     }
 
     fn gateway_with_saga(&self, saga: Arc<RecordingSaga>) -> axum::Router {
         let vars = self.vars();
-        router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap().with_saga(saga), None)
+        as_customer(router(
+            Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap().with_saga(saga),
+            None,
+        ))
     }
 
     async fn received(&self) -> usize {

@@ -31,6 +31,11 @@ async fn downstreams() -> Downstreams {
 
 /// The gateway configured as the Lambda is, with short timeouts and small breaker windows.
 fn gateway(d: &Downstreams) -> axum::Router {
+    as_customer(unauthenticated(d))
+}
+
+/// The gateway as the Lambda is, with nothing in front: no authorizer's claims on any request.
+fn unauthenticated(d: &Downstreams) -> axum::Router {
     let mut vars = HashMap::new();
     for (prefix, server) in [("ORDERS", &d.orders), ("INVENTORY", &d.inventory), ("PAYMENTS", &d.payments)] {
         vars.insert(format!("{prefix}_BASE_URL"), server.uri());
@@ -42,6 +47,32 @@ fn gateway(d: &Downstreams) -> axum::Router {
         vars.insert(format!("{prefix}_BREAKER_OPEN_MS"), "60000".to_owned());
     }
     router(Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap(), None)
+}
+
+/// `request` with the claims of a token for `sub` in `groups`, as API Gateway passes them.
+fn from(sub: &str, groups: &[&str], request: Request<Body>) -> Request<Body> {
+    let mut claims = json!({"sub": sub, "iss": "https://issuer.example", "exp": 4102444800u64});
+    if !groups.is_empty() {
+        claims["cognito:groups"] = json!(groups);
+    }
+    gateway::caller::with_claims(request, claims)
+}
+
+fn json_request(method: &str, uri: &str, body: Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// The router as API Gateway's JWT authorizer feeds it: every request carries the claims of a
+/// token of customer `c-1` (the customer of the orders below).
+fn as_customer(router: axum::Router) -> axum::Router {
+    router.layer(axum::middleware::map_request(|request: Request<Body>| async move {
+        gateway::caller::with_claims(request, json!({"sub": "c-1"}))
+    }))
 }
 
 /// An order as the orders service answers it (with its internal `version`).
@@ -83,8 +114,7 @@ fn product(sku: &str) -> Value {
     })
 }
 
-const PLACE_ORDER: &str =
-    r#"{"customer_id":"c-1","payment_method":"pm_card_visa","items":[{"sku":"SKU-MUG","quantity":2}]}"#;
+const PLACE_ORDER: &str = r#"{"payment_method":"pm_card_visa","items":[{"sku":"SKU-MUG","quantity":2}]}"#;
 
 /// How payments and inventory say they have none (yet): a 404 problem document.
 fn none_yet() -> ResponseTemplate {
@@ -340,7 +370,7 @@ async fn bad_input_is_refused_before_any_downstream_call() {
         (StatusCode::BAD_REQUEST, json!("Idempotency-Key"))
     );
     let (status, headers, _) = send(Request::delete("/api/orders").body(Body::empty()).unwrap()).await;
-    assert_eq!((status, headers["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "POST"));
+    assert_eq!((status, headers["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "POST,GET,HEAD"));
     let (status, headers, _) = send(Request::get("/api/nothing").body(Body::empty()).unwrap()).await;
     assert_eq!(
         (status, headers["content-type"].to_str().unwrap()),
@@ -447,14 +477,23 @@ async fn a_large_body_streams_through_and_a_dead_legacy_backend_is_a_503() {
 #[tokio::test]
 async fn the_events_fixtures_run_through_the_gateway() {
     let d = downstreams().await;
+    // The fixtures carry the claims of a Cognito token of cust-42, as API Gateway passes them.
+    let mut order = order();
+    order["customer_id"] = json!("cust-42");
     Mock::given(method("POST"))
         .and(path("/orders"))
         .and(header("idempotency-key", "demo-key-0001"))
         .and(header("x-correlation-id", "demo-correlation-1"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(order()))
+        .and(wiremock::matchers::body_partial_json(json!({"customer_id": "cust-42"})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(order.clone()))
         .mount(&d.orders)
         .await;
-    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
+    Mock::given(method("GET"))
+        .and(path(format!("/orders/{ID}")))
+        .and(wiremock::matchers::query_param("customer_id", "cust-42"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(order.clone()))
+        .mount(&d.orders)
+        .await;
     serve(&d.payments, &format!("/payments/order/{ID}"), none_yet()).await;
     serve(
         &d.inventory,
@@ -464,10 +503,11 @@ async fn the_events_fixtures_run_through_the_gateway() {
     .await;
     serve(&d.inventory, "/inventory/SKU-RED-MUG", ResponseTemplate::new(200).set_body_json(product("SKU-RED-MUG")))
         .await;
-    let gateway = gateway(&d);
+    let gateway = unauthenticated(&d);
     let fixture = |name| local_aws::fixtures::http("gateway-api", name).unwrap();
     let (status, _, body) = local_aws::fixtures::send(gateway.clone(), fixture("place-order.json")).await;
-    assert_eq!((status, body), (StatusCode::CREATED, public_order()));
+    order.as_object_mut().unwrap().remove("version");
+    assert_eq!((status, body), (StatusCode::CREATED, order));
     let (status, _, body) = local_aws::fixtures::send(gateway.clone(), fixture("get-order.json")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((body["reservation"]["status"].clone(), body["degraded"].clone()), (json!("RESERVED"), json!([])));
@@ -528,7 +568,7 @@ async fn the_order_view_shows_the_sagas_progress_or_names_it_missing() {
             "INVENTORY_BASE_URL" => Some(uri.2.clone()),
             _ => None,
         };
-        router(Upstreams::from_lookup(&env, None).unwrap().with_saga(std::sync::Arc::new(saga)), None)
+        as_customer(router(Upstreams::from_lookup(&env, None).unwrap().with_saga(std::sync::Arc::new(saga)), None))
     };
     let running = gateway::saga::Progress { status: "RUNNING".into(), step: Some("ProcessPayment".into()) };
     let (_, _, body) = get(&with_saga(FixedSaga(Ok(Some(running)))), &format!("/api/orders/{ID}")).await;
@@ -539,4 +579,210 @@ async fn the_order_view_shows_the_sagas_progress_or_names_it_missing() {
         (status, body["saga"].clone(), body["degraded"].clone()),
         (StatusCode::OK, Value::Null, json!(["saga"]))
     );
+}
+
+// ---------------------------------------------------------------- who is calling (#16)
+
+/// API Gateway refuses a request without a valid token before the gateway runs; a route that
+/// reaches the gateway without the authorizer's claims (deployed without it) is refused too,
+/// with a 401 problem, and calls nothing. The catalogue's reads and the document need none.
+#[tokio::test]
+async fn without_the_authorizers_claims_every_protected_route_is_401_and_calls_nothing() {
+    let d = downstreams().await;
+    serve(&d.inventory, "/inventory/SKU-MUG", ResponseTemplate::new(200).set_body_json(product("SKU-MUG"))).await;
+    let gateway = unauthenticated(&d);
+    let place = json!({"payment_method": "pm_card_visa", "items": [{"sku": "SKU-MUG", "quantity": 1}]});
+    let requests = [
+        json_request("POST", "/api/orders", place),
+        Request::get("/api/orders").body(Body::empty()).unwrap(),
+        Request::get(format!("/api/orders/{ID}")).body(Body::empty()).unwrap(),
+        json_request(
+            "PUT",
+            "/api/products/SKU-MUG",
+            json!({"name": "Mug", "price": {"amount_minor": 1, "currency": "EUR"}}),
+        ),
+        json_request("POST", "/api/products/SKU-MUG/restock", json!({"restock_id": "r1", "quantity": 1})),
+    ];
+    for request in requests {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, headers, body) = local_aws::fixtures::send(gateway.clone(), request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+        assert_eq!(headers["content-type"], "application/problem+json", "{what}");
+        assert_eq!(headers["www-authenticate"], "Bearer", "{what}");
+    }
+    let (status, _, body) = get(&gateway, "/api/products/SKU-MUG").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = get(&gateway, "/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(d.orders.received_requests().await.unwrap().len(), 0);
+    assert_eq!(d.inventory.received_requests().await.unwrap().len(), 1, "only the product read");
+}
+
+/// The customer is the token's `sub`: a body naming `customer_id` is a 400 naming the field,
+/// and the order is forwarded with the caller's id.
+#[tokio::test]
+async fn the_customer_is_the_tokens_subject_and_a_body_naming_one_is_400() {
+    let d = downstreams().await;
+    Mock::given(method("POST"))
+        .and(path("/orders"))
+        .and(wiremock::matchers::body_json(json!({
+            "customer_id": "alice", "payment_method": "pm_card_visa", "items": [{"sku": "SKU-MUG", "quantity": 2}]
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json({
+            let mut order = order();
+            order["customer_id"] = json!("alice");
+            order
+        }))
+        .expect(1)
+        .mount(&d.orders)
+        .await;
+    let gateway = unauthenticated(&d);
+    let forged =
+        json!({"customer_id": "bob", "payment_method": "pm_card_visa", "items": [{"sku": "SKU-MUG", "quantity": 2}]});
+    let (status, headers, body) =
+        local_aws::fixtures::send(gateway.clone(), from("alice", &[], json_request("POST", "/api/orders", forged)))
+            .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(body["invalid-params"][0]["name"], "customer_id", "{body}");
+    assert!(body["invalid-params"][0]["reason"].as_str().unwrap().contains("token"), "{body}");
+    let own = json!({"payment_method": "pm_card_visa", "items": [{"sku": "SKU-MUG", "quantity": 2}]});
+    let (status, _, body) =
+        local_aws::fixtures::send(gateway, from("alice", &[], json_request("POST", "/api/orders", own))).await;
+    assert_eq!((status, &body["customer_id"]), (StatusCode::CREATED, &json!("alice")), "{body}");
+}
+
+/// Another customer's order is a 404, word for word the answer for an order that does not
+/// exist: the read is scoped in orders (`?customer_id=`), and checked again here.
+#[tokio::test]
+async fn another_customers_order_is_404_and_an_admin_reads_any_order() {
+    let d = downstreams().await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(200).set_body_json(payment("CAPTURED")))
+        .await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), none_yet()).await;
+    let not_found = json!({
+        "type": "https://errors.shop.example/not-found", "title": "Resource not found", "status": 404,
+        "detail": format!("order {ID} does not exist")
+    });
+    // orders scopes the read: c-1's order for c-1 and for an unscoped (admin) read, 404 otherwise.
+    Mock::given(method("GET"))
+        .and(path(format!("/orders/{ID}")))
+        .and(wiremock::matchers::query_param("customer_id", "c-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(order()))
+        .mount(&d.orders)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/orders/{ID}")))
+        .and(wiremock::matchers::query_param_is_missing("customer_id"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(order()))
+        .mount(&d.orders)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/orders/{ID}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(not_found.clone()))
+        .with_priority(10)
+        .mount(&d.orders)
+        .await;
+    let gateway = unauthenticated(&d);
+    let read = |sub: &str, groups: &[&str]| {
+        from(sub, groups, Request::get(format!("/api/orders/{ID}")).body(Body::empty()).unwrap())
+    };
+    let (status, _, body) = local_aws::fixtures::send(gateway.clone(), read("c-1", &[])).await;
+    assert_eq!((status, &body["order"]["id"]), (StatusCode::OK, &json!(ID)), "{body}");
+    let (status, _, body) = local_aws::fixtures::send(gateway.clone(), read("mallory", &[])).await;
+    assert_eq!((status, body), (StatusCode::NOT_FOUND, not_found.clone()), "not 403: nothing says the order exists");
+    let (status, _, body) = local_aws::fixtures::send(gateway.clone(), read("mallory", &["staff"])).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _, body) = local_aws::fixtures::send(gateway.clone(), read("ops-1", &["admin"])).await;
+    assert_eq!((status, &body["order"]["customer_id"]), (StatusCode::OK, &json!("c-1")), "{body}");
+    assert_eq!(body["payment"]["status"], "CAPTURED");
+}
+
+/// Should orders ever answer another customer's order to a scoped read, the gateway still
+/// answers 404 and shows nothing of it.
+#[tokio::test]
+async fn an_order_of_another_customer_from_orders_is_still_404() {
+    let d = downstreams().await;
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(order())).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), none_yet()).await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), none_yet()).await;
+    let request = from("mallory", &[], Request::get(format!("/api/orders/{ID}")).body(Body::empty()).unwrap());
+    let (status, _, body) = local_aws::fixtures::send(unauthenticated(&d), request).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(!body.to_string().contains("pm_card_visa") && !body.to_string().contains("c-1"), "{body}");
+}
+
+/// `GET /api/orders` asks orders for the caller's own orders only, with the page size and
+/// cursor passed on, and answers the page as the contract describes it.
+#[tokio::test]
+async fn the_order_list_is_the_callers_own() {
+    let d = downstreams().await;
+    Mock::given(method("GET"))
+        .and(path("/orders"))
+        .and(wiremock::matchers::query_param("customer_id", "c-1"))
+        .and(wiremock::matchers::query_param("limit", "2"))
+        .and(wiremock::matchers::query_param("cursor", "abc/+="))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"orders": [order()], "next_cursor": "xyz"})))
+        .expect(1)
+        .mount(&d.orders)
+        .await;
+    let request =
+        from("c-1", &[], Request::get("/api/orders?limit=2&cursor=abc%2F%2B%3D").body(Body::empty()).unwrap());
+    let (status, _, body) = local_aws::fixtures::send(unauthenticated(&d), request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"orders": [public_order()], "next_cursor": "xyz"}));
+    let request = from("c-1", &[], Request::get("/api/orders?limit=lots").body(Body::empty()).unwrap());
+    let (status, headers, _) = local_aws::fixtures::send(unauthenticated(&d), request).await;
+    assert_eq!(
+        (status, headers["content-type"].to_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "application/problem+json")
+    );
+}
+
+/// Creating, changing and restocking products is for admins: a customer's token gets 403 and
+/// inventory hears nothing; an admin's is forwarded, the restock with its id as the key.
+#[tokio::test]
+async fn admin_operations_are_refused_to_a_customer_and_forwarded_for_an_admin() {
+    let d = downstreams().await;
+    let spec = json!({"name": "Mug", "price": {"amount_minor": 1200, "currency": "EUR"}, "low_stock_threshold": 1});
+    Mock::given(method("PUT"))
+        .and(path("/inventory/SKU-MUG"))
+        .and(wiremock::matchers::body_json(spec.clone()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(product("SKU-MUG")))
+        .expect(1)
+        .mount(&d.inventory)
+        .await;
+    let restock = json!({"restock_id": "delivery-7", "quantity": 3});
+    Mock::given(method("POST"))
+        .and(path("/inventory/SKU-MUG/restock"))
+        .and(wiremock::matchers::body_json(restock.clone()))
+        .and(header("idempotency-key", "delivery-7"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(product("SKU-MUG")).insert_header("idempotent-replayed", "true"),
+        )
+        .expect(1)
+        .mount(&d.inventory)
+        .await;
+    let gateway = unauthenticated(&d);
+    let put = || json_request("PUT", "/api/products/SKU-MUG", spec.clone());
+    let post = || json_request("POST", "/api/products/SKU-MUG/restock", restock.clone());
+    for request in [from("c-1", &[], put()), from("c-1", &["staff"], post())] {
+        let (status, headers, body) = local_aws::fixtures::send(gateway.clone(), request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+    }
+    assert_eq!(d.inventory.received_requests().await.unwrap().len(), 0);
+    let (status, _, body) = local_aws::fixtures::send(gateway.clone(), from("ops-1", &["admin"], put())).await;
+    assert_eq!((status, &body["sku"]), (StatusCode::OK, &json!("SKU-MUG")), "{body}");
+    let (status, headers, body) =
+        local_aws::fixtures::send(gateway.clone(), from("ops-1", &["staff", "admin"], post())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    let bad = json_request(
+        "PUT",
+        "/api/products/SKU-MUG",
+        json!({"name": "Mug", "price": {"amount_minor": 1, "currency": "EUR"}, "colour": "red"}),
+    );
+    let (status, _, body) = local_aws::fixtures::send(gateway, from("ops-1", &["admin"], bad)).await;
+    assert_eq!((status, &body["invalid-params"][0]["name"]), (StatusCode::BAD_REQUEST, &json!("colour")), "{body}");
 }

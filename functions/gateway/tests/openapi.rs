@@ -43,7 +43,15 @@ fn the_document_is_openapi_3_1_with_every_public_route() {
     routes.sort();
     assert_eq!(
         routes,
-        ["get /api/openapi.json", "get /api/orders/{id}", "get /api/products/{sku}", "post /api/orders"]
+        [
+            "get /api/openapi.json",
+            "get /api/orders",
+            "get /api/orders/{id}",
+            "get /api/products/{sku}",
+            "post /api/orders",
+            "post /api/products/{sku}/restock",
+            "put /api/products/{sku}",
+        ]
     );
 }
 
@@ -59,11 +67,80 @@ fn documented_limits_are_the_services_limits() {
     let item = &schemas["OrderItem"]["properties"];
     assert_eq!(item["quantity"]["maximum"], shared::validation::MAX_QUANTITY);
     assert_eq!(item["quantity"]["minimum"], 1);
-    for identifier in [&item["sku"], &schemas["PlaceOrder"]["properties"]["customer_id"]] {
+    for identifier in [&item["sku"], &schemas["Restock"]["properties"]["restock_id"]] {
         assert_eq!(identifier["maxLength"], shared::validation::MAX_ID_LEN, "{identifier}");
     }
     assert_eq!(schemas["PlaceOrder"]["properties"]["payment_method"]["maxLength"], 255);
     assert_eq!(schemas["PlaceOrder"]["additionalProperties"], false);
+    assert!(schemas["PlaceOrder"]["properties"].get("customer_id").is_none(), "the customer is the token's");
+    let spec = &schemas["ProductSpec"]["properties"];
+    assert_eq!(spec["name"]["maxLength"], inventory::domain::MAX_NAME_LEN);
+    assert_eq!(gateway::api::MAX_NAME_LEN, inventory::domain::MAX_NAME_LEN);
+    assert_eq!(gateway::api::MAX_PRICE_MINOR, inventory::domain::MAX_PRICE_MINOR);
+    assert_eq!(gateway::api::MAX_RESTOCK, inventory::domain::MAX_RESTOCK);
+    assert_eq!(spec["low_stock_threshold"]["maximum"], inventory::domain::MAX_RESTOCK);
+    assert_eq!(schemas["Price"]["properties"]["amount_minor"]["maximum"], inventory::domain::MAX_PRICE_MINOR);
+    let currencies = schemas["Price"]["properties"]["currency"]["enum"].as_array().unwrap();
+    assert!(currencies.contains(&"EUR".into()) && currencies.contains(&"JPY".into()), "ISO 4217 codes");
+    assert_eq!(schemas["Restock"]["properties"]["quantity"]["maximum"], inventory::domain::MAX_RESTOCK);
+    for name in ["ProductSpec", "Price", "Restock"] {
+        assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+    }
+}
+
+/// The document declares the bearer scheme and which operations need it, and they are the ones
+/// the template puts behind the JWT authorizer: every operation but those whose route the
+/// template declares with `Authorizer: NONE`. A protected operation documents API Gateway's
+/// 401; an admin operation documents 403.
+#[test]
+fn the_security_scheme_is_declared_and_matches_the_template() {
+    let doc = generated();
+    let scheme = &doc["components"]["securitySchemes"][gateway::http::BEARER];
+    assert_eq!((scheme["type"].as_str(), scheme["scheme"].as_str()), (Some("http"), Some("bearer")), "{scheme}");
+    assert_eq!(scheme["bearerFormat"], "JWT");
+
+    let template = local_aws::Template::load_project().unwrap();
+    let events = template.resource("GatewayApiFunction").unwrap().properties["Events"].as_mapping().unwrap().clone();
+    let mut open_routes: Vec<String> = events
+        .values()
+        .filter(|event| event["Properties"]["Auth"]["Authorizer"].as_str() == Some("NONE"))
+        .map(|event| {
+            let properties = &event["Properties"];
+            format!(
+                "{} {}",
+                properties["Method"].as_str().unwrap().to_lowercase(),
+                properties["Path"].as_str().unwrap()
+            )
+        })
+        .collect();
+    open_routes.sort();
+    assert_eq!(open_routes, ["get /api/openapi.json", "get /api/products/{sku}"]);
+    let api = &template.resource("GatewayHttpApi").unwrap().properties["Auth"];
+    assert!(api["DefaultAuthorizer"].as_str().is_some(), "every other route is behind the authorizer: {api:?}");
+
+    let mut unprotected = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let route = format!("{method} {path}");
+            match operation.get("security") {
+                Some(security) => {
+                    assert_eq!(security, &serde_json::json!([{ gateway::http::BEARER: [] }]), "{route}");
+                    let unauthorized = &operation["responses"]["401"];
+                    assert_eq!(
+                        unauthorized["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/GatewayMessage",
+                        "{route}: {unauthorized}"
+                    );
+                }
+                None => unprotected.push(route),
+            }
+        }
+    }
+    unprotected.sort();
+    assert_eq!(unprotected, open_routes);
+    for (method, path) in [("put", "/api/products/{sku}"), ("post", "/api/products/{sku}/restock")] {
+        assert!(operation(&doc, method, path)["responses"]["403"].is_object(), "{method} {path}");
+    }
 }
 
 #[tokio::test]

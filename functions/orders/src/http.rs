@@ -68,8 +68,25 @@ fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw).ok_or_else(|| ApiError::invalid("id", "must be an order id (a UUID)"))
 }
 
-async fn get_order(State(service): State<OrderService>, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
-    Ok(Json(service.get_order(parse_order_id(&id)?).await?))
+/// `?customer_id=` scopes the read to that customer: another customer's order is a 404, as one
+/// that does not exist. The gateway always sends it for a customer; only an admin reads without.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetQuery {
+    customer_id: Option<String>,
+}
+
+async fn get_order(
+    State(service): State<OrderService>,
+    Path(id): Path<String>,
+    query: Result<Query<GetQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Order>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let id = parse_order_id(&id)?;
+    Ok(Json(match query.customer_id {
+        Some(customer_id) => service.get_customer_order(id, &customer_id).await?,
+        None => service.get_order(id).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,9 +8,20 @@ use crate::domain::{Order, OrderId};
 /// A client's idempotency key and the request it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyClaim {
+    /// Whose key it is: keys are scoped per customer, so the same key from two customers makes
+    /// two orders (see [`IdempotencyClaim::scoped_key`]).
+    pub customer_id: String,
     pub key: String,
     /// The request as canonical JSON: the same key with another request is refused.
     pub request: String,
+}
+
+impl IdempotencyClaim {
+    /// The key as the store keeps it: the customer's id, length-prefixed so that no customer id
+    /// and key can spell another pair's (`a#b` + `c` and `a` + `b#c` stay apart), then the key.
+    pub fn scoped_key(&self) -> String {
+        format!("{}:{}#{}", self.customer_id.len(), self.customer_id, self.key)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -72,8 +72,12 @@ impl OrderService {
                         format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
                     )]));
                 }
-                let request = serde_json::to_string(&request).expect("requests serialise");
-                Ok(IdempotencyClaim { key: key.to_owned(), request })
+                let canonical = serde_json::to_string(&request).expect("requests serialise");
+                Ok(IdempotencyClaim {
+                    customer_id: request.customer_id.clone(),
+                    key: key.to_owned(),
+                    request: canonical,
+                })
             })
             .transpose()?;
         let valid = request.validate().map_err(|refusal| match refusal {
@@ -84,7 +88,7 @@ impl OrderService {
         let created = events::order_created(&order, correlation_id);
         match self.store.create(&order, &[created], claim.as_ref()).await {
             Ok(CreateOutcome::Created) => {
-                tracing::info!(order_id = %order.id, customer_id = %order.customer_id, lines = order.lines.len(), "order placed");
+                tracing::info!(order_id = %order.id, lines = order.lines.len(), "order placed");
                 Ok(Placed { order, replayed: false })
             }
             Ok(CreateOutcome::Replayed(id)) => {
@@ -99,6 +103,15 @@ impl OrderService {
 
     pub async fn get_order(&self, id: OrderId) -> Result<Order, OrdersError> {
         self.store.get(id).await?.ok_or(OrdersError::NotFound(id))
+    }
+
+    /// The order if it is `customer_id`'s; another customer's order is `NotFound`, exactly like
+    /// an order that does not exist, so that a caller cannot learn which ids exist.
+    pub async fn get_customer_order(&self, id: OrderId, customer_id: &str) -> Result<Order, OrdersError> {
+        match self.store.get(id).await? {
+            Some(order) if order.customer_id == customer_id => Ok(order),
+            _ => Err(OrdersError::NotFound(id)),
+        }
     }
 
     pub async fn list_orders(

@@ -144,12 +144,17 @@ async fn updates_are_optimistic_and_carry_their_events() {
 async fn idempotency_claims_are_enforced_by_the_store_itself() {
     let moto = Moto::start().await.unwrap();
     let (store, _, _) = store(&moto).await;
-    let claim = IdempotencyClaim { key: "k".into(), request: "{\"a\":1}".into() };
+    let claim = IdempotencyClaim { customer_id: "c".into(), key: "k".into(), request: "{\"a\":1}".into() };
     let first = order("c");
     assert_eq!(store.create(&first, &[], Some(&claim)).await.unwrap(), CreateOutcome::Created);
     let second = order("c");
     assert_eq!(store.create(&second, &[], Some(&claim)).await.unwrap(), CreateOutcome::Replayed(first.id));
     assert_eq!(store.get(second.id).await.unwrap(), None, "the replay wrote nothing");
+    // The same key and request of another customer is that customer's own first use of it.
+    let theirs = IdempotencyClaim { customer_id: "d".into(), ..claim.clone() };
+    let third = order("d");
+    assert_eq!(store.create(&third, &[], Some(&theirs)).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(store.get(third.id).await.unwrap().map(|o| o.customer_id), Some("d".into()));
 }
 
 /// GetItem costs one read unit when strongly consistent and half of one when not (on-demand

@@ -116,6 +116,66 @@ async fn get_order_fixture_finds_the_order_and_unknown_ids_are_404() {
     assert_eq!(body["status"], "PENDING");
 }
 
+/// `POST /orders` with an idempotency key and this body, as the place-order fixture.
+fn keyed_order(body: &Value, key: &str) -> lambda_http::Request {
+    let mut event: Value = serde_json::from_str(&fixture("place-order.json")).unwrap();
+    event["body"] = Value::String(body.to_string());
+    event["headers"]["idempotency-key"] = Value::String(key.to_owned());
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_per_customer_the_same_key_from_two_customers_makes_two_orders() {
+    let api = Api::new();
+    let order = |customer: &str| {
+        json!({"customer_id": customer, "payment_method": "pm_card_visa",
+        "items": [{"sku": "SKU-RED-MUG", "quantity": 1}]})
+    };
+    let (status, _, first) = api.send(keyed_order(&order("alice"), "shared-key")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, headers, second) = api.send(keyed_order(&order("bob"), "shared-key")).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    assert!(headers.get("idempotent-replayed").is_none(), "bob's key is not alice's");
+    assert_ne!(first["id"], second["id"]);
+    assert_eq!((first["customer_id"].as_str(), second["customer_id"].as_str()), (Some("alice"), Some("bob")));
+    // Each customer's own repeat is still a replay of their own order.
+    let (_, headers, again) = api.send(keyed_order(&order("bob"), "shared-key")).await;
+    assert_eq!((headers["idempotent-replayed"].to_str().unwrap(), &again["id"]), ("true", &second["id"]));
+    // A customer id and key cannot be spelled as another pair's.
+    let (_, headers, third) = api.send(keyed_order(&order("a#b"), "c")).await;
+    let (_, headers2, fourth) = api.send(keyed_order(&order("a"), "b#c")).await;
+    assert!(headers.get("idempotent-replayed").is_none() && headers2.get("idempotent-replayed").is_none());
+    assert_ne!(third["id"], fourth["id"]);
+    assert_eq!(api.store.outbox().len(), 4);
+}
+
+#[tokio::test]
+async fn a_read_scoped_to_a_customer_is_404_for_another_customers_order() {
+    let api = Api::new();
+    let body = json!({"customer_id": "alice", "payment_method": "pm_card_visa",
+        "items": [{"sku": "SKU-RED-MUG", "quantity": 1}]});
+    let (_, _, placed) = api.send(keyed_order(&body, "k1")).await;
+    let id = placed["id"].as_str().unwrap();
+    let get = |query: &str| Request::get(format!("/orders/{id}{query}")).body(Body::empty()).unwrap();
+    let (status, _, own) = api.send(get("?customer_id=alice")).await;
+    assert_eq!((status, &own["id"]), (StatusCode::OK, &placed["id"]));
+    let (status, headers, other) = api.send(get("?customer_id=bob")).await;
+    assert_problem(status, &headers, &other, StatusCode::NOT_FOUND);
+    let missing = OrderId::new();
+    let (_, _, unknown) =
+        api.send(Request::get(format!("/orders/{missing}?customer_id=bob")).body(Body::empty()).unwrap()).await;
+    // Not one word tells "someone else's" from "no such order" apart but the id itself.
+    assert_eq!(other["title"], unknown["title"]);
+    assert_eq!(
+        other["detail"].as_str().unwrap().replace(id, "ID"),
+        unknown["detail"].as_str().unwrap().replace(&missing.to_string(), "ID")
+    );
+    let (status, _, unscoped) = api.send(get("")).await;
+    assert_eq!((status, &unscoped["id"]), (StatusCode::OK, &placed["id"]), "an unscoped (admin) read finds it");
+    let (status, headers, body) = api.send(get("?customer=alice")).await;
+    assert_problem(status, &headers, &body, StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn malformed_order_ids_are_400() {
     let api = Api::new();

@@ -48,6 +48,64 @@ pub struct Decline {
     pub message: String,
 }
 
+/// What a customer is told of a decline: one of four generic reasons, never the provider's exact
+/// code. `stolen_card`, `lost_card`, `incorrect_cvc` and their like would make the public API an
+/// oracle for testing stolen cards; the exact [`Decline`] stays in the payments table, the events
+/// and the logs, for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublicDeclineReason {
+    /// Refused by the card's issuer or the provider, for any reason that is not one below.
+    CardDeclined,
+    InsufficientFunds,
+    /// The customer must authenticate the payment (3-D Secure).
+    AuthenticationRequired,
+    /// A passing problem at the issuer or the provider: the same card may work later.
+    TryAgain,
+}
+
+/// A decline as the public API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicDecline {
+    pub reason: PublicDeclineReason,
+    pub message: String,
+}
+
+impl PublicDeclineReason {
+    /// Stripe's decline and error codes (<https://docs.stripe.com/declines/codes>) folded into
+    /// the four public reasons; an unknown code is a plain `card_declined`.
+    pub fn of(provider_code: &str) -> Self {
+        match provider_code {
+            "insufficient_funds" | "withdrawal_count_limit_exceeded" | "card_velocity_exceeded" => {
+                Self::InsufficientFunds
+            }
+            "authentication_required"
+            | "authentication_not_handled"
+            | "payment_intent_authentication_failure"
+            | "approve_with_id" => Self::AuthenticationRequired,
+            "try_again_later" | "processing_error" | "issuer_not_available" | "reenter_transaction" => Self::TryAgain,
+            _ => Self::CardDeclined,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::CardDeclined => "The card was declined. Use another payment method.",
+            Self::InsufficientFunds => "The card has insufficient funds. Use another payment method.",
+            Self::AuthenticationRequired => "The payment needs the card holder to authenticate it.",
+            Self::TryAgain => "The payment could not be processed just now. Try again later.",
+        }
+    }
+}
+
+impl Decline {
+    /// What the customer may be told of this decline.
+    pub fn public(&self) -> PublicDecline {
+        let reason = PublicDeclineReason::of(&self.reason);
+        PublicDecline { reason, message: reason.message().to_owned() }
+    }
+}
+
 /// Who is talking to the provider about a payment right now, and until when. Keeps concurrent
 /// duplicates of a command from calling the provider at the same time; a crashed holder's lease
 /// simply expires.

@@ -10,7 +10,7 @@ use shared::ApiError;
 use shared::http::finish_router;
 use shared::money::Money;
 
-use crate::domain::{Decline, Payment, PaymentStatus};
+use crate::domain::{Payment, PaymentStatus, PublicDecline};
 use crate::service::{PaymentError, PaymentService};
 
 impl From<PaymentError> for ApiError {
@@ -25,7 +25,8 @@ impl From<PaymentError> for ApiError {
     }
 }
 
-/// What clients see of a payment (not the lease bookkeeping).
+/// What clients see of a payment: not the lease bookkeeping, and a decline only as one of the
+/// public reasons (the provider's exact code stays in the table and the logs).
 #[derive(Debug, Serialize)]
 struct PaymentView {
     order_id: String,
@@ -37,7 +38,7 @@ struct PaymentView {
     #[serde(skip_serializing_if = "Option::is_none")]
     refund_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    decline: Option<Decline>,
+    decline: Option<PublicDecline>,
     #[serde(with = "shared::envelope::rfc3339_millis")]
     created_at: DateTime<Utc>,
     #[serde(with = "shared::envelope::rfc3339_millis")]
@@ -53,7 +54,7 @@ impl From<Payment> for PaymentView {
             payment_method: p.payment_method,
             provider_payment_id: p.provider_payment_id,
             refund_id: p.refund_id,
-            decline: p.decline,
+            decline: p.decline.as_ref().map(|d| d.public()),
             created_at: p.created_at,
             updated_at: p.updated_at,
         }

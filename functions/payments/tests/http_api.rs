@@ -64,3 +64,42 @@ async fn a_bad_order_id_is_a_400_and_other_methods_are_405() {
     let (status, headers, _) = send(&service, request).await;
     assert_eq!((status, headers["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "GET,HEAD"));
 }
+
+#[tokio::test]
+async fn a_decline_is_shown_as_one_of_four_public_reasons_while_the_store_keeps_the_providers_code() {
+    use payments::domain::{Decline, PublicDeclineReason};
+    use payments::ports::ChargeOutcome;
+    let cases = [
+        ("stolen_card", "card_declined"),
+        ("lost_card", "card_declined"),
+        ("incorrect_cvc", "card_declined"),
+        ("fraudulent", "card_declined"),
+        ("insufficient_funds", "insufficient_funds"),
+        ("authentication_required", "authentication_required"),
+        ("try_again_later", "try_again"),
+        ("processing_error", "try_again"),
+        ("some_code_stripe_adds_next_year", "card_declined"),
+    ];
+    for (code, public) in cases {
+        let store = Arc::new(InMemoryPaymentStore::new());
+        let provider = ScriptedProvider::new();
+        let decline = Decline { reason: code.into(), message: format!("Your card was declined ({code}).") };
+        provider.script([Ok(ChargeOutcome::Declined { provider_payment_id: Some("pi_x".into()), decline })]);
+        let service = PaymentService::new(store.clone(), Arc::new(provider), LeaseConfig::default());
+        let charge = ChargeRequest {
+            order_id: ORDER_ID.into(),
+            amount: Money::new(2500, "EUR"),
+            payment_method: "pm_card_visa".into(),
+        };
+        let stored = service.charge(&charge, &CorrelationId::generate()).await.unwrap();
+        assert_eq!(stored.decline.as_ref().unwrap().reason, code, "operators keep the provider's code");
+        let (status, _, body) = send(&service, fixture("get-payment.json")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "DECLINED");
+        assert_eq!(body["decline"]["reason"], public, "{code}");
+        let text = body.to_string();
+        assert!(!text.contains(code) || code == public, "{code} leaks in {text}");
+        let expected = serde_json::to_value(PublicDeclineReason::of(code)).unwrap();
+        assert_eq!(body["decline"]["reason"], expected);
+    }
+}

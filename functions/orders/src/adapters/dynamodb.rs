@@ -4,7 +4,8 @@
 //! - order: `pk = ORDER#<id>`, `sk = ORDER`, `gsi1pk = CUSTOMER#<customer_id>`,
 //!   `gsi1sk = <created_at>#<id>` (so GSI1 lists a customer's orders by time);
 //! - outbox event ([`OutboxRecord`]): `pk = ORDER#<id>`, `sk = OUTBOX#<event_id>`, expiring through TTL;
-//! - idempotency key: `pk = IDEMPOTENCY#<key>`, `sk = IDEMPOTENCY`, expiring after [`IDEMPOTENCY_TTL_HOURS`].
+//! - idempotency key: `pk = IDEMPOTENCY#<len>:<customer_id>#<key>` (keys are per customer, see
+//!   `IdempotencyClaim::scoped_key`), `sk = IDEMPOTENCY`, expiring after [`IDEMPOTENCY_TTL_HOURS`].
 //!
 //! Every item has an `entity` attribute; the relay's stream filter selects `entity = OUTBOX`.
 
@@ -130,7 +131,7 @@ impl OrderStore for DynamoDbOrderStore {
         items.extend(self.outbox_puts(order, events)?);
         if let Some(claim) = idempotency {
             items.push(self.put_new(&IdempotencyItem {
-                pk: idempotency_pk(&claim.key),
+                pk: idempotency_pk(&claim.scoped_key()),
                 sk: ENTITY_IDEMPOTENCY.into(),
                 entity: ENTITY_IDEMPOTENCY.into(),
                 order_id: order.id,
@@ -147,7 +148,7 @@ impl OrderStore for DynamoDbOrderStore {
         match idempotency {
             Some(claim) if failed.contains(&idempotency_index) => {
                 let record = self
-                    .idempotency_record(&claim.key)
+                    .idempotency_record(&claim.scoped_key())
                     .await?
                     .ok_or_else(|| StoreError::Backend("idempotency record vanished after a conflict".into()))?;
                 if record.request == claim.request {

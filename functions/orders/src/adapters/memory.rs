@@ -44,7 +44,7 @@ impl OrderStore for InMemoryOrderStore {
     ) -> Result<CreateOutcome, StoreError> {
         let mut state = self.state.lock().unwrap();
         if let Some(claim) = idempotency
-            && let Some((request, order_id)) = state.idempotency.get(&claim.key)
+            && let Some((request, order_id)) = state.idempotency.get(&claim.scoped_key())
         {
             return if *request == claim.request {
                 Ok(CreateOutcome::Replayed(*order_id))
@@ -58,7 +58,7 @@ impl OrderStore for InMemoryOrderStore {
         state.orders.insert(order.id, order.clone());
         state.outbox.extend_from_slice(events);
         if let Some(claim) = idempotency {
-            state.idempotency.insert(claim.key.clone(), (claim.request.clone(), order.id));
+            state.idempotency.insert(claim.scoped_key(), (claim.request.clone(), order.id));
         }
         Ok(CreateOutcome::Created)
     }
