@@ -6,12 +6,13 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help setup tools test soak lint fmt-check clippy cfn-lint sam-validate sam-local-check audit unit demo local bench build lambda-invoke clean
+.PHONY: help token setup tools test soak lint fmt-check clippy cfn-lint sam-validate sam-local-check audit unit demo local bench build lambda-invoke clean
 
 help:
 	@echo "make soak   - 10,000 orders through faults and a host restart: throughput, latency, memory per minute"
 	@echo "make demo   - the whole system locally: orders that succeed, fail and survive an outage, with timelines and costs"
 	@echo "make local  - run the whole system locally (HTTP APIs on 127.0.0.1:3000; PORT=3001 to change) until Ctrl-C"
+	@echo "make token  - a token of the local system's issuer (SUB=c1, GROUPS=admin for an admin)"
 	@echo "make test   - fmt check, clippy, cfn-lint, sam validate, the sam local check, advisories and every test"
 	@echo "make setup  - install the dev tools (moto, cfn-lint, localstripe, schemathesis) into $(VENV)"
 	@echo "make bench  - resilience overhead against the Rust peers (criterion)"
@@ -91,6 +92,17 @@ PORT ?= 3000
 # State is kept between runs (the moto it starts outlives it); RESET=1 starts from nothing.
 local: setup
 	cargo run --quiet --locked -p local-host --bin local-host -- --port $(PORT) $(if $(RESET),--reset)
+
+# A token of the running local system's issuer (`make local`): SUB=c1 by default, GROUPS=admin for
+# an admin. Use it as curl -H "Authorization: Bearer $(make -s token)" ...
+SUB ?= c1
+GROUPS ?=
+comma := ,
+token:
+	@curl -sf -X POST http://127.0.0.1:$(PORT)/_local/token -H 'content-type: application/json' \
+	  -d '{"sub":"$(SUB)","groups":[$(if $(GROUPS),"$(subst $(comma),"$(comma)",$(GROUPS))")]}' \
+	  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' 2>/dev/null \
+	  || { echo "no local system on port $(PORT): start it with make local" >&2; exit 1; }
 
 # The chaos run at length (SOAK_ORDERS, default 10000): throughput, latency and emulator memory
 # per minute, every invariant checked at the end. Not part of `make test`.
