@@ -510,11 +510,46 @@ def eventbridge_targets_get_the_whole_event() -> None:
         )
 
 
+def eventbridge_replay_honours_its_window_and_rules() -> None:
+    """A replay sends the archive's events of [EventStartTime, EventEndTime] to the rules of
+    Destination.FilterArns (every rule of the bus without it).
+
+    moto replays every archived event, whatever the window, to every rule of the bus.
+
+    Conformance: eventbridge::a_replay_sends_only_the_window_s_archived_events_and_only_to_the_filtered_rules.
+    https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_StartReplay.html
+    https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_ReplayDestination.html
+    """
+    import uuid
+
+    from moto.core.utils import unix_time
+    from moto.events.models import Replay, ReplayState, events_backends
+
+    def replay_events(self, archive) -> None:
+        backend = events_backends[self.account_id][self.region]
+        bus = backend.describe_event_bus(self.destination["Arn"].split("/")[-1])
+        rules = self.destination.get("FilterArns") or None
+        start, end = float(self.event_start_time), float(self.event_end_time)
+        for event in list(archive.events):
+            if not start <= float(event.get("time", 0)) <= end:
+                continue
+            for rule in list(bus.rules.values()):
+                if rules is not None and rule.arn not in rules:
+                    continue
+                replayed = dict(event, **{"id": str(uuid.uuid4()), "replay-name": self.name})
+                rule.send_to_targets(replayed, transform_input=False)
+        self.state = ReplayState.COMPLETED
+        self.end_time = unix_time()
+
+    Replay.replay_events = replay_events
+
+
 FIXES = [
     dynamodb_transactions_validate_then_apply,
     dynamodb_update_item_creates_one_insert,
     dynamodb_streams_retention_and_iterators,
     eventbridge_targets_get_the_whole_event,
+    eventbridge_replay_honours_its_window_and_rules,
 ]
 
 # Importing moto's Step Functions parser takes about a second and 130 MB (it pulls in most of

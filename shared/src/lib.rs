@@ -8,6 +8,7 @@ pub mod correlation;
 pub mod dynamo;
 pub mod envelope;
 pub mod http;
+pub mod metrics;
 pub mod money;
 pub mod observability;
 pub mod outbox;

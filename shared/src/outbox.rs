@@ -160,6 +160,7 @@ pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &
             (err.first_failed_index(), Some(*record_index))
         }
     };
+    relay_lag_of(&event.records, &to_publish[..published]);
     for (_, item) in &to_publish[..published] {
         tracing::info!(
             event_id = %item.event_id,
@@ -178,6 +179,26 @@ pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &
         "stream batch relayed"
     );
     response
+}
+
+/// Relay publish lag: now minus when each published record was created, per publishing service.
+/// The creation time is the millisecond timestamp of the record's UUID v7 `event_id` (taken as
+/// the event was written), else its stream record's `ApproximateCreationDateTime` (seconds).
+fn relay_lag_of(records: &[EventRecord], published: &[(usize, RelayItem)]) {
+    let now = Utc::now();
+    let mut lags: std::collections::BTreeMap<&str, Vec<std::time::Duration>> = Default::default();
+    for (index, item) in published {
+        let from_id = Uuid::parse_str(&item.event_id).ok().and_then(|id| id.get_timestamp()).and_then(|t| {
+            let (secs, nanos) = t.to_unix();
+            chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+        });
+        let written = from_id.unwrap_or(records[*index].change.approximate_creation_date_time);
+        let lag = (now - written).to_std().unwrap_or_default();
+        lags.entry(item.entry.source.as_str()).or_default().push(lag);
+    }
+    for (source, lags) in lags {
+        crate::metrics::relay_lag(source, &lags);
+    }
 }
 
 /// The Lambda entrypoint of a relay function: reads `EVENT_BUS_NAME`, then relays every stream

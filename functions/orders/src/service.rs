@@ -89,6 +89,7 @@ impl OrderService {
         match self.store.create(&order, &[created], claim.as_ref()).await {
             Ok(CreateOutcome::Created) => {
                 tracing::info!(order_id = %order.id, lines = order.lines.len(), "order placed");
+                shared::metrics::order_placed();
                 Ok(Placed { order, replayed: false })
             }
             Ok(CreateOutcome::Replayed(id)) => {
@@ -188,6 +189,14 @@ impl OrderService {
             match self.store.update(&order, &[event]).await {
                 Ok(()) => {
                     tracing::info!(order_id = %id, status = ?order.status, "order status changed");
+                    let saga = (order.updated_at - order.created_at).to_std().unwrap_or_default();
+                    match (&order.status, &order.cancellation_reason) {
+                        (OrderStatus::Confirmed, _) => shared::metrics::order_confirmed(saga),
+                        (OrderStatus::Cancelled, reason) => {
+                            shared::metrics::order_cancelled(reason.as_deref().unwrap_or("unknown"), saga)
+                        }
+                        _ => {}
+                    }
                     return Ok(order);
                 }
                 Err(StoreError::VersionConflict(_)) => continue,

@@ -112,6 +112,72 @@ impl PaymentProvider for NoProvider {
     }
 }
 
+/// Counts every provider call and its outcome in the business metrics
+/// ([`shared::metrics::provider_call`]), around the real provider.
+struct Metered(Arc<dyn PaymentProvider>);
+
+fn charge_outcome(result: &Result<ChargeOutcome, ProviderError>) -> &'static str {
+    match result {
+        Ok(ChargeOutcome::Captured { .. }) => "captured",
+        Ok(ChargeOutcome::Declined { .. }) => "declined",
+        Ok(ChargeOutcome::Processing { .. }) => "processing",
+        Ok(ChargeOutcome::NotCharged { .. }) => "not_charged",
+        Err(err) => provider_error(err),
+    }
+}
+
+fn refund_outcome(result: &Result<RefundOutcome, ProviderError>) -> &'static str {
+    match result {
+        Ok(RefundOutcome::Succeeded { .. }) => "succeeded",
+        Ok(RefundOutcome::Pending { .. }) => "pending",
+        Ok(RefundOutcome::Failed { .. }) => "failed",
+        Err(err) => provider_error(err),
+    }
+}
+
+fn provider_error(err: &ProviderError) -> &'static str {
+    match err {
+        ProviderError::NotSent(_) => "not_sent",
+        ProviderError::Unavailable(_) => "unavailable",
+        ProviderError::Rejected(_) => "rejected",
+    }
+}
+
+async fn metered<T>(
+    operation: &str,
+    outcome: fn(&Result<T, ProviderError>) -> &'static str,
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    let started = std::time::Instant::now();
+    let result = call.await;
+    shared::metrics::provider_call(operation, outcome(&result), started.elapsed());
+    result
+}
+
+#[async_trait::async_trait]
+impl PaymentProvider for Metered {
+    async fn create_payment(&self, charge: &ProviderCharge) -> Result<String, ProviderError> {
+        let outcome = |r: &Result<String, ProviderError>| r.as_ref().map_or_else(provider_error, |_| "created");
+        metered("create", outcome, self.0.create_payment(charge)).await
+    }
+
+    async fn confirm_payment(&self, id: &str, key: &str) -> Result<ChargeOutcome, ProviderError> {
+        metered("confirm", charge_outcome, self.0.confirm_payment(id, key)).await
+    }
+
+    async fn payment_status(&self, id: &str) -> Result<ChargeOutcome, ProviderError> {
+        metered("payment_status", charge_outcome, self.0.payment_status(id)).await
+    }
+
+    async fn refund(&self, refund: &ProviderRefund) -> Result<RefundOutcome, ProviderError> {
+        metered("refund", refund_outcome, self.0.refund(refund)).await
+    }
+
+    async fn refund_status(&self, id: &str) -> Result<RefundOutcome, ProviderError> {
+        metered("refund_status", refund_outcome, self.0.refund_status(id)).await
+    }
+}
+
 #[derive(Clone)]
 pub struct PaymentService {
     store: Arc<dyn PaymentStore>,
@@ -135,7 +201,7 @@ const REFUND_STEP: &str = "refund";
 
 impl PaymentService {
     pub fn new(store: Arc<dyn PaymentStore>, provider: Arc<dyn PaymentProvider>, lease: LeaseConfig) -> Self {
-        Self { store, provider, lease }
+        Self { store, provider: Arc::new(Metered(provider)), lease }
     }
 
     /// A service that can only read payments (the HTTP API): it has no provider and no API key.
@@ -327,6 +393,9 @@ impl PaymentService {
         let events: Vec<_> = events::for_payment(&next, correlation_id).into_iter().collect();
         if self.store.transition(&next, from, &events).await? {
             tracing::info!(order_id = next.order_id, status = ?next.status, "payment {:?}", next.status);
+            if let (PaymentStatus::Declined, Some(decline)) = (next.status, &next.decline) {
+                shared::metrics::payment_declined(&decline.reason);
+            }
             return Ok(next);
         }
         self.current(&next.order_id).await

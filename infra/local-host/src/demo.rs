@@ -385,5 +385,7 @@ pub async fn run() -> Result<bool, Error> {
     )
     .await?;
 
-    Ok(demo.summary())
+    let as_expected = demo.summary();
+    crate::metrics::print_table(&demo.http, &demo.host.base_url()).await;
+    Ok(as_expected)
 }

@@ -110,6 +110,7 @@ impl Host {
     /// Provisions (or finds) everything the template declares and starts playing Lambda. The
     /// HTTP port is taken first, so a busy port fails before anything else starts.
     pub async fn start(config: HostConfig) -> Result<Self, Error> {
+        crate::metrics::install();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.http_port)).await.map_err(|e| {
             Error::Setup(format!(
                 "cannot listen on 127.0.0.1:{}: {e}. Is another local system running? Stop it, or pick another port \

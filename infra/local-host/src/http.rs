@@ -65,6 +65,9 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, routes: Vec<Route>,
 async fn dispatch(State(state): State<Routes>, request: Request) -> Response {
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
+    if method == "GET" && path == crate::metrics::PATH {
+        return crate::metrics::serve_metrics().await.into_response();
+    }
     let Some(route) = state.routes.iter().find(|r| r.matches(&method, &path)) else {
         let body = serde_json::json!({
             "type": "about:blank", "title": "Not Found", "status": 404,

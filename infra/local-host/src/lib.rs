@@ -26,6 +26,7 @@ pub mod filter;
 mod functions;
 mod host;
 mod http;
+pub mod metrics;
 pub mod provision;
 mod resolve;
 mod sfn;

@@ -1,4 +1,4 @@
-//! Provisioning from the template: every table, bus, queue, secret and state machine, under
+//! Provisioning from the template: every table, bus, event archive, queue, secret and state machine, under
 //! names derived from the stack (`<stack>-<LogicalId>`). A resource that already exists under its
 //! name is found and used, not created again: a host restarted against the same emulator carries
 //! on with the data, the messages and the executions it left.
@@ -21,6 +21,13 @@ pub const PROVIDER_SECRET: &str = "PaymentProviderSecret";
 pub fn physical_name(stack: &str, logical_id: &str) -> String {
     let mut name = format!("{stack}-{logical_id}");
     name.truncate(80);
+    name
+}
+
+/// The name of an event archive of `stack` (EventBridge allows 48 characters).
+pub fn archive_name(stack: &str, logical_id: &str) -> String {
+    let mut name = physical_name(stack, logical_id);
+    name.truncate(48);
     name
 }
 
@@ -73,6 +80,25 @@ pub async fn provision(moto: &Moto, template: &Template, resolver: &mut Resolver
             moto.create_bus(&name).await?;
         }
         resolver.resources.insert(id.to_owned(), Physical::Bus { name });
+    }
+    for (id, resource) in template.resources_of_type("AWS::Events::Archive") {
+        let name = archive_name(&stack, id);
+        let existing = events.describe_archive().archive_name(&name).send().await.is_ok();
+        tally(existing);
+        if !existing {
+            let source = resolver.resolve(resource.properties.get("SourceArn").unwrap_or(&Yaml::Null))?;
+            let days = resource.properties.get("RetentionDays").and_then(Yaml::as_i64).unwrap_or(0);
+            events
+                .create_archive()
+                .archive_name(&name)
+                .event_source_arn(source)
+                .retention_days(days as i32)
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::Setup(format!("CreateArchive: {}", aws_sdk_eventbridge::error::DisplayErrorContext(e)))
+                })?;
+        }
     }
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     for (id, _) in template.resources_of_type("AWS::SQS::Queue") {

@@ -410,6 +410,12 @@ impl CircuitBreaker {
             .hint
             .store(if next == BreakerState::Closed { HINT_CLOSED } else { HINT_NOT_CLOSED }, Ordering::Release);
         if from != next {
+            let state = match next {
+                BreakerState::Closed => "CLOSED",
+                BreakerState::Open => "OPEN",
+                BreakerState::HalfOpen => "HALF_OPEN",
+            };
+            crate::metrics::breaker_state_changed(&self.core.name, state);
             match next {
                 BreakerState::Open => {
                     tracing::warn!(breaker = %self.core.name, ?from, to = ?next, "circuit breaker state changed")

@@ -160,3 +160,83 @@ async fn put_events_reports_errors_per_entry() {
     assert_eq!(delivered, [1, 3]);
     assert_eq!(waiting(&sqs, &url).await, 0);
 }
+
+// https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_StartReplay.html: "Events are
+// replayed ... only events that occurred between the EventStartTime and EventEndTime"; the
+// destination's FilterArns are "a list of ARNs for rules to replay events to"
+// (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_ReplayDestination.html).
+#[tokio::test]
+async fn a_replay_sends_only_the_window_s_archived_events_and_only_to_the_filtered_rules() {
+    let moto = moto().await;
+    let config = config(&moto);
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let bus = moto.create_bus(&local_aws::unique_name("replay")).await.unwrap();
+    let bus_arn = events.describe_event_bus().name(&bus).send().await.unwrap().arn.unwrap();
+    let archive = local_aws::unique_name("archive");
+    let archive_arn = events
+        .create_archive()
+        .archive_name(&archive)
+        .event_source_arn(&bus_arn)
+        .send()
+        .await
+        .unwrap()
+        .archive_arn
+        .unwrap();
+    let mut rules = Vec::new();
+    for name in ["replayed", "filtered-out"] {
+        let (url, arn) = queue(&sqs, &local_aws::unique_name(name)).await;
+        let pattern = json!({"source": ["conf.replay"]}).to_string();
+        let rule = events.put_rule().event_bus_name(&bus).name(name).event_pattern(pattern).send().await.unwrap();
+        let target = Target::builder().id("queue").arn(arn).build().unwrap();
+        events.put_targets().event_bus_name(&bus).rule(name).targets(target).send().await.unwrap();
+        rules.push((rule.rule_arn.unwrap(), url));
+    }
+    let put = |n: &str| {
+        let entry = entry(&bus, "conf.replay", "Replayed", &json!({"n": n}));
+        events.put_events().entries(entry).send()
+    };
+    put("before").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let from = aws_sdk_eventbridge::primitives::DateTime::from_secs(chrono_now() - 1);
+    put("inside").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let to = aws_sdk_eventbridge::primitives::DateTime::from_secs(chrono_now());
+    for (_, url) in &rules {
+        assert_eq!(receive(&sqs, url, 2, Duration::from_secs(5)).await.len(), 2, "both rules got both events live");
+    }
+    let destination = aws_sdk_eventbridge::types::ReplayDestination::builder()
+        .arn(&bus_arn)
+        .filter_arns(&rules[0].0)
+        .build()
+        .unwrap();
+    let replay = local_aws::unique_name("replay");
+    events
+        .start_replay()
+        .replay_name(&replay)
+        .event_source_arn(&archive_arn)
+        .event_start_time(from)
+        .event_end_time(to)
+        .destination(destination)
+        .send()
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = events.describe_replay().replay_name(&replay).send().await.unwrap().state;
+        if state == Some(aws_sdk_eventbridge::types::ReplayState::Completed) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "replay still {state:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let replayed = receive(&sqs, &rules[0].1, 2, Duration::from_secs(3)).await;
+    let ns: Vec<serde_json::Value> =
+        replayed.iter().map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()["detail"]["n"].clone()).collect();
+    assert_eq!(ns, [json!("inside")], "only the window's event, to the filtered rule");
+    assert_eq!(waiting(&sqs, &rules[1].1).await, 0, "a rule not in FilterArns gets nothing");
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
