@@ -121,7 +121,7 @@ fn grants<'a>(deployed: &'a Value, role: &str) -> Vec<(String, &'a Value)> {
         .collect()
 }
 
-fn role_of<'a>(function: &'a Value) -> &'a str {
+fn role_of(function: &Value) -> &str {
     sam::referenced(&function["Properties"]["Role"], "Arn").expect("Role: !GetAtt <role>.Arn")
 }
 
