@@ -51,11 +51,20 @@ pub enum OrderStatus {
     Pending,
     Confirmed,
     Cancelled,
+    /// A compensation could not finish within the saga's retries: the order is parked with the
+    /// reason (see [`crate::parking`]) until a scheduled or operator-triggered retry cancels it.
+    CompensationPending,
 }
 
 impl OrderStatus {
     pub fn can_become(self, next: OrderStatus) -> bool {
-        matches!((self, next), (Self::Pending, Self::Confirmed) | (Self::Pending, Self::Cancelled))
+        matches!(
+            (self, next),
+            (Self::Pending, Self::Confirmed)
+                | (Self::Pending, Self::Cancelled)
+                | (Self::Pending, Self::CompensationPending)
+                | (Self::CompensationPending, Self::Cancelled)
+        )
     }
 }
 
@@ -77,6 +86,9 @@ pub struct Order {
     pub status: OrderStatus,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cancellation_reason: Option<String>,
+    /// Why and until when a `COMPENSATION_PENDING` order is parked; kept once it is cancelled.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parking: Option<crate::parking::Parking>,
     #[serde(with = "shared::envelope::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "shared::envelope::rfc3339_millis")]
@@ -104,6 +116,7 @@ impl Order {
             lines: request.lines,
             status: OrderStatus::Pending,
             cancellation_reason: None,
+            parking: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -120,7 +133,7 @@ impl Order {
         Ok(())
     }
 
-    fn transition(&mut self, to: OrderStatus, now: DateTime<Utc>) -> Result<(), IllegalTransition> {
+    pub(crate) fn transition(&mut self, to: OrderStatus, now: DateTime<Utc>) -> Result<(), IllegalTransition> {
         if !self.status.can_become(to) {
             return Err(IllegalTransition { from: self.status, to });
         }

@@ -29,9 +29,35 @@ pub fn build_api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxEr
     Ok(crate::http::router(build_service(sdk, env)?))
 }
 
-/// The saga worker (`ORDERS_TABLE`).
+/// The saga worker (`ORDERS_TABLE`; `COMPENSATION_RETRY_*` for parked orders).
 pub fn build_saga_worker(sdk: &SdkConfig, env: Lookup<'_>) -> Result<OrdersSagaWorker, BoxError> {
-    Ok(OrdersSagaWorker::new(build_service(sdk, env)?))
+    Ok(OrdersSagaWorker::new(build_service(sdk, env)?).with_backoff(crate::parking::Backoff::from_lookup(env)?))
+}
+
+/// The compensation sweeper: `ORDERS_TABLE`, `FULFILMENT_STATE_MACHINE_ARN`,
+/// `COMPENSATION_STATE_MACHINE_ARN`, the saga's timeouts it passes on, `SAGA_MAX_DURATION_SECONDS`
+/// (how long a pending order is left to its saga, 7200 by default) and `COMPENSATION_RETRY_*`.
+pub fn build_sweeper(sdk: &SdkConfig, env: Lookup<'_>) -> Result<crate::sweeper::Sweeper, BoxError> {
+    let table = required(env, "ORDERS_TABLE")?;
+    let store = Arc::new(DynamoDbOrderStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
+    let compensations = crate::adapters::compensations::StepFunctionsCompensations::new(
+        aws_sdk_sfn::Client::new(sdk),
+        required(env, "FULFILMENT_STATE_MACHINE_ARN")?,
+        required(env, "COMPENSATION_STATE_MACHINE_ARN")?,
+    );
+    let mut sweeper = crate::sweeper::Sweeper::new(store.clone(), store, Arc::new(compensations));
+    sweeper.backoff = crate::parking::Backoff::from_lookup(env)?;
+    sweeper.settings = SagaSettings::from_lookup(env)?;
+    let max = shared::config::parsed_or(env, "SAGA_MAX_DURATION_SECONDS", sweeper.saga_max_duration.as_secs())?;
+    sweeper.saga_max_duration = std::time::Duration::from_secs(max);
+    Ok(sweeper)
+}
+
+/// One invocation of the sweeper: the schedule's event or an operator's `{"order_id": ...}`.
+pub async fn invoke_sweeper(sweeper: &crate::sweeper::Sweeper, payload: Value) -> Result<Value, BoxError> {
+    let input = crate::sweeper::SweeperInput::parse(&payload)?;
+    let report = sweeper.handle(input, chrono::Utc::now()).await?;
+    Ok(serde_json::to_value(report)?)
 }
 
 /// The saga starter: `STATE_MACHINE_ARN`, and the timeouts it passes to each execution.
@@ -79,4 +105,15 @@ pub async fn run_saga_starter() -> Result<(), BoxError> {
 pub async fn run_saga_worker() -> Result<(), BoxError> {
     init_tracing()?;
     shared::saga::run_worker(build_saga_worker(&aws_sdk_config().await, &process_env)?).await
+}
+
+/// The compensation sweeper (a schedule invokes it; an operator may, with `{"order_id": ...}`).
+pub async fn run_sweeper() -> Result<(), BoxError> {
+    init_tracing()?;
+    let sweeper = build_sweeper(&aws_sdk_config().await, &process_env)?;
+    let sweeper = &sweeper;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| async move {
+        invoke_sweeper(sweeper, event.payload).await
+    }))
+    .await
 }

@@ -6,6 +6,8 @@
 //!   `shared::outbox::relay` on this service's table stream.
 //! - [`saga`]: the saga starter (one execution per order) and the worker for `ConfirmOrder` and
 //!   `CancelOrder`.
+//! - [`parking`]: `COMPENSATION_PENDING`, where an order waits when a compensation could not
+//!   finish; [`sweeper`]: the scheduled function that retries parked (and abandoned) orders.
 //! - [`entrypoints`]: what each Lambda binary runs.
 
 pub mod adapters;
@@ -13,6 +15,8 @@ pub mod domain;
 pub mod entrypoints;
 pub mod events;
 pub mod http;
+pub mod parking;
 pub mod ports;
 pub mod saga;
 pub mod service;
+pub mod sweeper;

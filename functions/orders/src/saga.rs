@@ -1,5 +1,5 @@
 //! The orders side of the fulfilment saga: the starter (one execution per `OrderCreated`) and
-//! the worker for `ConfirmOrder` and `CancelOrder`.
+//! the worker for `ConfirmOrder`, `CancelOrder` and `ParkOrder`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,8 @@ use crate::service::{OrderService, OrdersError};
 
 pub const CONFIRM_ORDER: &str = "ConfirmOrder";
 pub const CANCEL_ORDER: &str = "CancelOrder";
+/// A compensation could not finish: park the order `COMPENSATION_PENDING` (see `crate::parking`).
+pub const PARK_ORDER: &str = "ParkOrder";
 /// The order is not pending any more (cancelled): it cannot be confirmed.
 pub const ORDER_NOT_PENDING: &str = "OrderNotPending";
 /// The order was confirmed: a compensation must not cancel it silently.
@@ -149,17 +151,57 @@ struct CancelData {
     detail: Option<String>,
 }
 
-/// Answers `ConfirmOrder` and `CancelOrder`.
+/// `ParkOrder`: which compensation failed and how, what is still owed, and why the order is
+/// being compensated at all (`$.error` of the saga, or of the compensation's input). `attempt` is
+/// the compensation machine's; the saga's own first attempt sends none.
+#[derive(Debug, Deserialize)]
+struct ParkData {
+    order_id: String,
+    failed_step: String,
+    compensation_error: crate::sweeper::CaughtError,
+    owed: crate::parking::Owed,
+    error: crate::sweeper::CaughtError,
+    #[serde(default)]
+    attempt: Option<u32>,
+}
+
+/// Answers `ConfirmOrder`, `CancelOrder` and `ParkOrder`.
 #[derive(Clone)]
 pub struct OrdersSagaWorker {
     service: Arc<OrderService>,
+    backoff: crate::parking::Backoff,
 }
 
 impl OrdersSagaWorker {
     pub fn new(service: OrderService) -> Self {
-        Self { service: Arc::new(service) }
+        Self { service: Arc::new(service), backoff: crate::parking::Backoff::default() }
+    }
+
+    /// How long a parked order waits for its first retry (`COMPENSATION_RETRY_*`).
+    pub fn with_backoff(mut self, backoff: crate::parking::Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    async fn park(&self, command: &SagaCommand, data: ParkData, id: OrderId) -> TaskOutcome {
+        let report = crate::parking::ParkReport {
+            failed_step: data.failed_step,
+            error: data.compensation_error.error,
+            cause: data.compensation_error.cause.unwrap_or_default(),
+            owed: data.owed,
+            reason: data.error.error,
+            detail: data.error.cause,
+            correlation_id: command.correlation_id.clone(),
+            attempt: data.attempt,
+        };
+        let now = chrono::Utc::now();
+        let next = crate::parking::first_retry_at(&self.backoff, now);
+        let store = self.service.store();
+        let result = crate::sweeper::park(store.as_ref(), id, report, next, now).await;
+        outcome_of(result, ORDER_ALREADY_CONFIRMED)
     }
 }
+
 
 fn order_id(raw: &str) -> Result<OrderId, TaskOutcome> {
     OrderId::parse(raw)
@@ -193,6 +235,11 @@ impl OrdersSagaWorker {
                 let id = order_id(&data.order_id)?;
                 tracing::info!(order_id = %id, reason = data.reason, detail = data.detail, "cancelling the order");
                 outcome_of(self.service.cancel(id, &data.reason, correlation_id).await, ORDER_ALREADY_CONFIRMED)
+            }
+            PARK_ORDER => {
+                let data: ParkData = command.data_as()?;
+                let id = order_id(&data.order_id)?;
+                self.park(command, data, id).await
             }
             other => TaskOutcome::failure(INVALID_COMMAND, format!("the orders worker does not handle {other}")),
         })

@@ -53,6 +53,11 @@ impl OrderService {
         Self { store }
     }
 
+    /// The store, for the parking rules (`crate::sweeper::park`) that share it.
+    pub fn store(&self) -> Arc<dyn OrderStore> {
+        self.store.clone()
+    }
+
     /// Validates and records a new order with its `OrderCreated` event (through the outbox).
     /// With an idempotency key, repeating the same request returns the first order.
     pub async fn place_order(

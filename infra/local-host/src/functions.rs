@@ -29,10 +29,27 @@ pub trait StreamFunction: Send + Sync {
     async fn invoke(&self, event: StreamEvent) -> DynamoDbEventResponse;
 }
 
+/// A function invoked with any JSON payload (a schedule's event, or an operator's `aws lambda
+/// invoke`), answering JSON.
+#[async_trait]
+pub trait InvokeFunction: Send + Sync {
+    async fn invoke(&self, payload: Value) -> Result<Value, String>;
+}
+
 pub enum Handler {
     Http(axum::Router),
     Events(Arc<dyn EventFunction>),
     Stream(Arc<dyn StreamFunction>),
+    Invoke(Arc<dyn InvokeFunction>),
+}
+
+struct Sweeper(orders::sweeper::Sweeper);
+
+#[async_trait]
+impl InvokeFunction for Sweeper {
+    async fn invoke(&self, payload: Value) -> Result<Value, String> {
+        orders::entrypoints::invoke_sweeper(&self.0, payload).await.map_err(|e| e.to_string())
+    }
 }
 
 struct SagaWorker<W> {
@@ -97,6 +114,9 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: Lookup<'_>) -> Result<Han
             Handler::Events(Arc::new(SagaStarter(orders::entrypoints::build_saga_starter(sdk, env).map_err(e)?)))
         }
         "orders-saga-worker" => saga_worker(sdk, orders::entrypoints::build_saga_worker(sdk, env).map_err(e)?),
+        "orders-compensation-sweeper" => {
+            Handler::Invoke(Arc::new(Sweeper(orders::entrypoints::build_sweeper(sdk, env).map_err(e)?)))
+        }
         "inventory-api" => Handler::Http(inventory::entrypoints::build_api(sdk, env).map_err(e)?),
         "inventory-outbox-relay" => relay(sdk, env, &inventory::relay::extract)?,
         "inventory-saga-worker" => saga_worker(sdk, inventory::entrypoints::build_saga_worker(sdk, env).map_err(e)?),

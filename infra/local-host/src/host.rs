@@ -223,6 +223,20 @@ impl Host {
                     let client = aws_sdk_dynamodbstreams::Client::new(&self.sdk);
                     self.tasks.push(tokio::spawn(stream::run(target, self.activity.clone(), sqs.clone(), client)));
                 }
+                (Trigger::Schedule(schedule), Handler::Invoke(function)) => {
+                    let target = crate::triggers::schedule::ScheduleTarget {
+                        spec: schedule.clone(),
+                        function: function.clone(),
+                        binary: binary.clone(),
+                        logical_id: spec.logical_id.clone(),
+                        retries: spec.async_retries,
+                        scale,
+                    };
+                    self.tasks.push(tokio::spawn(crate::triggers::schedule::run(target, self.activity.clone())));
+                }
+                (Trigger::Schedule(s), _) => {
+                    return Err(wrong_kind(&format!(" ({})", s.name), "a function invoked with any JSON"));
+                }
                 (Trigger::Http { .. }, _) => return Err(wrong_kind("", "an HTTP function")),
                 (Trigger::Rule { name, .. }, _) => {
                     return Err(wrong_kind(&format!(" ({name})"), "an EventBridge function"));

@@ -5,17 +5,33 @@ use std::time::{Duration, Instant};
 use crate::resolve::Physical;
 use crate::{Error, Host};
 
+/// The template's state machines: the saga, and the retry of a parked order's compensations.
+pub const FULFILMENT: &str = "FulfilmentStateMachine";
+pub const COMPENSATION: &str = "CompensationStateMachine";
+
 impl Host {
-    /// The state machine's ARN (the template declares one).
+    /// The fulfilment saga's ARN.
     pub fn state_machine_arn(&self) -> Result<String, Error> {
-        self.resolver
-            .resources
-            .values()
-            .find_map(|p| match p {
-                Physical::StateMachine { arn, .. } => Some(arn.clone()),
-                _ => None,
-            })
-            .ok_or_else(|| Error::Setup("the template declares no state machine".into()))
+        self.machine_arn(FULFILMENT)
+    }
+
+    /// The ARN of the template's state machine `logical_id`.
+    pub fn machine_arn(&self, logical_id: &str) -> Result<String, Error> {
+        match self.resolver.physical(logical_id)? {
+            Physical::StateMachine { arn, .. } => Ok(arn.clone()),
+            _ => Err(Error::Setup(format!("{logical_id} is not a state machine"))),
+        }
+    }
+
+    /// Names and statuses of the compensation machine's executions (`<order id>-<attempt>`).
+    pub async fn compensation_executions(&self) -> Result<Vec<(String, String)>, Error> {
+        let page = aws_sdk_sfn::Client::new(&self.sdk)
+            .list_executions()
+            .state_machine_arn(self.machine_arn(COMPENSATION)?)
+            .send()
+            .await
+            .map_err(|e| Error::Setup(format!("ListExecutions: {}", aws_sdk_sfn::error::DisplayErrorContext(e))))?;
+        Ok(page.executions().iter().map(|e| (e.name().to_owned(), e.status().as_str().to_owned())).collect())
     }
 
     /// The execution of an order's saga (executions are named after the order).

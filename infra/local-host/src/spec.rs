@@ -42,6 +42,8 @@ pub enum Trigger {
     Http { method: String, path: String },
     Rule { name: String, bus: String, pattern: Value, delivery: RuleDelivery },
     Stream(StreamSpec),
+    /// A `Schedule` or `ScheduleV2` event (see [`crate::triggers::schedule`]).
+    Schedule(crate::triggers::schedule::ScheduleSpec),
 }
 
 /// How EventBridge delivers a rule's events to one target: its `RetryPolicy` and
@@ -165,6 +167,9 @@ impl FunctionSpec {
                     Some("DynamoDB") => {
                         Trigger::Stream(StreamSpec::parse(name, &properties, resolver).map_err(context)?)
                     }
+                    Some(kind @ ("Schedule" | "ScheduleV2")) => Trigger::Schedule(
+                        crate::triggers::schedule::ScheduleSpec::parse(name, kind, &properties).map_err(context)?,
+                    ),
                     Some(other) => {
                         return Err(Error::Setup(format!(
                             "{logical_id}.{name}: the local host does not run {other} triggers"

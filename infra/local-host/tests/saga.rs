@@ -38,11 +38,18 @@ impl std::ops::Deref for Stack {
 }
 
 async fn stack(settings: SagaSettings) -> Stack {
+    stack_with(settings, &[], None).await
+}
+
+/// With variables over every function's environment, and another template.
+async fn stack_with(settings: SagaSettings, env: &[(&str, &str)], template: Option<std::path::PathBuf>) -> Stack {
     let parameters = [
         ("SagaTaskTimeoutSeconds".to_owned(), settings.task_timeout_seconds.to_string()),
         ("SagaPaymentTimeoutSeconds".to_owned(), settings.payment_timeout_seconds.to_string()),
     ];
-    let config = HostConfig { http_port: 0, parameters: parameters.into(), ..HostConfig::default() };
+    let env_overrides = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let config =
+        HostConfig { http_port: 0, parameters: parameters.into(), env_overrides, template, ..HostConfig::default() };
     let host = Host::start(config).await.expect("the local system starts (moto is installed by `make setup`)");
     let orders = orders::entrypoints::build_service(&host.sdk, &host.env("OrdersApiFunction")).unwrap();
     let inventory = inventory::entrypoints::build_service(&host.sdk, &host.env("InventoryApiFunction")).unwrap();
@@ -266,7 +273,18 @@ async fn a_compensation_that_fails_for_good_ends_in_compensation_failed_with_an_
     let execution = stack.wait_for_saga(&id, FINISH).await.unwrap();
     assert_eq!(execution, "FAILED");
     let states = stack.states_entered(&id).await.unwrap();
-    assert_eq!(states, ["ReserveInventory", "ProcessPayment", "ReleaseInventory", "CompensationFailed", "Failed"]);
+    assert_eq!(
+        states,
+        [
+            "ReserveInventory",
+            "ProcessPayment",
+            "ReleaseInventory",
+            "ReleaseFailed",
+            "CompensationFailed",
+            "ParkOrder",
+            "Failed"
+        ]
+    );
 
     let alert = alerts.receive(1, Duration::from_secs(5)).await.unwrap();
     assert_eq!(alert.len(), 1, "one alert");
@@ -277,10 +295,20 @@ async fn a_compensation_that_fails_for_good_ends_in_compensation_failed_with_an_
     assert_eq!(data["saga_state"]["error"]["Error"], "PaymentDeclined", "what made the saga compensate");
     assert_eq!(alert[0]["detail"]["correlation_id"], correlation.as_str(), "the order's conversation, end to end");
 
-    // Nothing was charged; the stock is still held and the order pending: the operator's call.
+    // Nothing was charged; the stock is still held and the order parked, visibly, with the reason
+    // and what it still owes, until the sweeper's retry (15 minutes later by default).
     assert_eq!(stack.payments.get(&id).await.unwrap().unwrap().status, PaymentStatus::Declined);
     assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Reserved);
-    assert_eq!(stack.orders.get_order(order.id).await.unwrap().status, OrderStatus::Pending);
+    let parked = stack.orders.get_order(order.id).await.unwrap();
+    assert_eq!(parked.status, OrderStatus::CompensationPending);
+    let parking = parked.parking.unwrap();
+    assert_eq!((parking.failed_step.as_str(), parking.error.as_str()), ("ReleaseInventory", "InvalidCommand"));
+    assert_eq!(parking.cause, "injected: unreadable command");
+    assert_eq!(parking.owed, orders::parking::Owed { refund_payment: false, release_inventory: true });
+    assert_eq!(parking.reason, "PaymentDeclined", "why the order is being cancelled at all");
+    assert_eq!(parking.attempts, 1);
+    let wait = (parking.next_attempt_at - parking.parked_at).num_seconds();
+    assert!((899..=900).contains(&wait), "first retry after 15 minutes, not {wait} s");
     let released = stack.invocations().into_iter().filter(|i| i.trigger == "ReleaseInventory").count();
     assert_eq!(released, 3, "the compensation was tried and retried twice");
 }
@@ -335,4 +363,184 @@ async fn a_confirmation_done_by_a_worker_that_died_before_answering_is_found_don
     assert_eq!(outcome.order.status, OrderStatus::Confirmed);
     assert_eq!(outcome.payment, Some(PaymentStatus::Captured), "no refund: nothing was compensated");
     assert_eq!(outcome.reservation, Some(ReservationStatus::Committed));
+}
+
+/// A copy of template.yaml whose state machines retry `RefundPayment` once, briefly: a refund
+/// that cannot succeed for longer than its retry budget, without waiting out the real budget
+/// (minutes; state_machine.rs checks it against the breaker). Nothing else changes.
+fn template_with_a_short_refund_budget() -> std::path::PathBuf {
+    let root = local_aws::project_root();
+    let dir = std::env::temp_dir().join(local_aws::unique_name("short-refund"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut template = std::fs::read_to_string(root.join("template.yaml")).unwrap();
+    for machine in ["fulfilment", "compensate"] {
+        let file = format!("infra/statemachine/{machine}.asl.json");
+        let mut asl: Value = serde_json::from_str(&std::fs::read_to_string(root.join(&file)).unwrap()).unwrap();
+        for retry in asl["States"]["RefundPayment"]["Retry"].as_array_mut().unwrap() {
+            retry["MaxAttempts"] = 1.into();
+            retry["IntervalSeconds"] = 1.into();
+            retry["MaxDelaySeconds"] = 1.into();
+        }
+        let copy = dir.join(format!("{machine}.asl.json"));
+        std::fs::write(&copy, asl.to_string()).unwrap();
+        let declared = format!("DefinitionUri: {file}");
+        assert!(template.contains(&declared), "{declared}");
+        template = template.replace(&declared, &format!("DefinitionUri: {}", copy.display()));
+    }
+    let path = dir.join("template.yaml");
+    std::fs::write(&path, template).unwrap();
+    path
+}
+
+/// Fast enough for a test: the first retry of a parked order after 2 s, at most 4 s apart (the
+/// host's schedule runs the sweeper every 3 s); the provider client gives up within 2 s and its
+/// breaker reopens after 1 s.
+const FAST_PARKING: [(&str, &str); 5] = [
+    ("COMPENSATION_RETRY_FIRST_SECONDS", "2"),
+    ("COMPENSATION_RETRY_MAX_SECONDS", "4"),
+    ("PAYMENT_PROVIDER_TIMEOUT_MS", "2000"),
+    ("PAYMENT_PROVIDER_ATTEMPT_TIMEOUT_MS", "1000"),
+    ("PAYMENT_PROVIDER_BREAKER_OPEN_MS", "1000"),
+];
+
+async fn wait_for_order(stack: &Stack, order: &Order, until: impl Fn(&Order) -> bool) -> Order {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let current = stack.orders.get_order(order.id).await.unwrap();
+        if until(&current) {
+            return current;
+        }
+        assert!(std::time::Instant::now() < deadline, "the order never got there: {current:#?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_refund_the_provider_refuses_past_its_budget_parks_the_order_and_the_sweeper_finishes_it_once_it_recovers() {
+    let stack = stack_with(fast(), &FAST_PARKING, Some(template_with_a_short_refund_budget())).await;
+    let simulator = stack.simulator.simulator.clone();
+    // Charged, then the confirmation fails and the provider goes away before the refund.
+    stack.intercept(move |command| match command {
+        "ConfirmOrder" => {
+            simulator.set_faults(payment_provider_sim::Faults { down: true, ..Default::default() }).unwrap();
+            Delivery::Answer(TaskOutcome::failure("OrderNotPending", "injected: confirmation refused"))
+        }
+        _ => Delivery::Handle,
+    });
+    let order = place(&stack, 2, "pm_card_visa").await;
+    let id = order.id.to_string();
+    assert_eq!(stack.wait_for_saga(&id, FINISH).await.unwrap(), "FAILED");
+    assert_eq!(
+        stack.states_entered(&id).await.unwrap(),
+        [
+            "ReserveInventory",
+            "ProcessPayment",
+            "ConfirmOrder",
+            "RefundPayment",
+            "RefundFailed",
+            "CompensationFailed",
+            "ParkOrder",
+            "Failed"
+        ]
+    );
+    // Parked, visibly, holding the money and the stock: one of the documented intermediate states.
+    let parked = stack.orders.get_order(order.id).await.unwrap();
+    assert_eq!(parked.status, OrderStatus::CompensationPending);
+    let parking = parked.parking.clone().unwrap();
+    assert_eq!((parking.failed_step.as_str(), parking.error.as_str()), ("RefundPayment", "Transient"));
+    assert_eq!(parking.owed, orders::parking::Owed::ALL);
+    assert_eq!(stack.payments.get(&id).await.unwrap().unwrap().status, PaymentStatus::Captured);
+    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Reserved);
+
+    // The sweeper retries while the provider is still down: the attempt fails and re-parks.
+    let retried = wait_for_order(&stack, &order, |o| o.parking.as_ref().is_some_and(|p| p.attempts >= 3)).await;
+    assert_eq!(retried.status, OrderStatus::CompensationPending);
+    let failed = stack.compensation_executions().await.unwrap();
+    assert!(failed.iter().any(|(name, status)| *name == format!("{id}-2") && status == "FAILED"), "{failed:?}");
+
+    // The provider recovers: the next retry refunds, releases and cancels.
+    stack.simulator.simulator.set_faults(payment_provider_sim::Faults::default()).unwrap();
+    let cancelled = wait_for_order(&stack, &order, |o| o.status != OrderStatus::CompensationPending).await;
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(cancelled.cancellation_reason.as_deref(), Some("OrderNotPending"), "the saga's reason");
+    let payment = stack.payments.get(&id).await.unwrap().unwrap();
+    assert_eq!(payment.status, PaymentStatus::Refunded);
+    assert_eq!(stack.simulator.simulator.refunded(payment.provider_payment_id.as_deref().unwrap()), 2 * PRICE);
+    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Released);
+    assert_eq!(stack.inventory.get_product(SKU).await.unwrap().available, u64::from(STOCK));
+    // One execution per attempt, the last one succeeded, none left running.
+    let deadline = std::time::Instant::now() + FINISH;
+    let executions = loop {
+        let executions = stack.compensation_executions().await.unwrap();
+        if executions.iter().all(|(_, s)| s != "RUNNING") || std::time::Instant::now() > deadline {
+            break executions;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let attempts = cancelled.parking.unwrap().attempts;
+    let succeeded: Vec<_> = executions.iter().filter(|(_, s)| s == "SUCCEEDED").map(|(n, _)| n.clone()).collect();
+    assert_eq!(succeeded, [format!("{id}-{attempts}")], "{executions:?}");
+    assert_eq!(executions.len() as u32, attempts - 1, "attempts 2..={attempts}, one execution each: {executions:?}");
+}
+
+#[tokio::test]
+async fn an_order_whose_parking_failed_too_is_found_by_the_sweeper_after_its_saga_and_cancelled() {
+    let env = [("SAGA_MAX_DURATION_SECONDS", "1"), FAST_PARKING[0], FAST_PARKING[1]];
+    let stack = stack_with(fast(), &env, None).await;
+    let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still_broken = broken.clone();
+    stack.intercept(move |command| match command {
+        // The release fails for good, and so does parking (the bus, say): the saga ends FAILED
+        // with the order PENDING and nobody else to finish it.
+        "ReleaseInventory" | "ParkOrder" if still_broken.load(std::sync::atomic::Ordering::SeqCst) => {
+            Delivery::Answer(TaskOutcome::failure("InvalidCommand", "injected: cannot be done"))
+        }
+        _ => Delivery::Handle,
+    });
+    let order = place(&stack, 2, "pm_card_visa_chargeDeclined").await;
+    let id = order.id.to_string();
+    assert_eq!(stack.wait_for_saga(&id, FINISH).await.unwrap(), "FAILED");
+    let states = stack.states_entered(&id).await.unwrap();
+    assert_eq!(states.last().map(String::as_str), Some("ParkingFailed"), "{states:?}");
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // Past the saga's longest run with its execution ended, the sweeper adopts the order, owing
+    // everything, and its compensation releases the stock and cancels.
+    let cancelled = wait_for_order(&stack, &order, |o| o.status == OrderStatus::Cancelled).await;
+    assert_eq!(cancelled.cancellation_reason.as_deref(), Some("SagaAbandoned"));
+    let parking = cancelled.parking.unwrap();
+    assert_eq!((parking.failed_step.as_str(), parking.error.as_str()), ("Saga", "SagaEnded"));
+    assert_eq!(parking.owed, orders::parking::Owed::ALL);
+    assert_eq!(stack.payments.get(&id).await.unwrap().unwrap().status, PaymentStatus::Declined, "nothing to refund");
+    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Released);
+    assert_eq!(stack.inventory.get_product(SKU).await.unwrap().available, u64::from(STOCK));
+}
+
+/// The operator's retry: the sweeper invoked with `{"order_id": ...}` starts the parked order's
+/// next attempt now, 15 minutes before the schedule would.
+#[tokio::test]
+async fn an_operator_retry_finishes_a_parked_order_before_its_next_attempt_is_due() {
+    let stack = stack(fast()).await;
+    let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still_broken = broken.clone();
+    stack.intercept(move |command| match command {
+        "ReleaseInventory" if still_broken.load(std::sync::atomic::Ordering::SeqCst) => {
+            Delivery::Answer(TaskOutcome::failure("InvalidCommand", "injected: cannot be done"))
+        }
+        _ => Delivery::Handle,
+    });
+    let order = place(&stack, 2, "pm_card_visa_chargeDeclined").await;
+    let id = order.id.to_string();
+    assert_eq!(stack.wait_for_saga(&id, FINISH).await.unwrap(), "FAILED");
+    assert_eq!(stack.orders.get_order(order.id).await.unwrap().status, OrderStatus::CompensationPending);
+    broken.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    let sweeper =
+        orders::entrypoints::build_sweeper(&stack.sdk, &stack.env("OrdersCompensationSweeperFunction")).unwrap();
+    let answer = orders::entrypoints::invoke_sweeper(&sweeper, serde_json::json!({ "order_id": id })).await.unwrap();
+    assert_eq!(answer["started"], serde_json::json!([[id, 2]]), "{answer}");
+    let cancelled = wait_for_order(&stack, &order, |o| o.status == OrderStatus::Cancelled).await;
+    assert_eq!(cancelled.cancellation_reason.as_deref(), Some("PaymentDeclined"));
+    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Released);
+    assert_eq!(stack.inventory.get_product(SKU).await.unwrap().available, u64::from(STOCK));
 }

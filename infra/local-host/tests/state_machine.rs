@@ -4,11 +4,20 @@
 use std::collections::{BTreeSet, HashMap};
 
 use local_aws::{Template, referenced};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn definition() -> Value {
+    definition_of("FulfilmentStateMachine")
+}
+
+/// The retry of a parked order's compensations (infra/statemachine/compensate.asl.json).
+fn compensation() -> Value {
+    definition_of("CompensationStateMachine")
+}
+
+fn definition_of(logical_id: &str) -> Value {
     let template = Template::load_project().unwrap();
-    let machine = template.state_machine("FulfilmentStateMachine").unwrap();
+    let machine = template.state_machine(logical_id).unwrap();
     let text = machine
         .definition(|name, value| {
             (name == "EventBusName" && referenced(value) == Some("ShopEventBus")).then(|| "bus".into())
@@ -30,16 +39,31 @@ fn successors(state: &Value) -> Vec<String> {
     next
 }
 
+/// Where a state can go next, Choice branches included.
+fn all_successors(state: &Value) -> Vec<String> {
+    let mut next = successors(state);
+    for choice in state["Choices"].as_array().into_iter().flatten() {
+        next.push(choice["Next"].as_str().unwrap().to_owned());
+    }
+    next.extend(state["Default"].as_str().map(str::to_owned));
+    next
+}
+
 #[test]
 fn every_transition_targets_a_state_and_every_state_is_reachable() {
-    let definition = definition();
-    let states = states(&definition);
+    for definition in [definition(), compensation()] {
+        every_state_reachable(&definition);
+    }
+}
+
+fn every_state_reachable(definition: &Value) {
+    let states = states(definition);
     let start = definition["StartAt"].as_str().unwrap();
     let mut seen = BTreeSet::from([start.to_owned()]);
     let mut todo = vec![start.to_owned()];
     while let Some(name) = todo.pop() {
         let state = states.get(&name).unwrap_or_else(|| panic!("a transition goes to {name}, which does not exist"));
-        for next in successors(state) {
+        for next in all_successors(state) {
             if seen.insert(next.clone()) {
                 todo.push(next);
             }
@@ -158,8 +182,85 @@ const SHORT_BUDGET_AT_MOST: f64 = 1e-6;
 
 #[test]
 fn every_task_has_a_timeout_jittered_retries_and_a_way_out() {
-    let definition = definition();
-    let states = states(&definition);
+    for definition in [definition(), compensation()] {
+        every_task_bounded(&definition);
+    }
+}
+
+/// What a compensation that still fails leads to, in either machine: a Pass state naming the
+/// failed step and what is still owed, the alert, `ParkOrder`, and a `Fail`; a `ParkOrder` that
+/// fails too ends in its own `Fail` (the sweeper finds the order later).
+fn assert_parks_on_failure(definition: &Value) {
+    let states = states(definition);
+    for (step, failed, owed) in [
+        ("RefundPayment", "RefundFailed", json!({"refund_payment": true, "release_inventory": true})),
+        ("ReleaseInventory", "ReleaseFailed", json!({"refund_payment": false, "release_inventory": true})),
+        ("CancelOrder", "CancelFailed", json!({"refund_payment": false, "release_inventory": false})),
+    ] {
+        assert_eq!(states[step]["Catch"][0]["Next"], failed, "{step}");
+        assert_eq!(states[step]["Catch"][0]["ResultPath"], "$.compensation_error", "{step}");
+        assert_eq!(states[failed]["Type"], "Pass");
+        assert_eq!(states[failed]["ResultPath"], "$.parking");
+        assert_eq!(states[failed]["Result"], json!({"failed_step": step, "owed": owed}), "{failed}");
+        assert_eq!(states[failed]["Next"], "CompensationFailed");
+    }
+    assert_eq!(states["CompensationFailed"]["Next"], "ParkOrder");
+    let park = &states["ParkOrder"];
+    assert_eq!(park["Parameters"]["Entries"][0]["DetailType"], "ParkOrder");
+    let data = &park["Parameters"]["Entries"][0]["Detail"]["data"];
+    for (field, path) in [
+        ("order_id.$", "$.order_id"),
+        ("failed_step.$", "$.parking.failed_step"),
+        ("owed.$", "$.parking.owed"),
+        ("compensation_error.$", "$.compensation_error"),
+        ("error.$", "$.error"),
+    ] {
+        assert_eq!(data[field], path, "ParkOrder {field}");
+    }
+    assert_eq!(park["Next"], "Failed");
+    assert_eq!(park["Catch"][0]["Next"], "ParkingFailed");
+    assert_eq!(states["Failed"]["Type"], "Fail");
+    assert_eq!(states["ParkingFailed"]["Type"], "Fail");
+}
+
+#[test]
+fn a_compensation_that_still_fails_parks_the_order_with_what_is_owed_in_both_machines() {
+    assert_parks_on_failure(&definition());
+    let compensation = compensation();
+    assert_parks_on_failure(&compensation);
+    let states = states(&compensation);
+    assert_eq!(
+        states["ParkOrder"]["Parameters"]["Entries"][0]["Detail"]["data"]["attempt.$"], "$.attempt",
+        "a retry re-parks with its attempt, so a late report of an older one changes nothing"
+    );
+    assert!(
+        definition()["States"]["ParkOrder"]["Parameters"]["Entries"][0]["Detail"]["data"].get("attempt.$").is_none()
+    );
+    // The retry skips what is not owed, in the saga's reverse order, and always cancels.
+    assert_eq!(compensation["StartAt"], "RefundOwed");
+    for (choice, flag, step, otherwise) in [
+        ("RefundOwed", "$.owed.refund_payment", "RefundPayment", "ReleaseOwed"),
+        ("ReleaseOwed", "$.owed.release_inventory", "ReleaseInventory", "CancelOrder"),
+    ] {
+        assert_eq!(states[choice]["Choices"][0]["Variable"], flag);
+        assert_eq!(states[choice]["Choices"][0]["BooleanEquals"], true);
+        assert_eq!(states[choice]["Choices"][0]["Next"], step);
+        assert_eq!(states[choice]["Default"], otherwise);
+    }
+    assert_eq!(states["RefundPayment"]["Next"], "ReleaseOwed");
+    assert_eq!(states["ReleaseInventory"]["Next"], "CancelOrder");
+    assert_eq!(states["CancelOrder"]["End"], true);
+    // The same commands as the saga's, retried the same way.
+    let saga = definition();
+    for name in COMPENSATIONS {
+        for key in ["Resource", "Parameters", "Retry", "TimeoutSecondsPath"] {
+            assert_eq!(states[name][key], saga["States"][name][key], "{name}.{key}");
+        }
+    }
+}
+
+fn every_task_bounded(definition: &Value) {
+    let states = states(definition);
     for (name, state) in states.iter().filter(|(_, s)| s["Type"] == "Task") {
         let waits = state["Resource"].as_str().unwrap().ends_with(".waitForTaskToken");
         if waits {
@@ -179,6 +280,12 @@ fn every_task_has_a_timeout_jittered_retries_and_a_way_out() {
             }
         }
     }
+}
+
+#[test]
+fn forward_steps_retry_briefly_and_compensations_for_long() {
+    let definition = definition();
+    let states = states(&definition);
     for name in FORWARD {
         let retried: Vec<&str> =
             states[name]["Retry"][0]["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
@@ -189,13 +296,10 @@ fn every_task_has_a_timeout_jittered_retries_and_a_way_out() {
         let last_catch = states[name]["Catch"].as_array().unwrap().last().unwrap();
         assert_eq!(last_catch["ErrorEquals"][0], "States.ALL", "{name} catches everything in the end");
     }
-    for name in COMPENSATIONS {
+    for name in COMPENSATIONS.into_iter().chain(["ParkOrder"]) {
         let last = states[name]["Retry"].as_array().unwrap().last().unwrap();
         assert_eq!(last["ErrorEquals"][0], "States.ALL", "{name} retries anything, final errors too");
-        assert_eq!(states[name]["Catch"][0]["Next"], "CompensationFailed", "{name}");
     }
-    assert_eq!(states["CompensationFailed"]["Next"], "Failed");
-    assert_eq!(states["Failed"]["Type"], "Fail");
     // A refund may settle an unfinished charge first: it waits on the provider as long as a
     // charge does, or longer.
     for name in ["ProcessPayment", "RefundPayment"] {
@@ -205,11 +309,16 @@ fn every_task_has_a_timeout_jittered_retries_and_a_way_out() {
 
 #[test]
 fn every_task_retries_the_bus_own_failures_before_its_catch_for_longer_than_an_outage() {
-    let definition = definition();
-    let states = states(&definition);
+    for (definition, count) in [(definition(), 8), (compensation(), 5)] {
+        retries_bus_failures(&definition, count);
+    }
+}
+
+fn retries_bus_failures(definition: &Value, count: usize) {
+    let states = states(definition);
     let outage = outage_to_outlast().as_secs_f64();
     let tasks: Vec<&str> = states.iter().filter(|(_, s)| s["Type"] == "Task").map(|(n, _)| n.as_str()).collect();
-    assert_eq!(tasks.len(), 7, "{tasks:?}");
+    assert_eq!(tasks.len(), count, "{tasks:?}");
     for name in tasks {
         for error in INTEGRATION_ERRORS {
             let retry = retrier_for(&states[name], error).unwrap_or_else(|| panic!("{name} does not retry {error}"));
@@ -225,12 +334,17 @@ fn every_task_retries_the_bus_own_failures_before_its_catch_for_longer_than_an_o
 
 #[test]
 fn compensations_outlast_the_payment_providers_breaker_and_timeout() {
-    let definition = definition();
-    let states = states(&definition);
+    for definition in [definition(), compensation()] {
+        compensations_outlast(&definition);
+    }
+}
+
+fn compensations_outlast(definition: &Value) {
+    let states = states(definition);
     let outage = outage_to_outlast();
     assert!(outage.as_secs() >= 30, "the breaker alone stays open 30 s by default: {outage:?}");
     let outage = outage.as_secs_f64();
-    for name in COMPENSATIONS {
+    for name in COMPENSATIONS.into_iter().chain(["ParkOrder"]) {
         for error in ["Transient", "States.Timeout"] {
             let retry = retrier_for(&states[name], error).unwrap();
             let ceilings = delay_ceilings(retry);
@@ -273,9 +387,10 @@ fn compensations_undo_in_reverse_order_of_what_succeeded() {
 
 #[test]
 fn each_command_the_saga_sends_is_routed_by_the_template_to_exactly_one_worker() {
-    let definition = definition();
-    let commands: BTreeSet<String> = states(&definition)
+    let (saga, compensation) = (definition(), compensation());
+    let commands: BTreeSet<String> = states(&saga)
         .values()
+        .chain(states(&compensation).values())
         .filter(|s| s["Resource"].as_str().is_some_and(|r| r.ends_with(".waitForTaskToken")))
         .map(|s| s["Parameters"]["Entries"][0]["DetailType"].as_str().unwrap().to_owned())
         .collect();

@@ -30,6 +30,8 @@ pub const ENTITY_ORDER: &str = "ORDER";
 pub const ENTITY_IDEMPOTENCY: &str = "IDEMPOTENCY";
 const GSI1: &str = "gsi1";
 
+mod sweep;
+
 #[derive(Debug, Serialize, Deserialize)]
 struct OrderItem {
     pk: String,
@@ -37,6 +39,12 @@ struct OrderItem {
     entity: String,
     gsi1pk: String,
     gsi1sk: String,
+    /// The sparse sweep index's key: only pending and parked orders carry it (see
+    /// `crate::parking::sweep_key`); [`sweep`] reads the index.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    sweep_pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    sweep_sk: Option<String>,
     #[serde(flatten)]
     order: Order,
 }
@@ -49,6 +57,8 @@ impl OrderItem {
             entity: ENTITY_ORDER.into(),
             gsi1pk: customer_pk(&order.customer_id),
             gsi1sk: format!("{}#{}", order.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), order.id),
+            sweep_pk: crate::parking::sweep_key(order).map(|k| k.0),
+            sweep_sk: crate::parking::sweep_key(order).map(|k| k.1),
             order: order.clone(),
         }
     }

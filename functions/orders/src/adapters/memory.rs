@@ -11,6 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::domain::{Order, OrderId};
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
 
+mod sweep;
+pub use sweep::InMemoryCompensations;
+
 #[derive(Default)]
 struct State {
     orders: HashMap<OrderId, Order>,

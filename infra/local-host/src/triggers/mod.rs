@@ -3,6 +3,7 @@
 pub mod rule_dlq;
 pub mod rule_to_function;
 pub mod rule_to_machine;
+pub mod schedule;
 pub mod stream;
 
 use std::time::Duration;
