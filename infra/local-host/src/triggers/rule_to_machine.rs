@@ -162,4 +162,64 @@ mod tests {
         );
         assert!(classify(None, "connection reset".into()).retriable, "an unknown error is retried");
     }
+
+    // A target that no longer exists is not retried: the event goes to the DLQ at once, with
+    // EventBridge's attributes (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html).
+    #[tokio::test]
+    async fn an_event_for_a_state_machine_that_does_not_exist_lands_in_the_dlq_at_once() {
+        let moto = local_aws::Moto::start().await.expect("moto (make setup)");
+        let sdk = moto.sdk_config();
+        moto.create_bus("bus").await.unwrap();
+        let tap = EventTap::create(&moto, "bus", "rule-queue", &serde_json::json!({"source": ["shop.orders"]}))
+            .await
+            .unwrap();
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let dlq = sqs.create_queue().queue_name("dlq").send().await.unwrap().queue_url.unwrap();
+        let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:gone";
+        let delivery = RuleDelivery {
+            rule_arn: "arn:aws:events:us-east-1:123456789012:rule/bus/stack-R".into(),
+            retries: 185,
+            max_age: Duration::from_secs(86400),
+            dead_letter: Some(dlq.clone()),
+        };
+        let target = MachineTarget { rule: "R".into(), tap, machines: vec![(machine.into(), delivery)] };
+        let sfn = aws_sdk_sfn::Client::new(&sdk);
+        let activity = Arc::new(Activity::new(false, shared::saga::SfnTaskReporter::new(sfn.clone())));
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name("bus")
+            .source("shop.orders")
+            .detail_type("OrderCreated")
+            .detail(r#"{"order_id": "o-1"}"#)
+            .build();
+        aws_sdk_eventbridge::Client::new(&sdk).put_events().entries(entry).send().await.unwrap();
+        let running = tokio::spawn(run(target, activity, sfn, sqs.clone()));
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let message = loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(&dlq)
+                .message_attribute_names("All")
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            if let Some(message) = received.messages().first() {
+                break message.clone();
+            }
+            assert!(Instant::now() < deadline, "nothing reached the DLQ");
+        };
+        running.abort();
+        let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+        assert_eq!(event["detail-type"], "OrderCreated", "the event itself: {event}");
+        let attribute = |name: &str| {
+            message.message_attributes().unwrap().get(name).and_then(|a| a.string_value().map(str::to_owned))
+        };
+        assert_eq!(attribute("ERROR_CODE").as_deref(), Some("NO_RESOURCE"));
+        assert_eq!(attribute("TARGET_ARN").as_deref(), Some(machine));
+        assert_eq!(attribute("RULE_ARN").as_deref(), Some("arn:aws:events:us-east-1:123456789012:rule/bus/stack-R"));
+        assert_eq!(attribute("RETRY_ATTEMPTS").as_deref(), Some("0"), "not retried");
+        assert_eq!(attribute("EXHAUSTED_RETRY_CONDITION"), None, "sent without retrying");
+        assert!(attribute("ERROR_MESSAGE").is_some_and(|m| !m.is_empty()));
+    }
 }
