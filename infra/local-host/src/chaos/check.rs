@@ -14,6 +14,10 @@ pub struct Observed {
     pub provider: BTreeMap<String, (u64, u64)>,
     /// Execution names of the state machine, with their status.
     pub executions: Vec<(String, String)>,
+    /// The compensation machine's executions (`<order id>-<attempt>`), with their status.
+    pub compensations: Vec<(String, String)>,
+    /// Orders still `COMPENSATION_PENDING` (after the sweeper had its chance), with their parking.
+    pub parked: BTreeMap<String, Value>,
     /// `event_id`s of every outbox record in the three tables.
     pub outbox: BTreeSet<String>,
     /// `(event_id, detail-type)` of every domain event that reached the bus.
@@ -76,6 +80,9 @@ pub fn violations(o: &Observed) -> Vec<String> {
                     out.push(format!("order {id}: CANCELLED with stock {reservation}"));
                 }
             }
+            // The public contract does not know COMPENSATION_PENDING (the gateway answers 503 for
+            // such an order): `parked` reports those from the table.
+            _ if o.parked.contains_key(id) => {}
             other => out.push(format!("order {id}: ended {other} (payment {payment}, reservation {reservation})")),
         }
     }
@@ -88,6 +95,21 @@ pub fn violations(o: &Observed) -> Vec<String> {
     let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (name, status) in &o.executions {
         by_name.entry(name).or_default().push(status);
+    }
+    for (id, parking) in &o.parked {
+        out.push(format!(
+            "order {id}: still COMPENSATION_PENDING after sweeping: {} failed with {} ({}), attempts {}, next at {}",
+            parking["failed_step"], parking["error"], parking["cause"], parking["attempts"], parking["next_attempt_at"]
+        ));
+    }
+    for (name, status) in &o.compensations {
+        let order = name.get(..36).unwrap_or(name);
+        if status == "RUNNING" {
+            out.push(format!("compensation {name} still running"));
+        }
+        if !o.views.contains_key(order) || name.get(36..37) != Some("-") {
+            out.push(format!("compensation {name} belongs to no order"));
+        }
     }
     for id in o.views.keys() {
         match by_name.get(id.as_str()).map(Vec::as_slice) {

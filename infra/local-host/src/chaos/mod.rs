@@ -53,17 +53,23 @@ pub struct Report {
     pub placing: Duration,
     pub wall: Duration,
     pub restarts: u32,
+    /// Compensation retries the sweeper started, and for how many orders.
+    pub compensation_retries: usize,
+    pub retried_orders: usize,
 }
 
 impl Report {
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} orders {:?} in {:.0?} (placing {:.0?}), host restarts {}, violations {}\n",
+            "{} orders {:?} in {:.0?} (placing {:.0?}), host restarts {}, compensation retries {} of {} orders, \
+             violations {}\n",
             self.orders,
             self.by_status,
             self.wall,
             self.placing,
             self.restarts,
+            self.compensation_retries,
+            self.retried_orders,
             self.violations.len()
         );
         out.push_str("minute  settled  p50 ms  p95 ms  p99 ms  emulator RSS MiB\n");
@@ -122,6 +128,11 @@ pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
     .map(|s| s.to_string())
     .collect();
     args.extend(["--state-dir".into(), state_dir.display().to_string()]);
+    // Parked orders retried at the host's time scale (15 minutes doubling to a day, x 0.01, capped
+    // at a minute so that the run settles): the sweeper finishes them before the checks.
+    for (name, value) in [("COMPENSATION_RETRY_FIRST_SECONDS", "9"), ("COMPENSATION_RETRY_MAX_SECONDS", "60")] {
+        args.extend(["--env".into(), format!("{name}={value}")]);
+    }
     // moto serialises DynamoDB: under this load a call can take seconds that DynamoDB would not.
     for service in ["ORDERS", "INVENTORY", "PAYMENTS"] {
         args.extend(["--env".into(), format!("{service}_ATTEMPT_TIMEOUT_MS=10000")]);
@@ -178,7 +189,10 @@ pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
     for view in observed.views.values() {
         *by_status.entry(view["order"]["status"].as_str().unwrap_or("?").to_owned()).or_insert(0) += 1;
     }
+    let retried: BTreeSet<&str> = observed.compensations.iter().filter_map(|(name, _)| name.get(..36)).collect();
     Ok(Report {
+        compensation_retries: observed.compensations.len(),
+        retried_orders: retried.len(),
         orders: observed.views.len(),
         by_status,
         violations,
@@ -217,8 +231,13 @@ async fn drain(tap: &EventTap) -> Result<Vec<(String, String)>, Error> {
 }
 
 async fn executions(sfn: &aws_sdk_sfn::Client) -> Result<Vec<(String, String)>, Error> {
+    executions_of(sfn, "FulfilmentStateMachine").await
+}
+
+/// The executions of the template's state machine `logical_id`, with their status.
+async fn executions_of(sfn: &aws_sdk_sfn::Client, logical_id: &str) -> Result<Vec<(String, String)>, Error> {
     let machines = sfn.list_state_machines().send().await.map_err(setup("ListStateMachines"))?;
-    let name = physical_name(STACK, "FulfilmentStateMachine");
+    let name = physical_name(STACK, logical_id);
     let Some(machine) = machines.state_machines().iter().find(|m| m.name() == name) else {
         return Err(Error::Setup(format!("no state machine {name}")));
     };
@@ -242,7 +261,10 @@ async fn executions(sfn: &aws_sdk_sfn::Client) -> Result<Vec<(String, String)>, 
 
 async fn wait_no_running(sfn: &aws_sdk_sfn::Client, timeout: Duration) -> Result<(), Error> {
     let deadline = Instant::now() + timeout;
-    while executions(sfn).await?.iter().any(|(_, s)| s == "RUNNING") && Instant::now() < deadline {
+    let running = |executions: &[(String, String)]| executions.iter().any(|(_, s)| s == "RUNNING");
+    while (running(&executions(sfn).await?) || running(&executions_of(sfn, "CompensationStateMachine").await?))
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     Ok(())
@@ -291,10 +313,42 @@ async fn observe(
         stock,
         provider,
         executions: executions(sfn).await?,
+        compensations: executions_of(sfn, "CompensationStateMachine").await?,
+        parked: parked_orders(&dynamodb, &physical_name(STACK, "OrdersTable")).await?,
         outbox,
         bus: Vec::new(),
         keys: run.keys(),
     })
+}
+
+/// Orders still `COMPENSATION_PENDING`, read from the orders table (the public API's contract
+/// does not know the status), with why they are parked.
+async fn parked_orders(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, Error> {
+    let mut parked = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(table)
+            .filter_expression("#s = :parked")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":parked", AttributeValue::S("COMPENSATION_PENDING".into()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| Error::Setup(format!("Scan {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
+        for item in page.items() {
+            let order: serde_json::Value = serde_dynamo::from_item(item.clone()).map_err(setup("parked order"))?;
+            parked.insert(order["id"].as_str().unwrap_or_default().to_owned(), order["parking"].clone());
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(parked);
+        }
+    }
 }
 
 async fn outbox_ids(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<String>, Error> {
