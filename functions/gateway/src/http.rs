@@ -100,7 +100,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// What `utoipa::path` cannot say about response headers: their patterns and that they are
 /// always sent (`required`, which utoipa's `Header` lacks), and `X-Correlation-Id` on every
-/// response of every operation.
+/// response of every operation but API Gateway's own 401, which the gateway never answers.
 fn declare_headers(document: &mut utoipa::openapi::OpenApi) {
     fn header(schema: Object, description: &str, required: bool) -> RefOr<Header> {
         let mut header = Header::new(schema);
@@ -118,8 +118,12 @@ fn declare_headers(document: &mut utoipa::openapi::OpenApi) {
     for item in document.paths.paths.values_mut() {
         let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {
-            for response in operation.responses.responses.values_mut() {
+            for (status, response) in operation.responses.responses.iter_mut() {
                 let RefOr::T(DocResponse { headers, .. }) = response else { continue };
+                // API Gateway's own 401: the gateway never saw the request.
+                if status == "401" {
+                    continue;
+                }
                 for (name, declared) in headers.iter_mut() {
                     let RefOr::T(Header { description, .. }) = declared else { continue };
                     let description = description.clone().unwrap_or_default();
