@@ -30,6 +30,9 @@ pub struct Resource {
 pub struct Template {
     #[serde(default)]
     pub parameters: BTreeMap<String, Value>,
+    /// `Conditions`: name to its intrinsic (`!Equals`, `!Not`, ...), unevaluated.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, Value>,
     pub resources: BTreeMap<String, Resource>,
 }
 

@@ -66,7 +66,20 @@ struct Demo {
 }
 
 impl Demo {
+    /// A call to an internal API, signed with the local credentials (its routes are `AWS_IAM`),
+    /// or, with a token, to the public API.
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, correlation: &str) -> (u16, Value) {
+        self.call_as(None, method, path, body, correlation).await
+    }
+
+    async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        correlation: &str,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.host.base_url()))
@@ -74,7 +87,17 @@ impl Demo {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        match request.send().await {
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut request = match request.build() {
+            Ok(request) => request,
+            Err(e) => return (0, json!({ "error": e.to_string() })),
+        };
+        if token.is_none() {
+            self.host.sign(&mut request);
+        }
+        match self.http.execute(request).await {
             Ok(response) => {
                 let status = response.status().as_u16();
                 (status, response.json().await.unwrap_or(Value::Null))
@@ -83,18 +106,22 @@ impl Demo {
         }
     }
 
+    /// Stocks the catalogue through the public API, as an admin would on AWS.
     async fn seed(&self) -> Result<(), Error> {
-        println!("\n== catalogue");
+        println!("\n== catalogue (stocked through the public API with an admin's token: POST /_local/token)");
+        let admin = self.host.token("demo-admin", &["admin"]);
+        let admin = Some(admin.as_str());
         for (sku, name, price, stock) in
             [("SKU-MUG", "Mug", 1250, 100), ("SKU-TEE", "T-shirt", 1900, 20), ("SKU-LAMP", "Lamp", 4900, 0)]
         {
             let spec =
                 json!({"name": name, "price": {"amount_minor": price, "currency": "EUR"}, "low_stock_threshold": 2});
-            let (status, _) =
-                self.call(reqwest::Method::PUT, &format!("/inventory/{sku}"), Some(spec), "demo-seed").await;
+            let put = (reqwest::Method::PUT, format!("/api/products/{sku}"));
+            let (status, _) = self.call_as(admin, put.0, &put.1, Some(spec), "demo-seed").await;
             let restock = json!({"restock_id": "demo-initial", "quantity": stock});
             let (restocked, _) = if stock > 0 {
-                self.call(reqwest::Method::POST, &format!("/inventory/{sku}/restock"), Some(restock), "demo-seed").await
+                let path = format!("/api/products/{sku}/restock");
+                self.call_as(admin, reqwest::Method::POST, &path, Some(restock), "demo-seed").await
             } else {
                 (200, Value::Null)
             };
@@ -111,18 +138,23 @@ impl Demo {
         let before = self.host.moto.dynamodb_usage().await?;
         let mut placed = Vec::new();
         let this = &*self;
+        // Placed through the public API by the customer whose token it is.
+        let customer = self.host.token("demo-customer", &[]);
+        let customer = customer.as_str();
         let posts = orders.iter().enumerate().map(|(i, plan)| {
             let correlation = format!("demo-{}-{i}-{}", name.replace(' ', "-"), &uuid_suffix());
-            let body = json!({"customer_id": "demo-customer", "payment_method": plan.payment_method,
+            let body = json!({"payment_method": plan.payment_method,
                               "items": [{"sku": plan.sku, "quantity": plan.quantity}]});
             async move {
-                let (status, order) = this.call(reqwest::Method::POST, "/orders", Some(body), &correlation).await;
+                let post = (reqwest::Method::POST, "/api/orders");
+                let (status, order) = this.call_as(Some(customer), post.0, post.1, Some(body), &correlation).await;
                 (status, order, correlation)
             }
         });
         for (plan, (status, order, correlation)) in orders.iter().zip(futures::future::join_all(posts).await) {
-            let id =
-                order["id"].as_str().ok_or_else(|| Error::Setup(format!("POST /orders answered {status}: {order}")))?;
+            let id = order["id"]
+                .as_str()
+                .ok_or_else(|| Error::Setup(format!("POST /api/orders answered {status}: {order}")))?;
             placed.push((plan, id.to_owned(), correlation));
         }
         for (_, id, _) in &placed {

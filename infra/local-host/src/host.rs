@@ -17,6 +17,7 @@ use shared::saga::SfnTaskReporter;
 use tokio::task::JoinHandle;
 
 use crate::activity::Activity;
+use crate::auth::{Authorizers, ISSUER_PATH, LOCAL_AUDIENCE, LocalIssuer};
 use crate::checkpoint::Checkpoints;
 use crate::filter::Filter;
 use crate::functions::{Handler, build};
@@ -32,6 +33,10 @@ use crate::{Delivery, Error, Invocation, setup};
 
 /// The parameter that points functions at the payment provider: locally, the simulator.
 const PROVIDER_URL_PARAMETER: &str = "PaymentProviderBaseUrl";
+/// The parameters that name the identity provider: locally, the local token issuer.
+const ISSUER_PARAMETER: &str = "IdentityIssuerUrl";
+const AUDIENCE_PARAMETER: &str = "IdentityAudience";
+const GROUPS_CLAIM_PARAMETER: &str = "GroupsClaim";
 
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -94,6 +99,8 @@ pub struct Host {
     /// Stream positions the host resumed from.
     pub resumed_checkpoints: usize,
     http_addr: SocketAddr,
+    issuer: Arc<LocalIssuer>,
+    iam: crate::sigv4::IamVerifier,
     pub(crate) activity: Arc<Activity>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -131,6 +138,18 @@ impl Host {
         let stack = config.stack.clone().unwrap_or_else(|| local_aws::unique_name("shop"));
         let mut resolver =
             Resolver { parameters: parameters(&template, &config.parameters)?, stack, ..Resolver::default() };
+        // The template's JWT authorizer trusts the local token issuer, on this port.
+        if !config.parameters.contains_key(ISSUER_PARAMETER) {
+            resolver.parameters.insert(ISSUER_PARAMETER.into(), format!("http://{http_addr}{ISSUER_PATH}"));
+        }
+        if !config.parameters.contains_key(AUDIENCE_PARAMETER) {
+            resolver.parameters.insert(AUDIENCE_PARAMETER.into(), LOCAL_AUDIENCE.into());
+        }
+        let issuer = Arc::new(LocalIssuer::generate(
+            format!("http://{http_addr}{ISSUER_PATH}"),
+            resolver.parameters.get(AUDIENCE_PARAMETER).cloned().unwrap_or_else(|| LOCAL_AUDIENCE.into()),
+            resolver.parameters.get(GROUPS_CLAIM_PARAMETER).cloned().unwrap_or_else(|| "cognito:groups".into()),
+        )?);
         let provisioned = provision(&moto, &template, &mut resolver).await?;
         for (id, _) in template.resources_of_type("AWS::Serverless::HttpApi") {
             let endpoint = format!("http://{http_addr}");
@@ -154,6 +173,7 @@ impl Host {
         })));
         let activity =
             Arc::new(Activity::new(config.log_invocations, SfnTaskReporter::new(aws_sdk_sfn::Client::new(&sdk))));
+        let iam = crate::sigv4::IamVerifier::new(local_credentials(&sdk).await?, crate::resolve::REGION);
         let mut host = Host {
             moto,
             simulator,
@@ -164,19 +184,23 @@ impl Host {
             provisioned,
             resumed_checkpoints: checkpoints.len(),
             http_addr,
+            issuer,
+            iam,
             activity,
             tasks: Vec::new(),
         };
+        let authorizers = Authorizers::read(&template, &host.resolver)?;
         let mut routes = Vec::new();
         for (logical_id, resource) in template.resources_of_type("AWS::Serverless::Function") {
             let spec = FunctionSpec::parse(logical_id, resource, &host.resolver, &config.env_overrides)?;
-            host.start_function(spec, &checkpoints, config.time_scale, &mut routes).await?;
+            host.start_function(spec, &checkpoints, config.time_scale, &mut routes, &authorizers).await?;
         }
         for (logical_id, resource) in template.resources_of_type("AWS::Events::Rule") {
             host.start_rule(logical_id, resource).await?;
         }
         host.routes = routes.iter().map(|r| (r.method.clone(), r.path.clone(), r.binary.clone())).collect();
-        host.tasks.push(tokio::spawn(serve(listener, routes, host.activity.clone())));
+        let (issuer, iam) = (host.issuer.clone(), host.iam.clone());
+        host.tasks.push(tokio::spawn(serve(listener, routes, host.activity.clone(), issuer, iam)));
         Ok(host)
     }
 
@@ -186,6 +210,7 @@ impl Host {
         checkpoints: &Arc<Checkpoints>,
         scale: TimeScale,
         routes: &mut Vec<Route>,
+        authorizers: &Authorizers,
     ) -> Result<(), Error> {
         let binary = spec.binary.clone();
         let handler = build(&binary, &self.sdk, &spec.lookup()).await.map_err(Error::Setup)?;
@@ -194,8 +219,11 @@ impl Host {
             |name: &str, what: &str| Error::Setup(format!("{}: {binary} is not {what}", spec.logical_id) + name);
         for trigger in &spec.triggers {
             match (trigger, &handler) {
-                (Trigger::Http { method, path }, Handler::Http(router)) => {
-                    routes.push(Route::new(method.clone(), path.clone(), binary.clone(), router.clone()));
+                (Trigger::Http { method, path, api, authorizer }, Handler::Http(router)) => {
+                    let auth = authorizers
+                        .route(api.as_deref(), authorizer.as_deref())
+                        .map_err(|e| Error::Setup(format!("{} {method} {path}: {e}", spec.logical_id)))?;
+                    routes.push(Route::new(method.clone(), path.clone(), binary.clone(), router.clone(), auth));
                 }
                 (Trigger::Rule { name, bus, pattern, delivery }, Handler::Events(function)) => {
                     let queue = physical_name(&self.resolver.stack, &format!("{}-{name}", spec.logical_id));
@@ -293,6 +321,27 @@ impl Host {
         format!("http://{}", self.http_addr)
     }
 
+    /// The local token issuer, which the template's JWT authorizer trusts here.
+    pub fn issuer(&self) -> &LocalIssuer {
+        &self.issuer
+    }
+
+    /// Signs `request` with the local credentials (SigV4), as the internal APIs' `AWS_IAM`
+    /// routes require: for calling an internal API directly.
+    pub fn sign(&self, request: &mut reqwest::Request) {
+        self.iam.sign(request);
+    }
+
+    /// A token of the local issuer for customer `sub` in `groups` (`["admin"]` for an admin).
+    pub fn token(&self, sub: &str, groups: &[&str]) -> String {
+        let request = crate::auth::TokenRequest {
+            sub: sub.to_owned(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            expires_in: None,
+        };
+        self.issuer.sign(&self.issuer.claims(&request).expect("a valid token request"))
+    }
+
     /// The stack's name (resources are `<stack>-<LogicalId>`).
     pub fn stack(&self) -> &str {
         &self.resolver.stack
@@ -312,6 +361,14 @@ impl Host {
     pub fn invocations(&self) -> Vec<Invocation> {
         self.activity.invocations()
     }
+}
+
+/// The credentials the local system signs with, which `AWS_IAM` routes require.
+async fn local_credentials(sdk: &SdkConfig) -> Result<aws_credential_types::Credentials, Error> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider =
+        sdk.credentials_provider().ok_or_else(|| Error::Setup("the local SDK config has no credentials".into()))?;
+    provider.provide_credentials().await.map_err(setup("the local credentials"))
 }
 
 /// Puts `key` into the provider secret (as `{"api_key": ...}`, the form the template generates).

@@ -19,6 +19,7 @@
 //! provider's secret, and `PaymentProviderBaseUrl` points at it.
 
 mod activity;
+pub mod auth;
 pub mod chaos;
 pub mod checkpoint;
 pub mod demo;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod provision;
 mod resolve;
 mod sfn;
+pub mod sigv4;
 mod spec;
 mod triggers;
 

@@ -39,8 +39,20 @@ pub struct FunctionSpec {
 
 #[derive(Debug, Clone)]
 pub enum Trigger {
-    Http { method: String, path: String },
-    Rule { name: String, bus: String, pattern: Value, delivery: RuleDelivery },
+    /// A route of `api` (the `ApiId`'s logical id); `authorizer` is the event's `Auth.Authorizer`
+    /// (`NONE`, `AWS_IAM` or an authorizer's name), else the API's `DefaultAuthorizer` applies.
+    Http {
+        method: String,
+        path: String,
+        api: Option<String>,
+        authorizer: Option<String>,
+    },
+    Rule {
+        name: String,
+        bus: String,
+        pattern: Value,
+        delivery: RuleDelivery,
+    },
     Stream(StreamSpec),
     /// A `Schedule` or `ScheduleV2` event (see [`crate::triggers::schedule`]).
     Schedule(crate::triggers::schedule::ScheduleSpec),
@@ -151,7 +163,14 @@ impl FunctionSpec {
                     Some("HttpApi") => {
                         let text =
                             |key: &str| get(&properties, key).and_then(Yaml::as_str).unwrap_or_default().to_owned();
-                        Trigger::Http { method: text("Method"), path: text("Path") }
+                        Trigger::Http {
+                            method: text("Method"),
+                            path: text("Path"),
+                            api: get(&properties, "ApiId").and_then(local_aws::referenced).map(str::to_owned),
+                            authorizer: path(&properties, &["Auth", "Authorizer"])
+                                .and_then(Yaml::as_str)
+                                .map(str::to_owned),
+                        }
                     }
                     Some("EventBridgeRule") => {
                         let bus = bus_of(resolver, &properties).map_err(context)?;

@@ -64,12 +64,21 @@ async fn ctrl_c_stops_the_local_system_and_the_next_run_carries_on_with_its_stat
 
     let first = start(&state_dir);
     assert!(first.banner.iter().any(|l| l.contains("provisioned fresh")), "{:?}", first.banner);
+    // Stocked through the public API as an admin of the running host's token issuer.
+    let token = http
+        .post(format!("{}/_local/token", first.base_url))
+        .json(&serde_json::json!({"sub": "ops", "groups": ["admin"]}))
+        .send()
+        .await
+        .unwrap();
+    let token: serde_json::Value = token.json().await.unwrap();
+    let admin = token["access_token"].as_str().unwrap().to_owned();
     let product = serde_json::json!({"name": "Mug", "price": {"amount_minor": 1250, "currency": "EUR"}, "low_stock_threshold": 1});
-    let put = http.put(format!("{}/inventory/SKU-KEPT", first.base_url)).json(&product).send().await.unwrap();
-    assert_eq!(put.status(), 200);
+    let put = http.put(format!("{}/api/products/SKU-KEPT", first.base_url)).bearer_auth(&admin).json(&product);
+    assert_eq!(put.send().await.unwrap().status(), 200);
     let restock = serde_json::json!({"restock_id": "r1", "quantity": 7});
-    let post = http.post(format!("{}/inventory/SKU-KEPT/restock", first.base_url)).json(&restock).send().await.unwrap();
-    assert_eq!(post.status(), 200);
+    let post = http.post(format!("{}/api/products/SKU-KEPT/restock", first.base_url)).bearer_auth(&admin);
+    assert_eq!(post.json(&restock).send().await.unwrap().status(), 200);
     let moto = first.moto.clone();
     interrupt(first);
     assert!(answers(&moto), "the emulator keeps the state after Ctrl-C");
@@ -77,7 +86,7 @@ async fn ctrl_c_stops_the_local_system_and_the_next_run_carries_on_with_its_stat
     let second = start(&state_dir);
     assert_eq!(second.moto, moto, "the second run uses the same emulator");
     assert!(second.banner.iter().any(|l| l.contains("resumed")), "{:?}", second.banner);
-    let got = http.get(format!("{}/inventory/SKU-KEPT", second.base_url)).send().await.unwrap();
+    let got = http.get(format!("{}/api/products/SKU-KEPT", second.base_url)).send().await.unwrap();
     assert_eq!(got.status(), 200, "the product of the first run is still there");
     let got: serde_json::Value = got.json().await.unwrap();
     assert_eq!(got["available"], 7);

@@ -1,7 +1,9 @@
 //! schemathesis (PyPI, installed into .venv by `make setup`) against the whole local system:
 //! every check on, driven by the checked-in `infra/openapi.json` and `infra/schemathesis.toml`.
 //! Schema-valid requests must be accepted, invalid ones refused with 4xx, answers must match
-//! the document, undeclared methods must get 405 with `Allow`, and nothing may be a 5xx.
+//! the document, undeclared methods must get 405 with `Allow`, and nothing may be a 5xx. It calls
+//! as an admin of the local token issuer (so every operation is explored past its 403), and its
+//! `ignored_auth` check proves every operation the document secures refuses a missing token.
 
 use local_host::{Host, HostConfig};
 use serde_json::json;
@@ -28,11 +30,14 @@ async fn the_public_api_holds_to_its_openapi_document_under_schemathesis() {
     let host = Host::start(HostConfig { http_port: 0, env_overrides, ..HostConfig::default() })
         .await
         .expect("the local system starts (moto is installed by `make setup`)");
-    // The document's example sku exists, so the product route is tested beyond its 404.
+    // The document's example sku exists, so the product route is tested beyond its 404: stocked
+    // through the public API with an admin's token, the token schemathesis calls with.
+    let admin = host.token("schemathesis-admin", &["admin"]);
     let product =
         json!({"name": "Red mug", "price": {"amount_minor": 1200, "currency": "EUR"}, "low_stock_threshold": 1});
     let response = reqwest::Client::new()
-        .put(format!("{}/inventory/SKU-RED-MUG", host.base_url()))
+        .put(format!("{}/api/products/SKU-RED-MUG", host.base_url()))
+        .bearer_auth(&admin)
         .json(&product)
         .send()
         .await
@@ -50,6 +55,7 @@ async fn the_public_api_holds_to_its_openapi_document_under_schemathesis() {
         max_examples: MAX_EXAMPLES,
     };
     let mut command = run.command().expect("schemathesis is installed by `make setup`");
+    command.args(["--header", &format!("Authorization: Bearer {admin}")]);
     let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().expect("schemathesis runs");
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -57,6 +63,6 @@ async fn the_public_api_holds_to_its_openapi_document_under_schemathesis() {
         "schemathesis found failures:\n{report}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // It really tested the four operations (and did not, say, load an empty document).
-    assert!(report.contains("4 selected / 4 total"), "{report}");
+    // It really tested the seven operations (and did not, say, load an empty document).
+    assert!(report.contains("7 selected / 7 total"), "{report}");
 }

@@ -162,6 +162,11 @@ async fn main() {
         println!("  {method:<6} {path:<36} -> {binary}");
     }
     println!("public API  {}/api/openapi.json (OpenAPI 3.1)", host.base_url());
+    println!(
+        "tokens      POST {}/_local/token {{\"sub\":\"c1\",\"groups\":[\"admin\"]}} (or `make token`); \
+         internal APIs need SigV4 with the local credentials",
+        host.base_url()
+    );
     println!("moto        {}", host.moto.endpoint());
     println!("provider    {} (simulator; faults: PUT /_sim/faults)", host.simulator.base_url());
     println!("ready. One line per invocation below; Ctrl-C stops everything.");
