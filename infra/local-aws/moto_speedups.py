@@ -26,6 +26,13 @@ chaos test: before them moto's one Python core was saturated at about 100 orders
   moto's CPU once the above were in place, most of it for DynamoDB items). The answer depends
   only on the object's class, the shape, the shape's parent and the key: work it out once.
 
+- A Query, on the table or on an index, sorts every item of the table and then compares each
+  with the key condition: O(n log n) Python comparisons per query, under the DynamoDB lock (the
+  sweeper's four queries of its sparse index, every scaled five minutes, held the lock for
+  seconds once the orders table had a few thousand items, and the chaos test stopped moving).
+  Give the query only the items whose string or binary key attributes equal the condition's,
+  sorted as moto sorts them; moto still applies every condition itself.
+
 `apply()` returns their names; they are installed by `install()`, which the launcher calls
 before the first Step Functions request (importing moto's Step Functions parser costs about a
 second and 130 MB, which a moto that never runs a state machine should not pay).
@@ -34,6 +41,7 @@ second and 130 MB, which a moto that never runs a state machine should not pay).
 
 import copy
 import functools
+import inspect
 import threading
 
 
@@ -189,6 +197,48 @@ def serializer_possible_keys_once() -> None:
         picker.get_possible_keys = get_possible_keys
 
 
+def dynamodb_query_reads_only_matching_items() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+    signature = inspect.signature(original)
+
+    def query(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        hash_key = bound.arguments.get("hash_key")
+        wanted = list(bound.arguments.get("hash_key_conditions") or [])
+        if not bound.arguments.get("index_name") and hash_key is not None:
+            wanted.append((self.hash_key_attr, hash_key))
+        if not wanted or any(value.type not in ("S", "B") for _, value in wanted):
+            return original(self, *args, **kwargs)
+        keys = [(name, value.type, value.value) for name, value in wanted]
+
+        def matches(item) -> bool:
+            for name, kind, value in keys:
+                attr = item.attrs.get(name)
+                if attr is None or attr.type != kind or attr.value != value:
+                    return False
+            return True
+
+        def all_items():
+            items = []
+            for hash_set in self.items.values():
+                for item in hash_set.values() if self.range_key_attr else [hash_set]:
+                    if matches(item):
+                        items.append(item)
+            return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+        # DynamoDB requests run one at a time (the launcher's lock): the instance's all_items is
+        # this query's alone while it runs.
+        self.all_items = all_items
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = query
+
+
 SPEEDUPS = [
     stepfunctions_parse_each_definition_once,
     stepfunctions_one_boto_client_per_service,
@@ -196,6 +246,7 @@ SPEEDUPS = [
     sqs_attributes_once_per_request,
     sqs_send_without_attributes,
     serializer_possible_keys_once,
+    dynamodb_query_reads_only_matching_items,
 ]
 
 
