@@ -56,6 +56,24 @@ impl From<CorrelationId> for String {
     }
 }
 
+/// 1 to 128 visible ASCII characters, as [`CorrelationId::parse`] accepts.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for CorrelationId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CorrelationId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Follows a customer's request through every function, event and saga step.",
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_LEN,
+            "pattern": "^[!-~]+$",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,11 +15,11 @@ use crate::publisher::EventEntry;
 pub const ENVELOPE_VERSION: u32 = 1;
 
 /// A domain event: what happened, to which aggregate, when, and in which conversation.
-///
 /// Consumers are tolerant readers: a field they do not know (added by a newer producer, here or
 /// in `data`) is ignored, never an error. A change that removes or retypes a field is a new
 /// event type instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DomainEvent<T> {
     /// UUID v7: unique, and sortable by creation time. Consumers deduplicate on it.
     pub event_id: Uuid,
@@ -27,9 +27,15 @@ pub struct DomainEvent<T> {
     pub aggregate_id: String,
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-27T10:00:00.123Z`.
     #[serde(with = "rfc3339_millis")]
+    #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub occurred_at: DateTime<Utc>,
     pub correlation_id: CorrelationId,
     pub version: u32,
+    /// The W3C `traceparent` of the span that published it: consumers continue the trace
+    /// (see [`crate::observability::TraceContext::continue_from`]). Absent from events published
+    /// outside a traced invocation; a malformed one starts a new trace, never an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub data: T,
 }
 
@@ -48,6 +54,7 @@ impl<T> DomainEvent<T> {
             occurred_at,
             correlation_id,
             version: ENVELOPE_VERSION,
+            traceparent: crate::observability::current_traceparent(),
             data,
         }
     }
@@ -88,6 +95,19 @@ pub fn widened(value: &serde_json::Value) -> serde_json::Value {
         Value::Array(items) => Value::Array(items.iter().map(widened).collect()),
         other => other.clone(),
     }
+}
+
+/// Reads a [`crate::money::Money`] in an event or a command tolerantly: `Money` rejects unknown
+/// fields, because it is part of HTTP request bodies, which are strict; the bus's messages are
+/// not. Use with `#[serde(deserialize_with = "shared::envelope::tolerant_money")]`.
+pub fn tolerant_money<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<crate::money::Money, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        amount_minor: u64,
+        currency: String,
+    }
+    let fields = Fields::deserialize(deserializer)?;
+    Ok(crate::money::Money::new(fields.amount_minor, fields.currency))
 }
 
 /// Serialises timestamps as RFC 3339 UTC with a `Z` and milliseconds, and accepts any RFC 3339

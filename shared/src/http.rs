@@ -89,18 +89,27 @@ fn strip_position(message: &str) -> String {
 
 /// Reads or creates the correlation id, runs the request inside a span that carries it (so every
 /// log line of the request has it), stores it in the request extensions for handlers, and
-/// echoes it on the response.
+/// echoes it on the response. The W3C `traceparent` header is continued the same way: the
+/// request runs as a new span of the caller's trace (or of a new one), its `trace_id` on every
+/// log line, and [`crate::observability::current_traceparent`] answers with it for the calls and
+/// events the request makes.
 pub async fn correlation_layer(mut req: Request, next: Next) -> Response {
     let correlation_id =
         CorrelationId::from_header_or_new(req.headers().get(CORRELATION_HEADER).and_then(|v| v.to_str().ok()));
     req.extensions_mut().insert(correlation_id.clone());
+    let trace = crate::observability::TraceContext::continue_from(
+        req.headers().get(crate::observability::TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()),
+    );
+    req.extensions_mut().insert(trace);
     let span = tracing::info_span!(
         "http",
         correlation_id = %correlation_id,
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
         method = %req.method(),
         path = %req.uri().path(),
     );
-    async move {
+    let traced = async move {
         let started = std::time::Instant::now();
         let mut response = next.run(req).await;
         tracing::info!(
@@ -113,8 +122,8 @@ pub async fn correlation_layer(mut req: Request, next: Next) -> Response {
         }
         response
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    trace.scope(traced).await
 }
 
 /// Adds what every service router needs: problem+json for unknown routes (404) and unsupported
@@ -175,6 +184,52 @@ mod tests {
         let ApiError::Validation(params) = err else { panic!() };
         assert!(params[0].reason.contains("missing field `name`"), "{}", params[0].reason);
         assert_eq!(params[0].name, "name");
+    }
+
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_continues_the_callers_trace_and_its_log_lines_carry_trace_and_correlation_ids() {
+        use tower::ServiceExt;
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_span_list(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let router = finish_router(Router::new().route(
+            "/t",
+            axum::routing::get(|| async { crate::observability::current_traceparent().unwrap_or_default() }),
+        ));
+        let request = Request::get("/t")
+            .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .header(CORRELATION_HEADER, "corr-7")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let seen = crate::observability::TraceContext::parse(std::str::from_utf8(&body).unwrap()).unwrap();
+        assert_eq!(seen.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736", "calls made by the handler continue the trace");
+        assert_ne!(seen.span_id(), "00f067aa0ba902b7");
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(line["message"], "request handled");
+        assert_eq!(line["spans"][0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(line["spans"][0]["correlation_id"], "corr-7");
+        assert_eq!(line["spans"][0]["span_id"], seen.span_id());
     }
 
     #[test]

@@ -13,8 +13,8 @@
 use async_trait::async_trait;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -35,31 +35,41 @@ pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
 }
 
 /// A command from the saga: the envelope, the step's data, and the token to answer with.
-/// Workers are tolerant readers: fields they do not know are ignored (see
-/// [`crate::envelope::DomainEvent`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Workers are tolerant readers: fields they do not know are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SagaCommand<T = Value> {
     pub event_id: Uuid,
     pub event_type: String,
     pub aggregate_id: String,
     #[serde(with = "rfc3339_millis")]
+    #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub occurred_at: DateTime<Utc>,
     pub correlation_id: CorrelationId,
     pub version: u32,
+    /// The saga's `traceparent` (from its input, set by the orders saga starter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub task_token: String,
     pub data: T,
 }
 
-/// Reads a [`crate::money::Money`] in a command tolerantly: `Money` rejects unknown fields,
-/// because it is part of HTTP request bodies, which are strict; a command is not.
-pub fn tolerant_money<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<crate::money::Money, D::Error> {
-    #[derive(Deserialize)]
-    struct Fields {
-        amount_minor: u64,
-        currency: String,
-    }
-    let fields = Fields::deserialize(deserializer)?;
-    Ok(crate::money::Money::new(fields.amount_minor, fields.currency))
+/// The `detail-type` the saga publishes (no task token: nobody answers it) when a compensation
+/// failed for good and the order needs a person.
+pub const SAGA_COMPENSATION_FAILED: &str = "SagaCompensationFailed";
+
+/// The data of `SagaCompensationFailed`, as the state machine's `CompensationFailed` state
+/// builds it (in the usual envelope, `source: shop.saga`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SagaCompensationFailed {
+    pub order_id: String,
+    /// The execution, to look at its history.
+    pub execution_arn: String,
+    /// What the last compensation step failed with (`{"Error": ..., "Cause": ...}`).
+    pub compensation_error: Value,
+    /// The whole saga state when it gave up.
+    pub saga_state: Value,
 }
 
 impl SagaCommand<Value> {
@@ -270,14 +280,17 @@ pub async fn dispatch(
         reporter.report(&command.task_token, &outcome).await?;
         return Ok(outcome);
     }
+    let trace = crate::observability::TraceContext::continue_from(command.traceparent.as_deref());
     let span = tracing::info_span!(
         "saga_command",
         command = %command.event_type,
         order_id = %command.aggregate_id,
         correlation_id = %command.correlation_id,
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
         command_id = %command.event_id,
     );
-    let outcome = tracing::Instrument::instrument(handler.handle(&command), span.clone()).await;
+    let outcome = trace.scope(tracing::Instrument::instrument(handler.handle(&command), span.clone())).await;
     let _entered = span.enter();
     match &outcome {
         TaskOutcome::Success(_) => tracing::info!("step done"),

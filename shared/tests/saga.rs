@@ -85,3 +85,33 @@ async fn a_detail_type_that_disagrees_with_the_envelope_is_refused() {
     foreign.source = "shop.orders".into();
     assert!(matches!(dispatch(foreign, &Echo, &reporter).await, Err(WorkerError::NotACommand { .. })));
 }
+
+/// Answers with the `traceparent` its step runs in, as the events it publishes would carry.
+struct TraceEcho;
+
+#[async_trait]
+impl CommandHandler for TraceEcho {
+    async fn handle(&self, _: &SagaCommand) -> TaskOutcome {
+        TaskOutcome::Success(json!(shared::observability::current_traceparent()))
+    }
+}
+
+#[tokio::test]
+async fn a_step_runs_as_a_new_span_of_the_commands_trace_and_a_broken_traceparent_starts_a_new_one() {
+    let reporter = InMemoryTaskReporter::new();
+    let mut detail = command("DoIt", json!({}));
+    detail["traceparent"] = json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    let TaskOutcome::Success(seen) = dispatch(event("DoIt", detail.clone()), &TraceEcho, &reporter).await.unwrap()
+    else {
+        panic!("the step failed")
+    };
+    let seen = shared::observability::TraceContext::parse(seen.as_str().unwrap()).unwrap();
+    assert_eq!(seen.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_ne!(seen.span_id(), "00f067aa0ba902b7");
+
+    detail["traceparent"] = json!("not a traceparent");
+    let outcome = dispatch(event("DoIt", detail), &TraceEcho, &reporter).await.unwrap();
+    let TaskOutcome::Success(seen) = outcome else { panic!("a broken traceparent failed the command: {outcome:?}") };
+    let seen = shared::observability::TraceContext::parse(seen.as_str().unwrap()).unwrap();
+    assert_ne!(seen.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+}

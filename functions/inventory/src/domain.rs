@@ -83,6 +83,7 @@ impl Restock {
 
 /// A line to reserve, as the saga's `ReserveInventory` command carries it: read tolerantly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RequestedLine {
     pub sku: String,
     pub quantity: u32,
@@ -116,6 +117,7 @@ pub enum ReservationStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReservedLine {
     pub sku: String,
     pub quantity: u32,
@@ -124,6 +126,7 @@ pub struct ReservedLine {
 
 /// A sku that could not be reserved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Shortage {
     pub sku: String,
     pub requested: u32,

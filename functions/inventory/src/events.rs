@@ -15,6 +15,7 @@ pub const STOCK_LOW: &str = "StockLow";
 
 /// Stock is held for every line of an order, at these prices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InventoryReserved {
     pub order_id: String,
     pub lines: Vec<ReservedLine>,
@@ -24,6 +25,7 @@ pub struct InventoryReserved {
 
 /// Nothing was reserved for the order: these skus were short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InventoryReservationFailed {
     pub order_id: String,
     pub shortages: Vec<Shortage>,
@@ -31,6 +33,7 @@ pub struct InventoryReservationFailed {
 
 /// The stock held for an order went back on the shelf.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InventoryReleased {
     pub order_id: String,
     pub lines: Vec<ReservedLine>,
@@ -38,6 +41,7 @@ pub struct InventoryReleased {
 
 /// A sku's available stock fell below its threshold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StockLow {
     pub sku: String,
     pub available: u64,

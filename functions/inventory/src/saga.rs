@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
 use shared::{CorrelationId, DomainEvent};
@@ -25,15 +25,17 @@ pub const ORDER_CONFIRMED: &str = "OrderConfirmed";
 pub const ORDER_CANCELLED: &str = "OrderCancelled";
 const ORDERS_SOURCE: &str = "shop.orders";
 
-#[derive(Debug, Deserialize)]
-struct ReserveData {
-    order_id: String,
-    lines: Vec<RequestedLine>,
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ReserveData {
+    pub order_id: String,
+    pub lines: Vec<RequestedLine>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ReleaseData {
-    order_id: String,
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ReleaseData {
+    pub order_id: String,
 }
 
 fn failure_of(err: InventoryError) -> TaskOutcome {
@@ -137,10 +139,25 @@ pub enum Consumed {
 
 /// Handles `OrderConfirmed` (commit) and `OrderCancelled` (release), once per `event_id`. An
 /// error leaves the event unmarked: Lambda retries it, then sends it to the function's DLQ.
+///
+/// It runs as a new span of the event's trace (its `traceparent`), with `trace_id` and
+/// `correlation_id` on every log line.
 pub async fn consume_order_event(
     event: EventBridgeEvent<Value>,
     service: &InventoryService,
 ) -> Result<Consumed, ConsumerError> {
+    let text = |field: &str| event.detail.get(field).and_then(Value::as_str).map(str::to_owned);
+    let trace = shared::observability::TraceContext::continue_from(text("traceparent").as_deref());
+    let span = tracing::info_span!(
+        "order_event",
+        correlation_id = text("correlation_id").unwrap_or_default(),
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+    );
+    trace.scope(tracing::Instrument::instrument(consume(event, service), span)).await
+}
+
+async fn consume(event: EventBridgeEvent<Value>, service: &InventoryService) -> Result<Consumed, ConsumerError> {
     let kind = format!("{} from {}", event.detail_type, event.source);
     if event.source != ORDERS_SOURCE || ![ORDER_CONFIRMED, ORDER_CANCELLED].contains(&event.detail_type.as_str()) {
         return Err(ConsumerError::Unreadable(kind, "unexpected event type".into()));

@@ -17,6 +17,7 @@ pub const MAX_PAYMENT_METHOD_LEN: usize = 255;
 /// An order id: a UUID (v7 for new orders, so ids sort by creation time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderId(Uuid);
 
 impl OrderId {
@@ -69,6 +70,7 @@ impl OrderStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderLine {
     pub sku: String,
     pub quantity: u32,

@@ -14,6 +14,7 @@ pub const ORDER_CANCELLED: &str = "OrderCancelled";
 
 /// A customer placed an order. Starts the fulfilment saga.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderCreated {
     pub order_id: OrderId,
     pub customer_id: String,
@@ -23,6 +24,7 @@ pub struct OrderCreated {
 
 /// The order is fulfilled: stock committed, payment captured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderConfirmed {
     pub order_id: OrderId,
     pub customer_id: String,
@@ -30,6 +32,7 @@ pub struct OrderConfirmed {
 
 /// The order will not be fulfilled; nothing stays reserved or charged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderCancelled {
     pub order_id: OrderId,
     pub customer_id: String,

@@ -27,6 +27,7 @@ pub const ORDER_COMPENSATION_PENDING: &str = "OrderCompensationPending";
 /// parked). Which ones depends on where the saga's compensation stopped: a failed refund still
 /// owes the refund and the release, a failed release only the release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Owed {
     pub refund_payment: bool,
     pub release_inventory: bool,
@@ -40,6 +41,7 @@ impl Owed {
 
 /// Why an order is parked and when it is tried again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Parking {
     /// The compensation that failed last (`RefundPayment`, `ReleaseInventory`, `CancelOrder`), or
     /// `Saga` when the sweeper found the order pending after its saga ended.
@@ -59,8 +61,10 @@ pub struct Parking {
     /// starts adds one and is named after it.
     pub attempts: u32,
     #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub parked_at: DateTime<Utc>,
     #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub next_attempt_at: DateTime<Utc>,
 }
 
@@ -237,7 +241,7 @@ fn timestamp(at: DateTime<Utc>) -> String {
 
 /// An order was parked: its compensation could not finish, and a retry is scheduled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderCompensationPending {
     pub order_id: OrderId,
     pub customer_id: String,
@@ -245,6 +249,7 @@ pub struct OrderCompensationPending {
     pub error: String,
     pub owed: Owed,
     #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub next_attempt_at: DateTime<Utc>,
 }
 

@@ -71,6 +71,11 @@ pub struct SagaInput {
     pub payment_method: String,
     pub lines: Vec<OrderLine>,
     pub correlation_id: shared::CorrelationId,
+    /// The W3C `traceparent` of the starter's span, continuing the `OrderCreated` event's trace.
+    /// The state machine copies it into every command, so the workers continue the order's
+    /// trace. The starter always sets it (the ASL's `$.traceparent` must exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     pub settings: SagaSettings,
 }
 
@@ -112,22 +117,25 @@ pub async fn start_for_event(
     }
     let created: DomainEvent<OrderCreated> = serde_path_to_error::deserialize(&event.detail)
         .map_err(|e| StartError::NotOrderCreated(format!("at {}: {}", e.path(), e.inner())))?;
+    let trace = shared::observability::TraceContext::continue_from(created.traceparent.as_deref());
     let input = SagaInput {
         order_id: created.data.order_id,
         customer_id: created.data.customer_id,
         payment_method: created.data.payment_method,
         lines: created.data.lines,
         correlation_id: created.correlation_id,
+        traceparent: Some(trace.traceparent()),
         settings,
     };
     let outcome = starter.start(&input.order_id.to_string(), &input).await?;
     match &outcome {
         StartOutcome::Started { execution_arn } => {
-            tracing::info!(order_id = %input.order_id, correlation_id = %input.correlation_id, execution_arn, "saga started")
+            tracing::info!(order_id = %input.order_id, correlation_id = %input.correlation_id, trace_id = %trace.trace_id(), execution_arn, "saga started")
         }
         StartOutcome::AlreadyStarted { execution_arn } => tracing::info!(
             order_id = %input.order_id,
             correlation_id = %input.correlation_id,
+            trace_id = %trace.trace_id(),
             execution_arn,
             "saga already started for this order (duplicate event)"
         ),
@@ -135,34 +143,35 @@ pub async fn start_for_event(
     Ok(outcome)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfirmData {
-    order_id: String,
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ConfirmData {
+    pub order_id: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CancelData {
-    order_id: String,
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct CancelData {
+    pub order_id: String,
     /// The saga's error name (`InsufficientStock`, `PaymentDeclined`, `States.Timeout`, ...).
-    reason: String,
+    pub reason: String,
     #[serde(default)]
-    detail: Option<String>,
+    pub detail: Option<String>,
 }
 
 /// `ParkOrder`: which compensation failed and how, what is still owed, and why the order is
 /// being compensated at all (`$.error` of the saga, or of the compensation's input). `attempt` is
 /// the compensation machine's; the saga's own first attempt sends none.
-#[derive(Debug, Deserialize)]
-struct ParkData {
-    order_id: String,
-    failed_step: String,
-    compensation_error: crate::sweeper::CaughtError,
-    owed: crate::parking::Owed,
-    error: crate::sweeper::CaughtError,
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ParkData {
+    pub order_id: String,
+    pub failed_step: String,
+    pub compensation_error: crate::sweeper::CaughtError,
+    pub owed: crate::parking::Owed,
+    pub error: crate::sweeper::CaughtError,
     #[serde(default)]
-    attempt: Option<u32>,
+    pub attempt: Option<u32>,
 }
 
 /// Answers `ConfirmOrder`, `CancelOrder` and `ParkOrder`.
@@ -201,7 +210,6 @@ impl OrdersSagaWorker {
         outcome_of(result, ORDER_ALREADY_CONFIRMED)
     }
 }
-
 
 fn order_id(raw: &str) -> Result<OrderId, TaskOutcome> {
     OrderId::parse(raw)

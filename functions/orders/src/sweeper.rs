@@ -75,6 +75,7 @@ pub trait Compensations: Send + Sync {
 /// An error as a state machine's `Catch` records it; the compensation machine's `CancelOrder`
 /// reads the reason from it just as the saga's does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CaughtError {
     #[serde(rename = "Error")]
     pub error: String,
@@ -91,6 +92,9 @@ pub struct CompensationInput {
     pub owed: Owed,
     /// Why the order is being cancelled (the saga's error).
     pub error: CaughtError,
+    /// A new span of the sweeper's trace (the parked order keeps none): the compensation machine
+    /// copies it into its commands, as the saga copies its own (`$.traceparent` must exist).
+    pub traceparent: String,
     pub settings: SagaSettings,
 }
 
@@ -293,6 +297,10 @@ impl Sweeper {
             attempt: parking.attempts,
             owed: parking.owed,
             error: CaughtError { error: parking.reason.clone(), cause: parking.detail.clone() },
+            traceparent: shared::observability::TraceContext::continue_from(
+                shared::observability::current_traceparent().as_deref(),
+            )
+            .traceparent(),
             settings: self.settings,
         };
         let name = execution_name(id, parking.attempts);

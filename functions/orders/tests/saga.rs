@@ -29,8 +29,12 @@ async fn the_starter_fixture_starts_one_execution_named_after_the_order_and_a_du
     assert_eq!(started.len(), 1);
     let (name, input) = &started[0];
     assert_eq!(name, ORDER_ID);
+    // The fixture carries no traceparent: the saga starts a new trace, which every command continues.
+    let mut input = serde_json::to_value(input).unwrap();
+    let traceparent = input.as_object_mut().unwrap().remove("traceparent").unwrap();
+    assert!(shared::observability::TraceContext::parse(traceparent.as_str().unwrap()).is_some(), "{traceparent}");
     assert_eq!(
-        serde_json::to_value(input).unwrap(),
+        input,
         json!({"order_id": ORDER_ID, "customer_id": "cust-42", "payment_method": "pm_card_visa",
                "lines": [{"sku": "SKU-RED-MUG", "quantity": 2}], "correlation_id": "demo-correlation-1",
                "settings": {"task_timeout_seconds": 7, "payment_timeout_seconds": 9}})
@@ -150,4 +154,47 @@ async fn a_confirmation_or_cancellation_done_by_a_worker_that_died_before_answer
         assert_eq!(reporter.answers()[0].0, "retry-1-token");
         assert_eq!(event_types(&store), [event], "{fixture}: done once");
     }
+}
+
+/// What a newer producer sends: the same event with one more field in every object of its detail
+/// (envelope, data, lines).
+fn widened(mut event: Command) -> Command {
+    event.detail = shared::envelope::widened(&event.detail);
+    event
+}
+
+#[tokio::test]
+async fn the_starter_reads_an_order_created_with_fields_it_does_not_know() {
+    let starter = InMemorySagaStarter::new();
+    let event = widened(fixtures::eventbridge("orders-saga-starter", "order-created.json").unwrap());
+    assert_eq!(event.detail["data"]["lines"][0]["added_later"], json!("a field this consumer does not know yet"));
+    let outcome = start_for_event(event, &starter, SagaSettings::default()).await.unwrap();
+    assert!(matches!(outcome, StartOutcome::Started { .. }), "{outcome:?}");
+    assert_eq!(starter.started()[0].1.order_id.to_string(), ORDER_ID);
+}
+
+#[tokio::test]
+async fn the_worker_reads_commands_with_fields_it_does_not_know() {
+    let store = Arc::new(InMemoryOrderStore::new());
+    pending_order(&store).await;
+    let worker = OrdersSagaWorker::new(OrderService::new(store.clone()));
+    let reporter = InMemoryTaskReporter::new();
+    let confirm = widened(fixtures::eventbridge("orders-saga-worker", "confirm-order.json").unwrap());
+    let outcome = dispatch(confirm, &worker, &reporter).await.unwrap();
+    assert_eq!(outcome, TaskOutcome::Success(json!({"status": "CONFIRMED"})));
+    let cancel = widened(fixtures::eventbridge("orders-saga-worker", "cancel-order.json").unwrap());
+    let outcome = dispatch(cancel, &worker, &reporter).await.unwrap();
+    assert_eq!(outcome.error(), Some("OrderAlreadyConfirmed"), "read, and refused for the order's state");
+}
+
+#[tokio::test]
+async fn the_saga_input_continues_the_trace_of_the_order_created_event() {
+    let starter = InMemorySagaStarter::new();
+    let mut event = fixtures::eventbridge("orders-saga-starter", "order-created.json").unwrap();
+    event.detail["traceparent"] = json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    start_for_event(event, &starter, SagaSettings::default()).await.unwrap();
+    let input = &starter.started()[0].1;
+    let ours = shared::observability::TraceContext::parse(input.traceparent.as_deref().unwrap()).unwrap();
+    assert_eq!(ours.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736", "the same trace");
+    assert_ne!(ours.span_id(), "00f067aa0ba902b7", "a span of its own");
 }

@@ -15,16 +15,22 @@ pub const PAYMENT_REFUNDED: &str = "PaymentRefunded";
 
 /// The provider captured the order's amount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentCompleted {
     pub order_id: String,
     pub provider_payment_id: String,
+    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
 }
 
 /// The provider refused the payment method; nothing was charged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentDeclined {
     pub order_id: String,
+    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
     pub reason: String,
     pub message: String,
@@ -32,17 +38,23 @@ pub struct PaymentDeclined {
 
 /// The payment was cancelled before the provider was asked to charge; nothing was charged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentVoided {
     pub order_id: String,
+    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
 }
 
 /// The captured amount went back to the customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentRefunded {
     pub order_id: String,
     pub provider_payment_id: String,
     pub refund_id: String,
+    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
 }
 

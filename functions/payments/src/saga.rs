@@ -2,7 +2,7 @@
 //! `RefundPayment`.
 
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::money::Money;
 use shared::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
@@ -20,18 +20,21 @@ pub const PAYMENT_CANCELLED: &str = "PaymentCancelled";
 pub const PAYMENT_FAILED: &str = "PaymentFailed";
 pub const REFUND_FAILED: &str = "RefundFailed";
 
-#[derive(Debug, Deserialize)]
-struct ProcessData {
-    order_id: String,
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ProcessData {
+    pub order_id: String,
     /// `Money` itself is strict (it is in HTTP bodies too); a command reads it tolerantly.
-    #[serde(deserialize_with = "shared::saga::tolerant_money")]
-    amount: Money,
-    payment_method: String,
+    #[cfg_attr(feature = "schema", schemars(with = "Money"))]
+    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    pub amount: Money,
+    pub payment_method: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct RefundData {
-    order_id: String,
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RefundData {
+    pub order_id: String,
 }
 
 fn failure_of(err: PaymentError, final_error: &str) -> TaskOutcome {
