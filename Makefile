@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 
-.PHONY: help token setup tools test soak lint fmt-check clippy cfn-lint sam-validate sam-local-check audit unit demo local bench build lambda-invoke clean
+.PHONY: help token setup tools test soak lint fmt-check clippy cfn-lint sam-validate sam-local-check audit unit demo local bench bench-coldstart build lambda-invoke clean
 
 help:
 	@echo "make soak   - 10,000 orders through faults and a host restart: throughput, latency, memory per minute"
@@ -15,7 +15,8 @@ help:
 	@echo "make token  - a token of the local system's issuer (SUB=c1, GROUPS=admin for an admin)"
 	@echo "make test   - fmt check, clippy, cfn-lint, sam validate, the sam local check, advisories and every test"
 	@echo "make setup  - install the dev tools (moto, cfn-lint, localstripe, schemathesis) into $(VENV)"
-	@echo "make bench  - resilience overhead against the Rust peers (criterion)"
+	@echo "make bench  - resilience overhead against the Rust peers, and each handler's cost per request (criterion, callgrind)"
+	@echo "make bench-coldstart - cold start of every function against a hello-world lambda_runtime binary (COLDSTART_RUNS=30)"
 	@echo "make build  - release arm64 Lambda binaries of every function in template.yaml, with cargo-lambda (no Docker)"
 	@echo "make lambda-invoke - run a function under cargo lambda watch and invoke it with an events/ fixture"
 
@@ -123,16 +124,30 @@ build: $(CARGO_LAMBDA)
 	rustup target add aarch64-unknown-linux-gnu
 	bins=$$($(PYTHON) scripts/template-binaries.py) && \
 	  PATH="$(CURDIR)/$(BUILD_VENV)/bin:$$PATH" cargo lambda build --release --arm64 --locked $$(printf -- '--bin %s ' $$bins)
-	@ls -l target/lambda/*/bootstrap
+	@$(PYTHON) benches/sizes.py $$($(PYTHON) scripts/template-binaries.py)
 
 # A function binary under cargo-lambda's emulator, invoked with an events/ fixture: the
 # `cargo lambda watch` + `cargo lambda invoke --data-file` workflow of the README, checked.
 lambda-invoke: setup $(CARGO_LAMBDA)
 	bash scripts/lambda-invoke.sh
 
-# Success-path overhead of shared::resilience next to failsafe, recloser, tower-resilience, backon.
+# Success-path overhead of shared::resilience next to failsafe, recloser, tower-resilience, backon;
+# then each service's handlers in-process (criterion; the metric lines the handlers print are left
+# out), and their instructions per request under callgrind (valgrind). benches/README.md.
 bench:
-	cargo bench --locked -p resilience-bench -- --noplot
+	cargo bench --locked -p resilience-bench --bench resilience -- --noplot
+	set -o pipefail; cargo bench --locked -p resilience-bench --bench handlers -- --noplot | grep -v '^{"'
+	@command -v valgrind >/dev/null || { echo "error: valgrind not found: apt-get install valgrind"; exit 1; }
+	bin=$$(cargo bench --locked -p resilience-bench --bench handlers --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))/\1/p') && \
+	  $(PYTHON) benches/handlers_report.py $$bin
+
+# Cold start of every function of template.yaml, built in release with a hello-world
+# lambda_runtime binary (one build), against a fake Runtime API and a local moto: benches/README.md.
+# COLDSTART_RUNS (default 30) launches each. Not part of `make test`.
+bench-coldstart: setup
+	bins=$$($(PYTHON) scripts/template-binaries.py) && \
+	  cargo build --release --locked $$(printf -- '--bin %s ' $$bins hello-lambda)
+	cargo run --quiet --locked -p coldstart
 
 clean:
 	cargo clean

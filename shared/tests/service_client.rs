@@ -180,3 +180,70 @@ fn configuration_comes_from_prefixed_variables_with_defaults_and_named_errors() 
 fn config_with(name: &'static str, value: &'static str) -> ServiceClientConfig {
     config("http://127.0.0.1:9", &[(name, value)])
 }
+
+/// Accepts HTTP/1.1 connections and answers every request on them with `200 ok`, keeping the
+/// connection open: the count of accepted connections tells how many clients (pools) sent.
+async fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = socket.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buffer.drain(..end + 4);
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok";
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn every_downstream_of_a_process_shares_one_http_client_and_its_connections() {
+    let (url, accepted) = counting_server().await;
+    let (orders, inventory) =
+        (ServiceClient::new(&config(&url, &[])).unwrap(), ServiceClient::new(&config(&url, &[])).unwrap());
+    let correlation = CorrelationId::generate();
+    for client in [&orders, &inventory, &orders, &inventory] {
+        assert_eq!(client.get("/x", &correlation).await.unwrap().body.as_ref(), b"ok");
+    }
+    // A client of its own per downstream (one rustls configuration and pool each) would have
+    // opened a connection per client.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "one pool for both clients");
+    assert!(std::ptr::eq(shared::resilience::http_client(), shared::resilience::http_client()));
+}
+
+#[tokio::test]
+async fn a_call_made_inside_a_traced_invocation_carries_its_traceparent_and_one_outside_none() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).and(path("/x")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    let client = ServiceClient::new(&config(&server.uri(), &[])).unwrap();
+    let correlation = CorrelationId::generate();
+    let invocation =
+        shared::observability::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .unwrap()
+            .child();
+    invocation.scope(client.get("/x", &correlation)).await.unwrap();
+    client.get("/x", &correlation).await.unwrap();
+    let received = server.received_requests().await.unwrap();
+    let sent = received[0].headers.get("traceparent").expect("a traceparent header").to_str().unwrap();
+    assert_eq!(sent, invocation.traceparent(), "the downstream becomes a child of the calling span");
+    assert!(received[1].headers.get("traceparent").is_none(), "no trace, no header");
+}

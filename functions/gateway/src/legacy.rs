@@ -62,7 +62,6 @@ impl RoutePattern {
 
 #[derive(Clone)]
 pub struct Legacy {
-    http: reqwest::Client,
     base_url: String,
     routes: Vec<RoutePattern>,
     policy: Policy,
@@ -89,7 +88,8 @@ impl Legacy {
         }
         let config = ServiceClientConfig::from_lookup("LEGACY", env).map_err(|e| e.to_string())?;
         let policy = config.policy().map_err(|e| e.to_string())?;
-        Ok(Some(Self { http: reqwest::Client::new(), base_url: config.base_url, routes, policy }))
+        // The process's one HTTP client (`shared::resilience::http_client`), built on first use.
+        Ok(Some(Self { base_url: config.base_url, routes, policy }))
     }
 
     pub fn handles(&self, path: &str) -> bool {
@@ -113,7 +113,8 @@ impl Legacy {
                 Idempotency::NotIdempotent,
                 |_: &ProxyError| Verdict::TRANSIENT,
                 || {
-                    let request = self.http.request(parts.method.clone(), &url).headers(headers.clone());
+                    let request =
+                        shared::resilience::http_client().request(parts.method.clone(), &url).headers(headers.clone());
                     let request = match body.take() {
                         Some(body) => request.body(body),
                         None => request,

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use shared::config::{Lookup, aws_sdk_config, process_env, required};
+use shared::config::{Lookup, aws_sdk_config, parsed_or, process_env, required};
 use shared::observability::init_tracing;
 use shared::resilience::ServiceClientConfig;
+use shared::resilience::store::DynamoDbBreakerStore;
 
 use crate::adapters::dynamodb::DynamoDbPaymentStore;
-use crate::adapters::stripe::{ApiKey, StripeProvider};
+use crate::adapters::provider_key::{DEFAULT_SECRET_TTL, ProviderKey};
+use crate::adapters::stripe::StripeProvider;
 use crate::saga::PaymentsSagaWorker;
 use crate::service::{LeaseConfig, PaymentService};
 
@@ -22,21 +24,30 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub const PROVIDER_PREFIX: &str = "PAYMENT_PROVIDER";
 /// The Secrets Manager secret (ARN or name) that holds the provider's API key.
 pub const PROVIDER_SECRET_VAR: &str = "PAYMENT_PROVIDER_SECRET_ID";
+/// Seconds a key read from the secret is used before it is read again.
+pub const PROVIDER_SECRET_TTL_VAR: &str = "PAYMENT_PROVIDER_SECRET_TTL_SECONDS";
 
 fn store(sdk: &SdkConfig, env: Lookup<'_>) -> Result<DynamoDbPaymentStore, BoxError> {
     let table = required(env, "PAYMENTS_TABLE")?;
     Ok(DynamoDbPaymentStore::new(aws_sdk_dynamodb::Client::new(sdk), table))
 }
 
-/// The payment service with its DynamoDB store and the Stripe-compatible provider; the API key
-/// is read from Secrets Manager once, here, at cold start.
+/// The payment service with its DynamoDB store and the Stripe-compatible provider. The API key
+/// is not read here: the provider reads the secret on its first call and again after
+/// `PAYMENT_PROVIDER_SECRET_TTL_SECONDS` (default 300) or a 401 ([`ProviderKey`]), so nothing
+/// slows the cold start and a rotated key is picked up by running instances.
 pub async fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentService, BoxError> {
     let store = store(sdk, env)?;
     let provider_config = ServiceClientConfig::from_lookup(PROVIDER_PREFIX, env)?;
     let secret_id = required(env, PROVIDER_SECRET_VAR)?;
-    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-    let api_key = ApiKey::from_secrets_manager(&secrets, &secret_id).await?;
-    let provider = StripeProvider::new(&provider_config, api_key)?;
+    let ttl = parsed_or(env, PROVIDER_SECRET_TTL_VAR, DEFAULT_SECRET_TTL.as_secs())?;
+    let key = ProviderKey::secrets_manager(sdk, secret_id, Duration::from_secs(ttl));
+    // The provider's breaker is shared by every instance through the payments table: once one
+    // instance opens it, the others stop calling a provider that is down at their next read
+    // (README, "The payments service").
+    let breaker_state = DynamoDbBreakerStore::new(aws_sdk_dynamodb::Client::new(sdk), required(env, "PAYMENTS_TABLE")?);
+    let policy = provider_config.policy_sharing_breaker(Arc::new(breaker_state))?;
+    let provider = StripeProvider::with_policy(provider_config.base_url.clone(), key, policy);
     // A lease outlives the provider call it covers, so a live caller never loses it.
     let lease =
         LeaseConfig { duration: provider_config.overall_timeout + Duration::from_secs(5), ..LeaseConfig::default() };

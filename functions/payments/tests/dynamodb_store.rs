@@ -1,6 +1,6 @@
 //! The payment service on DynamoDB (moto, table created from template.yaml) with the Stripe
 //! adapter talking to the provider simulator, and the wiring the Lambda uses: the API key read
-//! from Secrets Manager at cold start.
+//! from Secrets Manager on first use, and read again when the provider refuses it (rotation).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,7 +214,164 @@ async fn the_lambda_wiring_reads_the_key_from_secrets_manager_and_charges_throug
     assert_eq!(payment.status, PaymentStatus::Captured);
     assert_eq!(sim.simulator.stats().charges_succeeded, 1);
 
+    // The secret is read on the first call, not at cold start: a missing secret fails the charge
+    // (nothing sent to the provider), not the wiring.
     unsafe { std::env::set_var("PAYMENT_PROVIDER_SECRET_ID", "no-such-secret") };
-    let err = payments::entrypoints::build_service(&config, &shared::config::process_env).await.err().unwrap();
-    assert!(err.to_string().contains("no-such-secret"), "{err}");
+    let service = payments::entrypoints::build_service(&config, &shared::config::process_env).await.unwrap();
+    let err = service.charge(&request("o-2", "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
+    assert!(format!("{err:?}").contains("no-such-secret"), "{err:?}");
+    assert_eq!(sim.simulator.stats().charges_succeeded, 1, "nothing reached the provider");
+}
+
+/// A Stripe that accepts one API key at a time (401 for any other, as Stripe answers an invalid
+/// key: <https://docs.stripe.com/api/errors>), and records the key of every request.
+#[derive(Clone, Default)]
+struct RotatingStripe {
+    accepted: Arc<std::sync::Mutex<String>>,
+    seen: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RotatingStripe {
+    async fn spawn(&self) -> String {
+        use axum::extract::{Path, State};
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::{IntoResponse, Response};
+        async fn check(stripe: &RotatingStripe, headers: &HeaderMap) -> Result<(), Response> {
+            let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let key = bearer.trim_start_matches("Bearer ").to_owned();
+            stripe.seen.lock().unwrap().push(key.clone());
+            if key == *stripe.accepted.lock().unwrap() {
+                return Ok(());
+            }
+            let body = serde_json::json!({ "error": { "type": "invalid_request_error", "message": "Invalid API Key provided" } });
+            Err((StatusCode::UNAUTHORIZED, axum::Json(body)).into_response())
+        }
+        let intent = |id: &str, status: &str| {
+            axum::Json(serde_json::json!({ "id": id, "object": "payment_intent", "status": status }))
+        };
+        let app = axum::Router::new()
+            .route(
+                "/v1/payment_intents",
+                axum::routing::post(move |State(s): State<RotatingStripe>, headers: HeaderMap| async move {
+                    check(&s, &headers)
+                        .await
+                        .map(|_| intent(&format!("pi_{}", s.seen.lock().unwrap().len()), "requires_confirmation"))
+                }),
+            )
+            .route(
+                "/v1/payment_intents/{id}/confirm",
+                axum::routing::post(
+                    move |State(s): State<RotatingStripe>, Path(id): Path<String>, headers: HeaderMap| async move {
+                        check(&s, &headers).await.map(|_| intent(&id, "succeeded"))
+                    },
+                ),
+            )
+            .route(
+                "/v1/payment_intents/{id}",
+                axum::routing::get(
+                    move |State(s): State<RotatingStripe>, Path(id): Path<String>, headers: HeaderMap| async move {
+                        check(&s, &headers).await.map(|_| intent(&id, "succeeded"))
+                    },
+                ),
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_api_key_is_read_again_on_the_first_401_and_the_payment_succeeds_without_a_restart() {
+    let moto = Moto::start().await.unwrap();
+    let config = moto.sdk_config();
+    let template = Template::load_project().unwrap();
+    let table = moto.create_table(&template.table("PaymentsTable").unwrap(), &unique_name("payments")).await.unwrap();
+    let stripe = RotatingStripe::default();
+    *stripe.accepted.lock().unwrap() = "sk_test_old".into();
+    let base_url = stripe.spawn().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret_id = unique_name("provider-key");
+    let env = |name: &str| match name {
+        "PAYMENTS_TABLE" => Some(table.clone()),
+        "PAYMENT_PROVIDER_BASE_URL" => Some(base_url.clone()),
+        "PAYMENT_PROVIDER_SECRET_ID" => Some(secret_id.clone()),
+        // Far longer than the test: only the 401 can make the adapter read the secret again.
+        "PAYMENT_PROVIDER_SECRET_TTL_SECONDS" => Some("3600".into()),
+        _ => None,
+    };
+    // Built before the secret exists: the wiring reads nothing at cold start.
+    let service = payments::entrypoints::build_service(&config, &env).await.unwrap();
+    let old = serde_json::json!({ "api_key": "sk_test_old" }).to_string();
+    secrets.create_secret().name(&secret_id).secret_string(old).send().await.unwrap();
+    let first = service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
+    assert_eq!(first.status, PaymentStatus::Captured);
+
+    // Rotation: the secret gets a new key and the provider stops accepting the old one.
+    let new = serde_json::json!({ "api_key": "sk_test_new" }).to_string();
+    secrets.put_secret_value().secret_id(&secret_id).secret_string(new).send().await.unwrap();
+    *stripe.accepted.lock().unwrap() = "sk_test_new".into();
+    stripe.seen.lock().unwrap().clear();
+    let second = service.charge(&request("o-2", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
+    assert_eq!(second.status, PaymentStatus::Captured, "the same instance charges with the rotated key");
+    let seen = stripe.seen.lock().unwrap().clone();
+    assert_eq!(seen.first().map(String::as_str), Some("sk_test_old"), "the cached key first: {seen:?}");
+    assert_eq!(seen.iter().filter(|k| *k == "sk_test_old").count(), 1, "refused once, then never sent again: {seen:?}");
+    assert!(
+        seen[1..].iter().all(|k| k == "sk_test_new") && seen.len() >= 3,
+        "create and confirm with the new key: {seen:?}"
+    );
+}
+
+/// The provider's breaker is shared through the payments table: once one instance of the worker
+/// opened it, a second instance (another Lambda execution environment, built from the same
+/// wiring) fails fast at its first call and sends nothing to a provider that is down.
+#[tokio::test]
+async fn a_breaker_opened_by_one_instance_makes_another_instance_fail_fast() {
+    let moto = Moto::start().await.unwrap();
+    let config = moto.sdk_config();
+    let template = Template::load_project().unwrap();
+    let table = moto.create_table(&template.table("PaymentsTable").unwrap(), &unique_name("payments")).await.unwrap();
+    let secret_id = unique_name("provider-key");
+    aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name(&secret_id)
+        .secret_string(serde_json::json!({ "api_key": KEY }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let sim = Simulator::new(SimulatorConfig { api_key: KEY.into(), ..SimulatorConfig::default() })
+        .unwrap()
+        .spawn(0)
+        .await
+        .unwrap();
+    sim.simulator.set_faults(Faults { down: true, ..Faults::default() }).unwrap();
+    let base_url = sim.base_url().to_owned();
+    let env = move |name: &str| {
+        Some(
+            match name {
+                "PAYMENTS_TABLE" => table.as_str(),
+                "PAYMENT_PROVIDER_BASE_URL" => base_url.as_str(),
+                "PAYMENT_PROVIDER_SECRET_ID" => secret_id.as_str(),
+                "PAYMENT_PROVIDER_RETRY_MAX_ATTEMPTS" => "1",
+                "PAYMENT_PROVIDER_BREAKER_WINDOW" => "2",
+                "PAYMENT_PROVIDER_BREAKER_MINIMUM_CALLS" => "2",
+                "PAYMENT_PROVIDER_BREAKER_OPEN_MS" => "60000",
+                _ => return None,
+            }
+            .to_owned(),
+        )
+    };
+    let first = payments::entrypoints::build_service(&config, &env).await.unwrap();
+    for order in ["o-1", "o-2", "o-3"] {
+        first.charge(&request(order, "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
+    }
+    let sent = sim.simulator.stats().requests;
+    assert!(sent >= 2, "the first instance reached the provider until its breaker opened: {sent}");
+
+    let second = payments::entrypoints::build_service(&config, &env).await.unwrap();
+    let err = second.charge(&request("o-4", "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
+    assert_eq!(sim.simulator.stats().requests, sent, "the second instance sent nothing: {err:?}");
+    assert!(format!("{err:?}").to_lowercase().contains("open"), "it names the open circuit: {err:?}");
 }

@@ -25,8 +25,13 @@
 //! they count against the breaker and are retried when the call is idempotent (GET, PUT, DELETE,
 //! or a POST with an idempotency key). Other 4xx are the caller's problem: returned at once,
 //! never counted.
+//!
+//! Every client of a process sends through [`http_client`]: one `reqwest::Client`, so one rustls
+//! configuration (the root certificates are read and parsed once, not once per downstream) and
+//! one connection pool, built on the first request rather than at cold start.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,6 +42,17 @@ use super::{
 };
 use crate::config::ConfigError as EnvError;
 use crate::correlation::{CORRELATION_HEADER, CorrelationId};
+
+static HTTP_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(reqwest::Client::new);
+
+/// The process's one HTTP client, shared by every downstream (the services behind the gateway,
+/// the legacy backend, the payment provider). Building a `reqwest::Client` loads and parses the
+/// platform's root certificates into a rustls configuration, a few milliseconds each time: done
+/// once, on first use, so a cold start that sends nothing pays nothing. Per-downstream timeouts,
+/// retries and breakers live in each client's [`Policy`], not here.
+pub fn http_client() -> &'static reqwest::Client {
+    &HTTP_CLIENT
+}
 
 /// Everything a [`ServiceClient`] is built from.
 #[derive(Debug, Clone)]
@@ -95,7 +111,7 @@ impl ServiceClientConfig {
                 slow_call_rate_threshold: number("BREAKER_SLOW_CALL_RATE", 100)? as f64,
                 wait_in_open: millis("BREAKER_OPEN_MS", 30_000)?,
                 permitted_in_half_open: number("BREAKER_HALF_OPEN_CALLS", 3)? as u32,
-                ..BreakerConfig::default()
+                shared_state_refresh: millis("BREAKER_SHARED_REFRESH_MS", 5000)?,
             },
             bulkhead_max_concurrent: number("BULKHEAD_MAX_CONCURRENT", 32)? as usize,
             bulkhead_max_wait: millis("BULKHEAD_MAX_WAIT_MS", 0)?,
@@ -111,7 +127,28 @@ impl ServiceClientConfig {
     /// bulkhead named after the downstream. For clients that speak their own protocol over
     /// HTTP (a payment provider) and so cannot use [`ServiceClient`] itself.
     pub fn policy(&self) -> Result<Policy, super::ConfigError> {
-        let breaker = CircuitBreaker::new(self.name.clone(), self.breaker.clone())?;
+        self.build_policy(None)
+    }
+
+    /// [`policy`](Self::policy) with a breaker that shares its OPEN decisions with the other
+    /// instances of the function through `store` (read at most once per
+    /// `{PREFIX}_BREAKER_SHARED_REFRESH_MS`, default 5 s, never once per call; written when the
+    /// circuit opens or closes).
+    pub fn policy_sharing_breaker(
+        &self,
+        store: std::sync::Arc<dyn super::store::BreakerStateStore>,
+    ) -> Result<Policy, super::ConfigError> {
+        self.build_policy(Some(store))
+    }
+
+    fn build_policy(
+        &self,
+        store: Option<std::sync::Arc<dyn super::store::BreakerStateStore>>,
+    ) -> Result<Policy, super::ConfigError> {
+        let mut breaker = CircuitBreaker::new(self.name.clone(), self.breaker.clone())?;
+        if let Some(store) = store {
+            breaker = breaker.with_shared_state(store);
+        }
         Policy::builder(self.name.clone())
             .overall_timeout(self.overall_timeout)
             .attempt_timeout(self.attempt_timeout)
@@ -230,7 +267,6 @@ impl SigV4 {
 
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
-    http: reqwest::Client,
     base_url: String,
     policy: Policy,
     signer: Option<SigV4>,
@@ -242,7 +278,7 @@ impl ServiceClient {
     }
 
     pub fn with_policy(base_url: impl Into<String>, policy: Policy) -> Self {
-        Self { http: reqwest::Client::new(), base_url: base_url.into(), policy, signer: None }
+        Self { base_url: base_url.into(), policy, signer: None }
     }
 
     /// Signs every request with `signer` (SigV4), e.g. for an internal API with IAM auth.
@@ -275,17 +311,22 @@ impl ServiceClient {
             Idempotency::Idempotent
         };
         let url = format!("{}{}", self.base_url, path);
+        // The downstream continues this invocation's trace (W3C Trace Context).
+        let traceparent = crate::observability::current_traceparent();
         self.policy
             .call(idempotency, HttpError::verdict, || {
+                let http = http_client();
                 let mut request =
-                    self.http.request(method.clone(), &url).header(CORRELATION_HEADER, correlation_id.as_str());
+                    http.request(method.clone(), &url).header(CORRELATION_HEADER, correlation_id.as_str());
+                if let Some(traceparent) = &traceparent {
+                    request = request.header(crate::observability::TRACEPARENT_HEADER, traceparent);
+                }
                 if let Some(key) = idempotency_key {
                     request = request.header("idempotency-key", key);
                 }
                 if let Some(body) = body {
                     request = request.json(body);
                 }
-                let http = &self.http;
                 let signer = self.signer.as_ref();
                 async move {
                     let mut request = request.build().map_err(|e| HttpError::Transport(e.to_string()))?;

@@ -50,7 +50,7 @@ use std::time::Duration;
 
 pub use breaker::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker, Permit, Rejection, SlidingWindow};
 pub use bulkhead::Bulkhead;
-pub use client::{HttpError, HttpReply, ServiceClient, ServiceClientConfig, SigV4};
+pub use client::{HttpError, HttpReply, ServiceClient, ServiceClientConfig, SigV4, http_client};
 pub use retry::{Jitter, RetryConfig, retry};
 use tokio::time::Instant;
 

@@ -33,8 +33,16 @@
 //!   never counted against the breaker. 5xx, 429, timeouts and transport errors are transient;
 //!   409 (the same key is still being processed) is retried without counting as a failure; a
 //!   `Stripe-Should-Retry: false` answer and a replayed 5xx are not retried.
-//! - The API key comes from Secrets Manager at cold start ([`ApiKey::from_secrets_manager`]).
+//! - The API key comes from Secrets Manager on the first call, not at cold start, and is kept for
+//!   a time to live ([`ProviderKey`]). A `401` is answered by reading the secret again and sending
+//!   the request once more with the new key, if the secret holds another one: key rotation works
+//!   without recycling the instances. The refused request did nothing: Stripe saves an
+//!   idempotent result only once a request began executing
+//!   (<https://docs.stripe.com/api/idempotent_requests>), and authentication comes first
+//!   (<https://docs.stripe.com/api/errors>: 401, "No valid API key provided").
+//! - Requests go through the process's one HTTP client (`shared::resilience::http_client`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -44,6 +52,7 @@ use serde_json::Value;
 use shared::money::{Currency, Money};
 use shared::resilience::{CallError, HttpError, HttpReply, Idempotency, Policy, ServiceClientConfig, Verdict};
 
+pub use super::provider_key::ProviderKey;
 use crate::domain::Decline;
 use crate::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome};
 
@@ -53,7 +62,7 @@ pub const STRIPE_API_VERSION: &str = "2020-08-27";
 const KEY_GENERATIONS: u32 = 3;
 
 /// The provider's secret API key. Never printed.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
 impl std::fmt::Debug for ApiKey {
@@ -105,9 +114,8 @@ impl ApiKey {
 
 #[derive(Debug, Clone)]
 pub struct StripeProvider {
-    http: reqwest::Client,
     base_url: String,
-    api_key: ApiKey,
+    key: Arc<ProviderKey>,
     policy: Policy,
     /// How many times, and how often, a `processing` payment is asked about before the charge
     /// is left to a later attempt.
@@ -260,16 +268,19 @@ fn refund_outcome(refund: &Value) -> Result<RefundOutcome, ProviderError> {
 
 impl StripeProvider {
     /// Reads its policy from `config` (variables `PAYMENT_PROVIDER_*`, see `ServiceClientConfig`).
-    pub fn new(config: &ServiceClientConfig, api_key: ApiKey) -> Result<Self, shared::resilience::ConfigError> {
-        Ok(Self::with_policy(config.base_url.clone(), api_key, config.policy()?))
+    /// `key`: an [`ApiKey`], or a [`ProviderKey`] read from Secrets Manager on first use.
+    pub fn new(
+        config: &ServiceClientConfig,
+        key: impl Into<ProviderKey>,
+    ) -> Result<Self, shared::resilience::ConfigError> {
+        Ok(Self::with_policy(config.base_url.clone(), key, config.policy()?))
     }
 
-    pub fn with_policy(base_url: impl Into<String>, api_key: ApiKey, policy: Policy) -> Self {
+    pub fn with_policy(base_url: impl Into<String>, key: impl Into<ProviderKey>, policy: Policy) -> Self {
         let base_url = base_url.into().trim_end_matches('/').to_owned();
         Self {
-            http: reqwest::Client::new(),
             base_url,
-            api_key,
+            key: Arc::new(key.into()),
             policy,
             processing_polls: 4,
             processing_poll_interval: Duration::from_millis(250),
@@ -292,9 +303,37 @@ impl StripeProvider {
     /// how many requests may have been processed by the provider: every attempt counts, except
     /// one whose connection was refused (nothing left) or that was turned away with 503 or 429
     /// (refused before processing: Stripe saves no idempotent result for those). A 500, 502, 504
-    /// or a timeout may have been processed.
+    /// or a timeout may have been processed. A `401` is sent once more with the key the secret
+    /// holds now, if it holds another (see the module docs); the refused request counts nothing.
     async fn send(
         &self,
+        method: Method,
+        path: &str,
+        form: &[(&str, String)],
+        idempotency_key: Option<&str>,
+    ) -> (Result<HttpReply, CallError<HttpError>>, u32) {
+        let api_key = match self.key.current().await {
+            Ok(key) => key,
+            Err(e) => return (Err(CallError::Inner(HttpError::Transport(format!("provider API key: {e}")))), 0),
+        };
+        let (result, attempts) = self.send_with(&api_key, method.clone(), path, form, idempotency_key).await;
+        if let Err(CallError::Inner(HttpError::Status { status: StatusCode::UNAUTHORIZED, .. })) = &result {
+            match self.key.after_refusal(&api_key).await {
+                Ok(Some(fresh)) => {
+                    tracing::info!(path, "the provider refused the API key: sending again with the secret's new key");
+                    return self.send_with(&fresh, method, path, form, idempotency_key).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the provider refused the API key and the secret cannot be read"),
+            }
+        }
+        (result, attempts)
+    }
+
+    /// [`Self::send`] with this key.
+    async fn send_with(
+        &self,
+        api_key: &ApiKey,
         method: Method,
         path: &str,
         form: &[(&str, String)],
@@ -306,10 +345,9 @@ impl StripeProvider {
             .policy
             .call(Idempotency::Idempotent, stripe_verdict, || {
                 attempts.fetch_add(1, Ordering::Relaxed);
-                let mut request = self
-                    .http
+                let mut request = shared::resilience::http_client()
                     .request(method.clone(), &url)
-                    .bearer_auth(&self.api_key.0)
+                    .bearer_auth(&api_key.0)
                     .header("stripe-version", STRIPE_API_VERSION);
                 if let Some(key) = idempotency_key {
                     request = request.header("idempotency-key", key);

@@ -1,0 +1,307 @@
+//! What a request costs in the handlers themselves: each service's router or handler driven
+//! in-process with the in-memory adapters, no network except where the handler's own job is a
+//! network call (the gateway, whose downstreams are the services' real routers on in-memory
+//! stores, served on 127.0.0.1).
+//!
+//! `cargo bench -p resilience-bench --bench handlers` (criterion), or with
+//! `HANDLERS_CALLGRIND=<scenario>:<requests>` one scenario run that many times and nothing else,
+//! for `benches/callgrind.py` (instructions per request under valgrind's callgrind).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use axum::body::Body;
+use criterion::{Criterion, criterion_group};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use shared::publisher::{EventEntry, EventPublisher, PublishError};
+use shared::saga::{ReportError, TaskOutcome, TaskReporter};
+use tower::ServiceExt;
+
+const CUSTOMER: &str = "cust-42";
+
+fn fixture(binary: &str, name: &str) -> Value {
+    let path = format!("{}/../events/{binary}/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Sends `request` through `router` and reads the whole answer, as the Lambda adapter does.
+async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, bytes::Bytes) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    (status, response.into_body().collect().await.unwrap().to_bytes())
+}
+
+fn json_request(method: &str, uri: &str, body: &Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header("x-correlation-id", "bench-correlation")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::builder().uri(uri).header("x-correlation-id", "bench-correlation").body(Body::empty()).unwrap()
+}
+
+/// Answers every task token and keeps nothing (a reporter that kept answers would grow).
+struct Discard;
+
+#[async_trait]
+impl TaskReporter for Discard {
+    async fn report(&self, _: &str, outcome: &TaskOutcome) -> Result<(), ReportError> {
+        assert!(matches!(outcome, TaskOutcome::Success(_)), "the step failed: {outcome:?}");
+        Ok(())
+    }
+}
+
+/// A bus that accepts every entry and keeps a count.
+#[derive(Default)]
+struct CountingBus(AtomicU64);
+
+#[async_trait]
+impl EventPublisher for CountingBus {
+    async fn publish(&self, entries: &[EventEntry]) -> Result<(), PublishError> {
+        self.0.fetch_add(entries.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// One request of a scenario: `run(n)` does the n-th request (state that grows, such as a store
+/// of placed orders, is set up again by `fresh`).
+#[async_trait]
+trait Scenario: Send + Sync {
+    async fn run(&self, n: u64);
+}
+
+struct OrdersPlace(axum::Router);
+struct OrdersGet(axum::Router, String);
+struct InventoryReserve(Arc<inventory::saga::InventorySagaWorker>, Value, inventory::service::InventoryService);
+struct PaymentsCharge(Arc<payments::saga::PaymentsSagaWorker>, Value, payments::service::PaymentService);
+struct GatewayOrderView(axum::Router, String);
+struct OutboxRelay(Arc<CountingBus>, StreamEvent);
+
+fn place_order_body() -> Value {
+    serde_json::from_str(fixture("orders-api", "place-order.json")["body"].as_str().unwrap()).unwrap()
+}
+
+fn orders_router() -> (axum::Router, orders::service::OrderService) {
+    let service = orders::service::OrderService::new(Arc::new(orders::adapters::memory::InMemoryOrderStore::new()));
+    (orders::http::router(service.clone()), service)
+}
+
+async fn placed_order(service: &orders::service::OrderService) -> String {
+    let request: orders::domain::PlaceOrderRequest = serde_json::from_value(place_order_body()).unwrap();
+    let placed = service.place_order(request, &shared::CorrelationId::generate(), None).await.unwrap();
+    placed.order.id.to_string()
+}
+
+#[async_trait]
+impl Scenario for OrdersPlace {
+    async fn run(&self, _: u64) {
+        let (status, body) = send(&self.0, json_request("POST", "/orders", &place_order_body())).await;
+        assert_eq!(status, StatusCode::CREATED, "{body:?}");
+    }
+}
+
+#[async_trait]
+impl Scenario for OrdersGet {
+    async fn run(&self, _: u64) {
+        let (status, body) = send(&self.0, get(&self.1)).await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+    }
+}
+
+/// A saga command (an EventBridge event) for order `n`.
+fn command(template: &Value, n: u64) -> EventBridgeEvent<Value> {
+    let mut event = template.clone();
+    let order_id = format!("0193a3c2-5f00-7000-8000-{n:012x}");
+    event["detail"]["aggregate_id"] = json!(order_id);
+    event["detail"]["data"]["order_id"] = json!(order_id);
+    serde_json::from_value(event).unwrap()
+}
+
+#[async_trait]
+impl Scenario for InventoryReserve {
+    async fn run(&self, n: u64) {
+        shared::saga::dispatch(command(&self.1, n), self.0.as_ref(), &Discard).await.unwrap();
+    }
+}
+
+#[async_trait]
+impl Scenario for PaymentsCharge {
+    async fn run(&self, n: u64) {
+        shared::saga::dispatch(command(&self.1, n), self.0.as_ref(), &Discard).await.unwrap();
+    }
+}
+
+#[async_trait]
+impl Scenario for GatewayOrderView {
+    async fn run(&self, _: u64) {
+        let request = gateway::caller::with_claims(get(&self.1), json!({ "sub": CUSTOMER }));
+        let (status, body) = send(&self.0, request).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    }
+}
+
+#[async_trait]
+impl Scenario for OutboxRelay {
+    async fn run(&self, _: u64) {
+        let response = shared::outbox::relay_with(self.1.clone(), self.0.as_ref(), &shared::outbox::outbox_only).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+}
+
+/// Serves `router` on 127.0.0.1 and returns its base URL.
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+async fn inventory_reserve() -> InventoryReserve {
+    use inventory::domain::{ProductSpec, Restock};
+    let store = Arc::new(inventory::adapters::memory::InMemoryInventoryStore::new());
+    let service = inventory::service::InventoryService::new(store);
+    let correlation = shared::CorrelationId::generate();
+    let spec =
+        ProductSpec { name: "Red mug".into(), price: shared::money::Money::new(1250, "EUR"), low_stock_threshold: 0 };
+    service.put_product("SKU-RED-MUG", &spec, &correlation).await.unwrap();
+    for round in 0..20 {
+        let restock = Restock { restock_id: format!("bench-{round}"), quantity: inventory::domain::MAX_RESTOCK };
+        service.restock("SKU-RED-MUG", &restock, &correlation).await.unwrap();
+    }
+    let worker = inventory::saga::InventorySagaWorker::new(service.clone());
+    InventoryReserve(Arc::new(worker), fixture("inventory-saga-worker", "reserve-inventory.json"), service)
+}
+
+fn payments_charge() -> PaymentsCharge {
+    let service = payments::service::PaymentService::new(
+        Arc::new(payments::adapters::memory::InMemoryPaymentStore::new()),
+        Arc::new(payments::adapters::memory::ScriptedProvider::new()),
+        payments::service::LeaseConfig::default(),
+    );
+    PaymentsCharge(
+        Arc::new(payments::saga::PaymentsSagaWorker::new(service.clone())),
+        fixture("payments-saga-worker", "process-payment.json"),
+        service,
+    )
+}
+
+/// The gateway with its three downstreams: the services' own routers on in-memory stores, each
+/// on 127.0.0.1, holding one order with its reservation and payment.
+async fn gateway_order_view() -> GatewayOrderView {
+    let (orders_api, orders) = orders_router();
+    let order_id = placed_order(&orders).await;
+    let reserve = inventory_reserve().await;
+    let mut command = fixture("inventory-saga-worker", "reserve-inventory.json");
+    command["detail"]["aggregate_id"] = json!(order_id);
+    command["detail"]["data"]["order_id"] = json!(order_id);
+    let command: EventBridgeEvent<Value> = serde_json::from_value(command).unwrap();
+    shared::saga::dispatch(command, reserve.0.as_ref(), &Discard).await.unwrap();
+    let inventory_api = inventory::http::router(reserve.2.clone());
+    let charge = payments_charge();
+    let mut command = charge.1.clone();
+    command["detail"]["aggregate_id"] = json!(order_id);
+    command["detail"]["data"]["order_id"] = json!(order_id);
+    shared::saga::dispatch(serde_json::from_value(command).unwrap(), charge.0.as_ref(), &Discard).await.unwrap();
+    let payments_api = payments::http::router(charge.2.clone());
+    let mut vars = HashMap::new();
+    for (prefix, router) in [("ORDERS", orders_api), ("INVENTORY", inventory_api), ("PAYMENTS", payments_api)] {
+        vars.insert(format!("{prefix}_BASE_URL"), serve(router).await);
+    }
+    let upstreams =
+        gateway::upstream::Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap();
+    GatewayOrderView(gateway::http::router(upstreams, None), format!("/api/orders/{order_id}"))
+}
+
+/// A stream batch of ten outbox records (the fixture's record, ten sequence numbers).
+fn outbox_relay() -> OutboxRelay {
+    let template = fixture("orders-outbox-relay", "outbox-stream.json")["Records"][0].clone();
+    let records: Vec<Value> = (1..=10)
+        .map(|n| {
+            let mut record = template.clone();
+            record["dynamodb"]["SequenceNumber"] = json!(n.to_string());
+            record
+        })
+        .collect();
+    OutboxRelay(Arc::new(CountingBus::default()), serde_json::from_value(json!({ "Records": records })).unwrap())
+}
+
+const SCENARIOS: [&str; 6] = [
+    "orders_place_order",
+    "orders_get_order",
+    "inventory_reserve_stock",
+    "payments_charge",
+    "gateway_order_view",
+    "outbox_relay_batch_of_10",
+];
+
+/// A scenario with fresh state.
+async fn setup(name: &str) -> Box<dyn Scenario> {
+    match name {
+        "orders_place_order" => Box::new(OrdersPlace(orders_router().0)),
+        "orders_get_order" => {
+            let (router, service) = orders_router();
+            let id = placed_order(&service).await;
+            Box::new(OrdersGet(router, format!("/orders/{id}?customer_id={CUSTOMER}")))
+        }
+        "inventory_reserve_stock" => Box::new(inventory_reserve().await),
+        "payments_charge" => Box::new(payments_charge()),
+        "gateway_order_view" => Box::new(gateway_order_view().await),
+        "outbox_relay_batch_of_10" => Box::new(outbox_relay()),
+        other => panic!("no scenario {other}; there are {SCENARIOS:?}"),
+    }
+}
+
+/// `requests` requests of a fresh scenario, after one untimed request (first-use work such as
+/// the HTTP client's construction is not a request's cost).
+async fn timed(name: &str, requests: u64) -> Duration {
+    let scenario = setup(name).await;
+    scenario.run(u64::MAX).await;
+    let started = Instant::now();
+    for n in 0..requests {
+        scenario.run(n).await;
+    }
+    started.elapsed()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn handlers(c: &mut Criterion) {
+    let runtime = runtime();
+    let mut group = c.benchmark_group("handlers");
+    for name in SCENARIOS {
+        group.bench_function(name, |b| b.to_async(&runtime).iter_custom(|requests| timed(name, requests)));
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5));
+    targets = handlers
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("HANDLERS_CALLGRIND") {
+        let (name, requests) = spec.split_once(':').expect("HANDLERS_CALLGRIND=<scenario>:<requests>");
+        let requests: u64 = requests.parse().expect("a number of requests");
+        let elapsed = runtime().block_on(timed(name, requests));
+        eprintln!("{name}: {requests} requests in {elapsed:?}");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
