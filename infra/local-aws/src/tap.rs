@@ -25,6 +25,7 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<Str
         .ok_or_else(|| Error::Aws("GetQueueAttributes returned no QueueArn".into()))
 }
 
+#[derive(Clone)]
 pub struct EventTap {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
@@ -64,6 +65,115 @@ impl EventTap {
             .await
             .map_err(Error::aws)?;
         Ok(Self { sqs, queue_url })
+    }
+
+    /// A rule's own queue that the bus does NOT fill: `pattern` is put on `bus` as the rule `name`
+    /// (so the bus lists the template's rules, as a deployed stack's would, and the emulator
+    /// validates the pattern), with no target; whoever matched an event sends it here with
+    /// [`EventTap::send`]. A target that an earlier run left on that rule is removed, so the bus
+    /// never fills the queue as well.
+    pub async fn unfed(moto: &Moto, bus: &str, name: &str, pattern: &serde_json::Value) -> Result<Self, Error> {
+        let config = moto.sdk_config();
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let events = aws_sdk_eventbridge::Client::new(&config);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(Error::aws)?
+            .queue_url
+            .ok_or_else(|| Error::Aws("CreateQueue returned no URL".into()))?;
+        events
+            .put_rule()
+            .event_bus_name(bus)
+            .name(name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        let targets = events.list_targets_by_rule().event_bus_name(bus).rule(name).send().await.map_err(Error::aws)?;
+        let ids: Vec<String> = targets.targets().iter().map(|t| t.id().to_owned()).collect();
+        if !ids.is_empty() {
+            events
+                .remove_targets()
+                .event_bus_name(bus)
+                .rule(name)
+                .set_ids(Some(ids))
+                .send()
+                .await
+                .map_err(Error::aws)?;
+        }
+        Ok(Self { sqs, queue_url })
+    }
+
+    /// Puts `event` on the queue, as the bus would deliver it to an SQS target.
+    pub async fn send(&self, event: &serde_json::Value) -> Result<(), Error> {
+        self.send_batch(std::slice::from_ref(event)).await
+    }
+
+    /// Puts up to 10 events on the queue in one `SendMessageBatch`; an error when any of them
+    /// was not taken (the caller sends the whole batch again: consumers are safe to run twice).
+    pub async fn send_batch(&self, events: &[serde_json::Value]) -> Result<(), Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut entries = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            entries.push(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(event.to_string())
+                    .build()
+                    .map_err(Error::aws)?,
+            );
+        }
+        let output = self
+            .sqs
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        match output.failed().first() {
+            Some(failed) => Err(Error::Aws(format!(
+                "SendMessageBatch refused {} of {} messages: {}",
+                output.failed().len(),
+                events.len(),
+                failed.message().unwrap_or(failed.code())
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes up to 10 received events in one `DeleteMessageBatch`.
+    pub async fn ack_batch(&self, receipts: &[&str]) -> Result<(), Error> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let mut entries = Vec::with_capacity(receipts.len());
+        for (i, receipt) in receipts.iter().enumerate() {
+            entries.push(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(*receipt)
+                    .build()
+                    .map_err(Error::aws)?,
+            );
+        }
+        let output = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(Error::aws)?;
+        match output.failed().first() {
+            Some(failed) => Err(Error::Aws(format!("DeleteMessageBatch failed: {}", failed.code()))),
+            None => Ok(()),
+        }
     }
 
     /// Up to 10 waiting events with their receipt handles, waiting up to `seconds` for the first;

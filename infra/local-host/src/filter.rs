@@ -139,4 +139,78 @@ mod tests {
         assert!(Filter::new([]).unwrap().matches(&json!({"anything": 1})));
         assert!(Filter::new([&json!({"eventName": "INSERT"})]).is_err(), "values must be arrays");
     }
+
+    /// Every pattern of template.yaml (functions' `EventBridgeRule` events, `AWS::Events::Rule`s
+    /// and the archive's), through the matcher the host routes the bus with, against an event of
+    /// each detail-type the shop puts on the bus: each matches exactly what it should.
+    #[test]
+    fn the_templates_rule_patterns_match_what_they_should_and_nothing_else() {
+        let template = local_aws::template::Template::load_project().expect("template.yaml parses");
+        let mut patterns: std::collections::BTreeMap<String, Value> = template
+            .event_rules()
+            .expect("the template's rules parse")
+            .into_iter()
+            .map(|r| (format!("{}.{}", r.function, r.event), r.pattern))
+            .collect();
+        for kind in ["AWS::Events::Rule", "AWS::Events::Archive"] {
+            for (id, resource) in template.resources_of_type(kind) {
+                let pattern = resource.properties.get("EventPattern").expect("a pattern");
+                patterns.insert(id.to_owned(), serde_json::to_value(pattern).unwrap());
+            }
+        }
+        let samples = [
+            ("shop.orders", "OrderCreated"),
+            ("shop.orders", "OrderConfirmed"),
+            ("shop.orders", "OrderCancelled"),
+            ("shop.inventory", "StockLow"),
+            ("shop.saga", "ConfirmOrder"),
+            ("shop.saga", "CancelOrder"),
+            ("shop.saga", "ParkOrder"),
+            ("shop.saga", "ReserveInventory"),
+            ("shop.saga", "ReleaseInventory"),
+            ("shop.saga", "ProcessPayment"),
+            ("shop.saga", "RefundPayment"),
+            ("shop.saga", "SagaCompensationFailed"),
+            // A command's name from the wrong source is not a command.
+            ("shop.orders", "ConfirmOrder"),
+        ];
+        let domain = ["shop.orders/OrderCreated", "shop.orders/OrderConfirmed", "shop.orders/OrderCancelled"];
+        let expected: [(&str, Vec<&str>); 7] = [
+            ("OrdersSagaStarterFunction.OrderCreated", vec!["shop.orders/OrderCreated"]),
+            (
+                "OrdersSagaWorkerFunction.Commands",
+                vec!["shop.saga/ConfirmOrder", "shop.saga/CancelOrder", "shop.saga/ParkOrder"],
+            ),
+            ("InventorySagaWorkerFunction.Commands", vec!["shop.saga/ReserveInventory", "shop.saga/ReleaseInventory"]),
+            (
+                "InventoryOrderEventsFunction.OrderOutcomes",
+                vec!["shop.orders/OrderConfirmed", "shop.orders/OrderCancelled"],
+            ),
+            ("PaymentsSagaWorkerFunction.Commands", vec!["shop.saga/ProcessPayment", "shop.saga/RefundPayment"]),
+            ("SagaCompensationFailedRule", vec!["shop.saga/SagaCompensationFailed"]),
+            // anything-but: every event but the saga's commands.
+            ("ShopEventArchive", [&domain[..], &["shop.inventory/StockLow", "shop.orders/ConfirmOrder"]].concat()),
+        ];
+        assert_eq!(
+            patterns.keys().collect::<Vec<_>>(),
+            {
+                let mut names: Vec<_> = expected.iter().map(|(n, _)| n.to_string()).collect();
+                names.sort();
+                names
+            }
+            .iter()
+            .collect::<Vec<_>>(),
+            "every pattern of the template is checked"
+        );
+        for (name, matching) in &expected {
+            let filter = Filter::new([&patterns[*name]]).expect("quamina reads the template's pattern");
+            for (source, detail_type) in samples {
+                let event = json!({"version": "0", "id": "e-1", "detail-type": detail_type, "source": source,
+                    "account": "123456789012", "time": "2026-11-27T10:00:00Z", "region": "us-east-1",
+                    "resources": [], "detail": {"order_id": "o-1", "correlation_id": "c-1"}});
+                let key = format!("{source}/{detail_type}");
+                assert_eq!(filter.matches(&event), matching.contains(&key.as_str()), "{name} against {key}");
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use local_aws::{EventTap, Moto, Template};
+use local_aws::{Moto, Template};
 use payment_provider_sim::{RunningSimulator, Simulator, SimulatorConfig};
 use serde_norway::Value as Yaml;
 use shared::saga::SfnTaskReporter;
@@ -103,6 +103,8 @@ pub struct Host {
     iam: crate::sigv4::IamVerifier,
     pub(crate) activity: Arc<Activity>,
     tasks: Vec<JoinHandle<()>>,
+    /// Decides which template rules each event matches (quamina); started once all are known.
+    router: crate::triggers::rule_router::Router,
 }
 
 impl Drop for Host {
@@ -188,6 +190,7 @@ impl Host {
             iam,
             activity,
             tasks: Vec::new(),
+            router: Default::default(),
         };
         let authorizers = Authorizers::read(&template, &host.resolver)?;
         let mut routes = Vec::new();
@@ -198,6 +201,9 @@ impl Host {
         for (logical_id, resource) in template.resources_of_type("AWS::Events::Rule") {
             host.start_rule(logical_id, resource).await?;
         }
+        let router = std::mem::take(&mut host.router);
+        let routing = router.start(&host.moto, &host.resolver.stack).await?;
+        host.tasks.extend(routing);
         host.routes = routes.iter().map(|r| (r.method.clone(), r.path.clone(), r.binary.clone())).collect();
         let (issuer, iam) = (host.issuer.clone(), host.iam.clone());
         host.tasks.push(tokio::spawn(serve(listener, routes, host.activity.clone(), issuer, iam)));
@@ -227,7 +233,7 @@ impl Host {
                 }
                 (Trigger::Rule { name, bus, pattern, delivery }, Handler::Events(function)) => {
                     let queue = physical_name(&self.resolver.stack, &format!("{}-{name}", spec.logical_id));
-                    let tap = EventTap::create(&self.moto, bus, &queue, pattern).await?;
+                    let tap = self.router.queue(&self.moto, bus, &queue, pattern).await?;
                     let target = RuleTarget {
                         tap,
                         function: function.clone(),
@@ -309,7 +315,7 @@ impl Host {
             return Ok(());
         }
         let tap =
-            EventTap::create(&self.moto, &bus, &physical_name(&self.resolver.stack, logical_id), &pattern).await?;
+            self.router.queue(&self.moto, &bus, &physical_name(&self.resolver.stack, logical_id), &pattern).await?;
         let target = MachineTarget { rule: logical_id.to_owned(), tap, machines };
         let sfn = aws_sdk_sfn::Client::new(&self.sdk);
         let sqs = aws_sdk_sqs::Client::new(&self.sdk);

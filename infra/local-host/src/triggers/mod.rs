@@ -1,6 +1,7 @@
 //! One module per kind of trigger the host plays, as Lambda and EventBridge would.
 
 pub mod rule_dlq;
+pub mod rule_router;
 pub mod rule_to_function;
 pub mod rule_to_machine;
 pub mod schedule;
