@@ -286,9 +286,15 @@ async fn replay_archive(context: &Context, args: &ReplayArgs) -> Result<i32, Err
     }
     let rules: Vec<String> = choices.iter().filter(|c| c.left_out.is_none()).map(|c| c.arn.clone()).collect();
     let name = args.name.clone().unwrap_or_else(|| format!("shopctl-{}", Utc::now().format("%Y%m%dT%H%M%S")));
-    let finished =
-        replay::run(&context.events, &context.stack.archive, &context.stack.bus, &rules, (args.from, args.to), &name)
-            .await?;
+    let finished = replay::run(
+        &context.events,
+        context.stack.archive.as_deref(),
+        &context.stack.bus,
+        &rules,
+        (args.from, args.to),
+        &name,
+    )
+    .await?;
     context.say(
         format!("replay {}: {} {}", finished.name, finished.state, finished.reason.as_deref().unwrap_or("")),
         json!({"replay": finished.name, "state": finished.state, "reason": finished.reason}),

@@ -90,10 +90,11 @@ fn smithy_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_millis(t.timestamp_millis())
 }
 
-/// Starts a replay of `archive` for `[from, to]` to `bus`'s rules in `rules`, and waits for it.
+/// Starts a replay of `archive` (`None`: the bus's one archive) for `[from, to]` to `bus`'s
+/// rules in `rules`, and waits for it.
 pub async fn run(
     events: &aws_sdk_eventbridge::Client,
-    archive: &str,
+    archive: Option<&str>,
     bus: &str,
     rules: &[String],
     (from, to): (DateTime<Utc>, DateTime<Utc>),
@@ -102,14 +103,6 @@ pub async fn run(
     if rules.is_empty() {
         return Err(Error::Letter("no rule to replay to".into()));
     }
-    let archive_arn = events
-        .describe_archive()
-        .archive_name(archive)
-        .send()
-        .await
-        .map_err(Error::aws("DescribeArchive"))?
-        .archive_arn
-        .ok_or_else(|| Error::Stack(format!("archive {archive} has no ARN")))?;
     let bus_arn = events
         .describe_event_bus()
         .name(bus)
@@ -118,6 +111,25 @@ pub async fn run(
         .map_err(Error::aws("DescribeEventBus"))?
         .arn
         .ok_or_else(|| Error::Stack(format!("bus {bus} has no ARN")))?;
+    let archive = match archive {
+        Some(name) => name.to_owned(),
+        None => {
+            let listed =
+                events.list_archives().event_source_arn(&bus_arn).send().await.map_err(Error::aws("ListArchives"))?;
+            match listed.archives() {
+                [one] => one.archive_name().unwrap_or_default().to_owned(),
+                other => return Err(Error::Stack(format!("bus {bus} has {} archives, not one", other.len()))),
+            }
+        }
+    };
+    let archive_arn = events
+        .describe_archive()
+        .archive_name(&archive)
+        .send()
+        .await
+        .map_err(Error::aws("DescribeArchive"))?
+        .archive_arn
+        .ok_or_else(|| Error::Stack(format!("archive {archive} has no ARN")))?;
     let destination = ReplayDestination::builder()
         .arn(bus_arn)
         .set_filter_arns(Some(rules.to_vec()))

@@ -1,5 +1,5 @@
 //! Where the stack's resources are: on AWS, from the CloudFormation stack's outputs (and its
-//! event archive from `DescribeStackResource`, having no output); on the local system, from the
+//! event archive, which has no output, as the bus's archive); on the local system, from the
 //! names the local host gives them (`<stack>-<LogicalId>`, an archive cut to 48 characters, as
 //! `infra/local-host/src/provision.rs` does).
 //!
@@ -40,7 +40,9 @@ pub struct Table {
 pub struct Stack {
     pub name: String,
     pub bus: String,
-    pub archive: String,
+    /// The event archive's name when it is known from the name alone (locally); on AWS the
+    /// archive of the bus (`ListArchives` by its source), found when a replay needs it.
+    pub archive: Option<String>,
     pub queues: Vec<Queue>,
     pub tables: Vec<Table>,
 }
@@ -69,7 +71,7 @@ pub fn local_name(stack: &str, logical_id: &str) -> String {
 }
 
 impl Stack {
-    /// A stack deployed with CloudFormation (`sam deploy`).
+    /// A stack deployed with CloudFormation (`sam deploy`): `DescribeStacks`' outputs.
     pub async fn from_cloudformation(sdk: &SdkConfig, name: &str) -> Result<Self, Error> {
         let cfn = aws_sdk_cloudformation::Client::new(sdk);
         let described = cfn.describe_stacks().stack_name(name).send().await.map_err(Error::aws("DescribeStacks"))?;
@@ -83,17 +85,6 @@ impl Stack {
                 .map(str::to_owned)
                 .ok_or_else(|| Error::Stack(format!("stack {name} has no output {key}")))
         };
-        let archive = cfn
-            .describe_stack_resource()
-            .stack_name(name)
-            .logical_resource_id(ARCHIVE)
-            .send()
-            .await
-            .map_err(Error::aws("DescribeStackResource"))?
-            .stack_resource_detail()
-            .and_then(|d| d.physical_resource_id())
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Stack(format!("stack {name} has no {ARCHIVE}")))?;
         let mut queues = Vec::new();
         for (logical_id, key, kind) in QUEUES {
             queues.push(Queue { logical_id, url: output(key)?, kind });
@@ -102,7 +93,7 @@ impl Stack {
         for (logical_id, key) in TABLES {
             tables.push(Table { logical_id, name: output(key)? });
         }
-        Ok(Self { name: name.to_owned(), bus: output(BUS.1)?, archive, queues, tables })
+        Ok(Self { name: name.to_owned(), bus: output(BUS.1)?, archive: None, queues, tables })
     }
 
     /// A stack of the local system (`make local`: stack `local`).
@@ -122,7 +113,7 @@ impl Stack {
         let tables = TABLES.iter().map(|(id, _)| Table { logical_id: id, name: local_name(name, id) }).collect();
         let mut archive = local_name(name, ARCHIVE);
         archive.truncate(48);
-        Ok(Self { name: name.to_owned(), bus: local_name(name, BUS.0), archive, queues, tables })
+        Ok(Self { name: name.to_owned(), bus: local_name(name, BUS.0), archive: Some(archive), queues, tables })
     }
 
     pub fn queue(&self, logical_id: &str) -> Option<&Queue> {
@@ -170,4 +161,30 @@ pub async fn sdk_config(local_state_dir: Option<&Path>) -> Result<SdkConfig, Err
             .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "local"));
     }
     Ok(loader.load().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_norway::Value;
+
+    /// The stack's outputs shopctl reads are the template's, each the `!Ref` of the resource it
+    /// stands for (a queue's URL, a table's or a bus's name), and the archive is declared.
+    #[test]
+    fn every_output_shopctl_reads_is_the_template_s_ref_of_its_resource() {
+        let template: Value = serde_norway::from_str(include_str!("../../../template.yaml")).unwrap();
+        let wanted = QUEUES.iter().map(|(id, key, _)| (*id, *key)).chain(TABLES).chain([BUS]);
+        for (logical_id, key) in wanted {
+            let value = &template["Outputs"][key]["Value"];
+            assert_eq!(local_aws::referenced(value), Some(logical_id), "output {key}: {value:?}");
+            assert!(matches!(value, Value::Tagged(t) if t.tag == "Ref"), "output {key} is the Ref of {logical_id}");
+        }
+        assert_eq!(template["Resources"][ARCHIVE]["Type"].as_str(), Some("AWS::Events::Archive"));
+    }
+
+    #[test]
+    fn local_names_are_the_local_host_s() {
+        assert_eq!(local_name("local", "SagaDLQ"), "local-SagaDLQ");
+        assert_eq!(local_name(&"s".repeat(90), "SagaDLQ").len(), 80, "SQS's limit");
+    }
 }

@@ -214,3 +214,70 @@ async fn a_replay_sends_the_window_s_archived_events_to_every_rule_but_the_saga_
     assert_eq!(event_id(&replayed[0]), "01938a00-0000-7000-8000-0000000000e1");
     assert!(saga_tap.receive(1, Duration::from_secs(2)).await.unwrap().is_empty(), "no saga command is replayed");
 }
+
+/// On AWS the resources come from the CloudFormation stack: its outputs (as template.yaml
+/// declares them; `stack::tests` checks they agree) and the archive's physical id.
+#[tokio::test]
+async fn on_cloudformation_the_stack_is_found_from_its_outputs() {
+    let moto = local_aws::Moto::start().await.expect("moto starts (`make setup` installs it)");
+    let queue = |id: &str| (id.to_owned(), json!({"Type": "AWS::SQS::Queue"}));
+    let table = |id: &str| {
+        (
+            id.to_owned(),
+            json!({"Type": "AWS::DynamoDB::Table", "Properties": {
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}}),
+        )
+    };
+    let mut resources: serde_json::Map<String, Value> =
+        ["SagaDLQ", "OrdersOutboxRelayDLQ", "InventoryOutboxRelayDLQ", "PaymentsOutboxRelayDLQ"]
+            .map(queue)
+            .into_iter()
+            .collect();
+    resources.extend(["OrdersTable", "InventoryTable", "PaymentsTable"].map(table));
+    resources
+        .insert("ShopEventBus".into(), json!({"Type": "AWS::Events::EventBus", "Properties": {"Name": "shop-cfn"}}));
+    let outputs: serde_json::Map<String, Value> = [
+        ("SagaDLQUrl", "SagaDLQ"),
+        ("OrdersOutboxRelayDLQUrl", "OrdersOutboxRelayDLQ"),
+        ("InventoryOutboxRelayDLQUrl", "InventoryOutboxRelayDLQ"),
+        ("PaymentsOutboxRelayDLQUrl", "PaymentsOutboxRelayDLQ"),
+        ("OrdersTableName", "OrdersTable"),
+        ("InventoryTableName", "InventoryTable"),
+        ("PaymentsTableName", "PaymentsTable"),
+        ("EventBusName", "ShopEventBus"),
+    ]
+    .map(|(key, id)| (key.to_owned(), json!({"Value": {"Ref": id}})))
+    .into_iter()
+    .collect();
+    let template = json!({"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources, "Outputs": outputs});
+    let config = moto.sdk_config();
+    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    cfn.create_stack().stack_name("shop-cfn").template_body(template.to_string()).send().await.unwrap();
+    let described = cfn.describe_stacks().stack_name("shop-cfn").send().await.unwrap();
+    let saga_dlq = described.stacks()[0]
+        .outputs()
+        .iter()
+        .find(|o| o.output_key() == Some("SagaDLQUrl"))
+        .and_then(|o| o.output_value())
+        .unwrap()
+        .to_owned();
+    let letter = event("shop.orders", "OrderCreated", "01938a00-0000-7000-8000-0000000000f1");
+    aws_sdk_sqs::Client::new(&config)
+        .send_message()
+        .queue_url(&saga_dlq)
+        .message_body(letter.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let run = shopctl_at(moto.endpoint(), &["--stack", "shop-cfn", "dlq", "list"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.documents.len(), 1, "{:?}", run.documents);
+    assert_eq!(run.documents[0]["queue"], "SagaDLQ");
+    assert_eq!(run.documents[0]["letter"]["event"]["detail"]["event_id"], "01938a00-0000-7000-8000-0000000000f1");
+    let missing = shopctl_at(moto.endpoint(), &["--stack", "no-such-stack", "dlq", "list"]).await;
+    assert_eq!(missing.code, 2, "a stack that does not exist is a clear error: {}", missing.stderr);
+    assert!(missing.stderr.contains("DescribeStacks"), "{}", missing.stderr);
+}

@@ -22,10 +22,16 @@ pub struct Run {
 }
 
 pub async fn shopctl(host: &Host, args: &[&str]) -> Run {
+    let stack_args = ["--local", "--stack", host.stack()];
+    shopctl_at(host.moto.endpoint(), &stack_args.iter().chain(args).copied().collect::<Vec<_>>()).await
+}
+
+/// `shopctl --json <args>` against the emulator at `endpoint`.
+pub async fn shopctl_at(endpoint: &str, args: &[&str]) -> Run {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_shopctl"))
-        .args(["--local", "--stack", host.stack(), "--json"])
+        .arg("--json")
         .args(args)
-        .env("AWS_ENDPOINT_URL", host.moto.endpoint())
+        .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
