@@ -129,6 +129,9 @@ pub enum OrderStatus {
     Pending,
     Confirmed,
     Cancelled,
+    /// It will not be fulfilled, and undoing its reservation or payment failed: the shop retries
+    /// until it is `CANCELLED` (nothing is left charged or reserved then).
+    CompensationPending,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -786,3 +786,24 @@ async fn admin_operations_are_refused_to_a_customer_and_forwarded_for_an_admin()
     let (status, _, body) = local_aws::fixtures::send(gateway, from("ops-1", &["admin"], bad)).await;
     assert_eq!((status, &body["invalid-params"][0]["name"]), (StatusCode::BAD_REQUEST, &json!("colour")), "{body}");
 }
+
+/// A parked order (its compensation is being retried) is shown as it is, alone and in a list:
+/// not a 503 for an answer the gateway did not expect.
+#[tokio::test]
+async fn a_parked_order_is_shown_compensation_pending() {
+    let d = downstreams().await;
+    let mut parked = order();
+    parked["status"] = json!("COMPENSATION_PENDING");
+    parked["parking"] = json!({"failed_step": "RefundPayment", "attempts": 1});
+    serve(&d.orders, &format!("/orders/{ID}"), ResponseTemplate::new(200).set_body_json(parked.clone())).await;
+    serve(&d.orders, "/orders", ResponseTemplate::new(200).set_body_json(json!({"orders": [parked]}))).await;
+    serve(&d.payments, &format!("/payments/order/{ID}"), ResponseTemplate::new(200).set_body_json(payment("CAPTURED")))
+        .await;
+    serve(&d.inventory, &format!("/reservations/order/{ID}"), none_yet()).await;
+    let (status, _, body) = get(&gateway(&d), &format!("/api/orders/{ID}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["status"], "COMPENSATION_PENDING");
+    let (status, _, body) = get(&gateway(&d), "/api/orders").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["orders"][0]["status"], "COMPENSATION_PENDING");
+}
