@@ -181,6 +181,23 @@ fn contracts() -> Vec<Contract> {
             Event,
             event(ord::ORDER_CONFIRMED, ord::OrderConfirmed { order_id, customer_id: customer_id.clone() }),
         ),
+        contract::<DomainEvent<orders::parking::OrderCompensationPending>>(
+            orders::parking::ORDER_COMPENSATION_PENDING,
+            "shop.orders",
+            "orders service (ParkOrder and the sweeper), through the outbox relay on its table's stream",
+            Event,
+            event(
+                orders::parking::ORDER_COMPENSATION_PENDING,
+                orders::parking::OrderCompensationPending {
+                    order_id,
+                    customer_id: customer_id.clone(),
+                    failed_step: "RefundPayment".into(),
+                    error: "ProviderUnavailable".into(),
+                    owed: orders::parking::Owed { refund_payment: true, release_inventory: true },
+                    next_attempt_at: at(),
+                },
+            ),
+        ),
         contract::<DomainEvent<ord::OrderCancelled>>(
             ord::ORDER_CANCELLED,
             "shop.orders",
