@@ -88,10 +88,19 @@ pub async fn provision(moto: &Moto, template: &Template, resolver: &mut Resolver
         if !existing {
             let source = resolver.resolve(resource.properties.get("SourceArn").unwrap_or(&Yaml::Null))?;
             let days = resource.properties.get("RetentionDays").and_then(Yaml::as_i64).unwrap_or(0);
+            // The template's pattern (the shop's archive leaves out the saga's commands).
+            let pattern = match resource.properties.get("EventPattern") {
+                Some(pattern) => Some(
+                    serde_json::to_string(pattern)
+                        .map_err(|e| Error::Setup(format!("archive {id}: EventPattern: {e}")))?,
+                ),
+                None => None,
+            };
             events
                 .create_archive()
                 .archive_name(&name)
                 .event_source_arn(source)
+                .set_event_pattern(pattern)
                 .retention_days(days as i32)
                 .send()
                 .await

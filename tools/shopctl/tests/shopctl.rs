@@ -192,6 +192,10 @@ async fn a_replay_sends_the_window_s_archived_events_to_every_rule_but_the_saga_
     }
     assert_eq!(orders_tap.receive(1, Duration::from_secs(5)).await.unwrap().len(), 1, "delivered live");
     assert_eq!(saga_tap.receive(1, Duration::from_secs(5)).await.unwrap().len(), 1, "delivered live");
+    // The archive is the template's: `anything-but: [shop.saga]`, so it holds the one order event.
+    let archive = local_host::provision::archive_name(host.stack(), "ShopEventArchive");
+    let described = events.describe_archive().archive_name(&archive).send().await.unwrap();
+    assert_eq!(described.event_count(), 1, "the saga's command is not archived: {described:?}");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let to = chrono::Utc::now();
 
