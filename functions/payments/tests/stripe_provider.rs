@@ -125,8 +125,11 @@ async fn a_card_that_needs_3d_secure_is_declined_as_authentication_required() {
     let ChargeOutcome::Declined { decline, provider_payment_id } = outcome else { panic!("{outcome:?}") };
     assert_eq!(decline.reason, "authentication_required");
     let intent = sim.simulator.payment_intent(&provider_payment_id.unwrap()).unwrap();
-    assert_eq!(intent["status"], "requires_action");
-    assert_eq!(sim.simulator.stats().charges_succeeded, 0);
+    // https://docs.stripe.com/api/payment_intents/cancel: `requires_action` may be cancelled.
+    assert_eq!(intent["status"], "canceled", "nobody can authenticate it: it is closed, {intent}");
+    assert_eq!(intent["cancellation_reason"], "abandoned");
+    let stats = sim.simulator.stats();
+    assert_eq!((stats.charges_succeeded, stats.charges_requiring_action, stats.payment_intents_canceled), (0, 1, 1));
 }
 
 // https://docs.stripe.com/payments/paymentintents/lifecycle: `processing` is neither paid nor

@@ -167,6 +167,8 @@ pub struct Stats {
     pub charges_declined: u64,
     /// Confirmations that ended in `requires_action` (3-D Secure).
     pub charges_requiring_action: u64,
+    /// Payment intents cancelled (`POST /v1/payment_intents/{id}/cancel`).
+    pub payment_intents_canceled: u64,
     /// Confirmations that ended in `processing`.
     pub charges_processing: u64,
     pub refunds_created: u64,
@@ -363,6 +365,7 @@ impl Simulator {
             .route("/v1/payment_intents", post(create_payment_intent))
             .route("/v1/payment_intents/{id}", get(get_payment_intent))
             .route("/v1/payment_intents/{id}/confirm", post(confirm_payment_intent))
+            .route("/v1/payment_intents/{id}/cancel", post(cancel_payment_intent))
             .route("/v1/refunds", post(create_refund))
             .route("/v1/refunds/{id}", get(get_refund))
             .route("/_sim/stats", get(|State(sim): State<Simulator>| async move { axum::Json(sim.stats()) }))
@@ -1342,6 +1345,70 @@ async fn confirm_payment_intent(
             let answer = confirm(sim, ledger, &mut intent, card, options);
             ledger.payment_intents.insert(id.clone(), intent);
             answer
+        }) as Effect)
+    })
+    .await
+}
+
+/// <https://docs.stripe.com/api/payment_intents/cancel>: "You can cancel a PaymentIntent object
+/// when it's in one of these statuses: requires_payment_method, requires_capture,
+/// requires_confirmation, requires_action or, in rare cases, processing" (not modelled: a
+/// `processing` intent here settles on its own). Any other status is a saved
+/// `payment_intent_unexpected_state` error.
+const CANCEL_PARAMS: &[&str] = &["cancellation_reason", "expand"];
+const CANCELLABLE: &[&str] =
+    &["requires_payment_method", "requires_capture", "requires_confirmation", "requires_action"];
+const CANCELLATION_REASONS: &[&str] = &["duplicate", "fraudulent", "requested_by_customer", "abandoned"];
+
+async fn cancel_payment_intent(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let endpoint = format!("POST /v1/payment_intents/{id}/cancel");
+    stripe_call(&sim, "POST /v1/payment_intents/{id}/cancel", endpoint, &headers, &body, |ledger, params| {
+        params.check_known(CANCEL_PARAMS, &[])?;
+        params.no_expand()?;
+        let reason = params.string("cancellation_reason", 5000)?.map(str::to_owned);
+        if let Some(reason) = &reason
+            && !CANCELLATION_REASONS.contains(&reason.as_str())
+        {
+            return Err(invalid(
+                None,
+                format!("Invalid cancellation_reason: must be one of {}", CANCELLATION_REASONS.join(", ")),
+                Some("cancellation_reason"),
+            ));
+        }
+        if !ledger.payment_intents.contains_key(&id) {
+            return Err(missing("payment_intent", &id, Some("intent")));
+        }
+        let id = id.clone();
+        Ok(Box::new(move |_: &Simulator, ledger: &mut Ledger| {
+            let Some(mut intent) = ledger.payment_intents.get(&id).cloned() else {
+                return missing("payment_intent", &id, Some("intent"));
+            };
+            let status = intent["status"].as_str().unwrap_or_default().to_owned();
+            if !CANCELLABLE.contains(&status.as_str()) {
+                let mut answer = invalid(
+                    Some("payment_intent_unexpected_state"),
+                    format!(
+                        "You cannot cancel this PaymentIntent because it has a status of {status}. Only a \
+                         PaymentIntent with one of the following statuses may be canceled: {}.",
+                        CANCELLABLE.join(", ")
+                    ),
+                    None,
+                );
+                answer.1["error"]["payment_intent"] = intent.clone();
+                return answer;
+            }
+            intent["status"] = json!("canceled");
+            intent["canceled_at"] = json!(now_secs());
+            intent["cancellation_reason"] = json!(reason);
+            intent["next_action"] = Value::Null;
+            ledger.payment_intents.insert(id.clone(), intent.clone());
+            ledger.stats.payment_intents_canceled += 1;
+            (StatusCode::OK, intent)
         }) as Effect)
     })
     .await

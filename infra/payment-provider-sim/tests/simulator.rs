@@ -414,3 +414,34 @@ async fn refunds_can_be_pending_then_succeed_or_fail_and_their_status_can_be_for
     let bad = Faults { refund_status: Some("lost".into()), ..Faults::default() };
     assert!(sim.simulator.set_faults(bad).is_err());
 }
+
+/// <https://docs.stripe.com/api/payment_intents/cancel>: an intent waiting for 3-D Secure (or a
+/// confirmation, or a payment method) may be cancelled, with one of the four reasons; a paid one
+/// may not (`payment_intent_unexpected_state`), and the refusal is saved under its key.
+#[tokio::test]
+async fn an_unfinished_intent_can_be_cancelled_and_a_paid_one_cannot() {
+    let sim = start(Faults::default()).await;
+    let (status, intent, _) =
+        post(&sim, "/v1/payment_intents", Some("k-3ds"), &charge("pm_card_threeDSecure2Required")).await;
+    assert_eq!((status, intent["status"].as_str()), (200, Some("requires_action")), "{intent}");
+    let cancel = format!("/v1/payment_intents/{}/cancel", intent["id"].as_str().unwrap());
+    let (status, body, _) = post(&sim, &cancel, Some("c-bad"), &[("cancellation_reason", "bored")]).await;
+    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("cancellation_reason")), "{body}");
+    let (status, canceled, _) = post(&sim, &cancel, Some("c-1"), &[("cancellation_reason", "abandoned")]).await;
+    assert_eq!(status, 200, "{canceled}");
+    assert_eq!(
+        (canceled["status"].as_str(), canceled["cancellation_reason"].as_str()),
+        (Some("canceled"), Some("abandoned"))
+    );
+    assert!(canceled["canceled_at"].is_u64());
+    let (status, again, replayed) = post(&sim, &cancel, Some("c-1"), &[("cancellation_reason", "abandoned")]).await;
+    assert_eq!((status, replayed, &again), (200, true, &canceled), "the same key replays the cancellation");
+
+    let (_, paid, _) = post(&sim, "/v1/payment_intents", Some("k-paid"), &charge("pm_card_visa")).await;
+    let cancel = format!("/v1/payment_intents/{}/cancel", paid["id"].as_str().unwrap());
+    let (status, body, _) = post(&sim, &cancel, Some("c-2"), &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("payment_intent_unexpected_state")), "{body}");
+    let (status, _, replayed) = post(&sim, &cancel, Some("c-2"), &[]).await;
+    assert_eq!((status, replayed), (400, true), "an executed request's error is saved");
+    assert_eq!(sim.simulator.stats().payment_intents_canceled, 1);
+}

@@ -11,9 +11,9 @@
 //!   `requires_action` (3-D Secure: a server-side charge has no customer to authenticate) is a
 //!   decline `authentication_required`; `requires_payment_method` after a confirmation is a
 //!   decline with the error's `decline_code`; `requires_confirmation` and `canceled` charged
-//!   nothing. (Cancelling a `requires_action` intent needs `POST .../cancel`, which is not among
-//!   the five operations: it stays as it is, and no customer can complete it, since its client
-//!   secret never leaves the service.)
+//!   nothing. A `requires_action` intent is then cancelled (`POST .../cancel`,
+//!   `cancellation_reason=abandoned`): no customer can complete it, since its client secret never
+//!   leaves the service.
 //! - A refund is `POST /v1/refunds`; it counts only when Stripe says `succeeded` (`pending`: ask
 //!   later with `GET /v1/refunds/{id}`; `failed`, `canceled`: the money is still with the shop).
 //! - Stripe saves the first answer of a keyed request once execution began and replays it for 24
@@ -388,7 +388,33 @@ impl StripeProvider {
 
     async fn retrieve(&self, provider_payment_id: &str) -> Result<(ChargeOutcome, bool), ProviderError> {
         let intent = self.get_json("payment intent", &format!("/v1/payment_intents/{provider_payment_id}")).await?;
+        self.cancel_unfinishable(&intent).await;
         intent_outcome(&intent)
+    }
+
+    /// A `requires_action` intent (3-D Secure) can never be completed: no customer ever sees its
+    /// client secret. It is cancelled (<https://docs.stripe.com/api/payment_intents/cancel>:
+    /// `requires_action` may be cancelled), so nothing can move money on it later and Stripe's
+    /// dashboard shows it closed. A cancel that fails is logged and left: the decline stands
+    /// either way (an intent that is not authenticated charges nothing).
+    async fn cancel_unfinishable(&self, intent: &Value) {
+        if str_field(intent, "status") != Some("requires_action") {
+            return;
+        }
+        let Some(id) = str_field(intent, "id") else { return };
+        let path = format!("/v1/payment_intents/{id}/cancel");
+        let form = [("cancellation_reason", "abandoned".to_owned())];
+        let (result, attempts) = self.send(Method::POST, &path, &form, Some(&format!("cancel-{id}"))).await;
+        match result {
+            Ok(_) => tracing::info!(provider_payment_id = id, "cancelled a payment intent that needs 3-D Secure"),
+            // Cancelled already (by an earlier attempt), or it moved on: nothing to do.
+            Err(err) if error_code_is(&err, "payment_intent_unexpected_state") => {}
+            Err(err) => tracing::warn!(
+                provider_payment_id = id,
+                error = %provider_error(err, attempts),
+                "could not cancel a payment intent that needs 3-D Secure"
+            ),
+        }
     }
 
     /// Asks about a `processing` payment a few times before leaving it to a later attempt.
@@ -449,6 +475,7 @@ impl PaymentProvider for StripeProvider {
             let outcome = match result {
                 Ok(reply) => {
                     let intent: Value = reply.json().map_err(|e| unreadable("payment intent", e))?;
+                    self.cancel_unfinishable(&intent).await;
                     let (outcome, _) = intent_outcome(&intent)?;
                     if replayed(&reply.headers) && matches!(outcome, ChargeOutcome::Processing { .. }) {
                         // The saved answer is from then: ask for now.
