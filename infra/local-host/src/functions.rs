@@ -129,7 +129,7 @@ pub async fn build(binary: &str, sdk: &SdkConfig, env: Lookup<'_>) -> Result<Han
             saga_worker(sdk, payments::entrypoints::build_saga_worker(sdk, env).await.map_err(e)?)
         }
         "gateway-api" => {
-            // Signed as in AWS (the local host does not check signatures; API Gateway does).
+            // Signed as in AWS: the local host checks the signature of AWS_IAM routes (sigv4.rs).
             let signer = shared::resilience::SigV4::execute_api(sdk);
             let state_machine_arn =
                 shared::config::required(env, "STATE_MACHINE_ARN").map_err(|e| format!("{binary}: {e}"))?;

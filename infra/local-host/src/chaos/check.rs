@@ -80,8 +80,8 @@ pub fn violations(o: &Observed) -> Vec<String> {
                     out.push(format!("order {id}: CANCELLED with stock {reservation}"));
                 }
             }
-            // The public contract does not know COMPENSATION_PENDING (the gateway answers 503 for
-            // such an order): `parked` reports those from the table.
+            // A parked order (COMPENSATION_PENDING): `parked` reports those, with their parking,
+            // from the table.
             _ if o.parked.contains_key(id) => {}
             other => out.push(format!("order {id}: ended {other} (payment {payment}, reservation {reservation})")),
         }
