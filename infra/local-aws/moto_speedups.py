@@ -33,6 +33,13 @@ chaos test: before them moto's one Python core was saturated at about 100 orders
   Give the query only the items whose string or binary key attributes equal the condition's,
   sorted as moto sorts them; moto still applies every condition itself.
 
+- SQS's ReceiveMessage walks `Queue.messages`, which builds the list of every visible message
+  (two clock reads per message) before the receive takes its first ten; DeleteMessage scans the
+  queue twice and rebuilds it. A queue with a backlog of thousands (a saga worker behind its
+  commands) made every receive and delete on it cost milliseconds, which slowed the worker
+  further. While a receive runs, its messages are visited lazily and it stops at what it
+  returns; a delete finds its message once and removes it.
+
 `apply()` returns their names; they are installed by `install()`, which the launcher calls
 before the first Step Functions request (importing moto's Step Functions parser costs about a
 second and 130 MB, which a moto that never runs a state machine should not pay).
@@ -239,6 +246,58 @@ def dynamodb_query_reads_only_matching_items() -> None:
     Table.query = query
 
 
+def sqs_receive_and_delete_without_scanning_the_queue() -> None:
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Queue, SQSBackend
+
+    receiving = threading.local()
+    every_visible = Queue.messages.fget
+
+    class Visible:
+        """The queue's visible messages, visited as they are asked for."""
+
+        def __init__(self, queue):
+            self.queue = queue
+
+        def __iter__(self):
+            return (m for m in list(self.queue._messages) if m.visible and not m.delayed)
+
+        def __bool__(self):
+            return any(True for _ in self)
+
+        def __len__(self):
+            return sum(1 for _ in self)
+
+    def messages(self):
+        if getattr(receiving, "active", False):
+            return Visible(self)
+        return every_visible(self)
+
+    original_receive = SQSBackend.receive_message
+
+    def receive_message(self, *args, **kwargs):
+        receiving.active = True
+        try:
+            return original_receive(self, *args, **kwargs)
+        finally:
+            receiving.active = False
+
+    def delete_message(self, receipt_handle):
+        if receipt_handle in self.deleted_messages:
+            return  # deleted already: moto (and SQS) accept it again
+        with self._messages_lock:
+            found = next((m for m in self._messages if m.had_receipt_handle(receipt_handle)), None)
+            if found is None:
+                raise ReceiptHandleIsInvalid()
+            self._messages = [m for m in self._messages if m is not found]
+            self.pending_messages.discard(found)
+            self.deleted_messages.update(found.all_receipt_handles)
+
+    Queue.messages = property(messages)
+    SQSBackend.receive_message = receive_message
+    Queue.delete_message = delete_message
+
+
 SPEEDUPS = [
     stepfunctions_parse_each_definition_once,
     stepfunctions_one_boto_client_per_service,
@@ -247,6 +306,7 @@ SPEEDUPS = [
     sqs_send_without_attributes,
     serializer_possible_keys_once,
     dynamodb_query_reads_only_matching_items,
+    sqs_receive_and_delete_without_scanning_the_queue,
 ]
 
 
