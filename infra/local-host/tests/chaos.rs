@@ -3,7 +3,7 @@
 //! SIGKILLed and restarted in the middle. Every invariant of `local_host::chaos` must hold at the
 //! end: nothing pending, money and stock conserved, one saga per order, every outbox record on
 //! the bus. `CHAOS_ORDERS` changes the count (`make soak` runs 10,000 with a per-minute report).
-//! 1,000 orders take about 6 minutes on 2 cores (measured alone: 345 s, placing 240 s); moto,
+//! 1,000 orders take 6 to 8 minutes on 2 cores (measured alone: 345 s and 448 s); moto,
 //! one Python process, is the bottleneck (`infra/local-aws/moto_speedups.py`).
 
 use std::time::Duration;
