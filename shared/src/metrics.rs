@@ -257,6 +257,19 @@ pub mod names {
     pub const PROVIDER_CALL_DURATION: &str = "ProviderCallDuration";
     pub const BREAKER_STATE_CHANGES: &str = "BreakerStateChanges";
     pub const RELAY_PUBLISH_LAG: &str = "RelayPublishLag";
+
+    /// Every metric the shop emits (the dashboard's test reads this list).
+    pub const ALL: [&str; 9] = [
+        ORDERS_PLACED,
+        ORDERS_CONFIRMED,
+        ORDERS_CANCELLED,
+        SAGA_DURATION,
+        PAYMENT_DECLINES,
+        PROVIDER_CALLS,
+        PROVIDER_CALL_DURATION,
+        BREAKER_STATE_CHANGES,
+        RELAY_PUBLISH_LAG,
+    ];
 }
 
 fn millis(duration: Duration) -> f64 {
@@ -333,6 +346,32 @@ pub fn relay_lag(source: &str, lags: &[Duration]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The operations dashboard of template.yaml plots every metric the shop emits, in this
+    /// namespace: as a metric row or inside a `SEARCH` expression.
+    #[test]
+    fn the_dashboard_plots_every_metric() {
+        let template = local_aws::template::Template::load_project().unwrap();
+        let dashboard = &template.resource("OperationsDashboard").unwrap().properties["DashboardBody"];
+        let serde_norway::Value::Tagged(sub) = dashboard else { panic!("DashboardBody is a !Sub: {dashboard:?}") };
+        let body: Value = serde_json::from_str(sub.value.as_str().unwrap()).unwrap();
+        let rows: Vec<&Value> = body["widgets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|w| w["properties"]["metrics"].as_array().unwrap())
+            .collect();
+        for name in names::ALL {
+            let searched = format!("{{{NAMESPACE},");
+            let plotted = rows.iter().any(|row| {
+                (row[0] == NAMESPACE && row[1] == name)
+                    || row[0]["expression"]
+                        .as_str()
+                        .is_some_and(|e| e.contains(&searched) && e.contains(&format!("MetricName=\"{name}\"")))
+            });
+            assert!(plotted, "{name} is not on the dashboard");
+        }
+    }
 
     /// Checks `document` against the specification's rules, member by member.
     fn assert_follows_the_specification(document: &Value) {

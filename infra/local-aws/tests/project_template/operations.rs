@@ -157,3 +157,34 @@ fn every_log_group_is_declared_and_expires_after_log_retention_days() {
     assert!(!format.contains("sourceIp") && !format.contains("Authorization"), "no personal data: {format}");
     assert_eq!(ids(&deployed, "AWS::CloudWatch::Dashboard").len(), 1, "one dashboard");
 }
+
+/// What the dashboard plots for `(namespace, metric)`: the logical ids its rows name
+/// (`${X}` or `${X.Attribute}`) in that metric's dimension values.
+fn plotted(dashboard: &Value, namespace: &str, metric: &str) -> BTreeSet<String> {
+    let rows =
+        dashboard["widgets"].as_array().unwrap().iter().flat_map(|w| w["properties"]["metrics"].as_array().unwrap());
+    rows.filter(|row| row[0] == namespace && row[1] == metric)
+        .flat_map(|row| row.as_array().unwrap().iter().filter_map(Value::as_str))
+        .filter_map(|s| s.strip_prefix("${")?.strip_suffix('}').map(|id| id.split('.').next().unwrap().to_owned()))
+        .collect()
+}
+
+/// One dashboard shows every dead-letter queue, every function's errors and throttles, both
+/// state machines' executions, and the shop's business metrics (`shared::metrics`, whose own
+/// test checks that every metric it emits is plotted).
+#[test]
+fn the_dashboard_shows_every_queue_function_and_state_machine() {
+    let deployed = sam::translated();
+    let (_, dashboard) = sam::of_type(&deployed, "AWS::CloudWatch::Dashboard").next().expect("a dashboard");
+    let body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"].as_str().expect("a !Sub body");
+    let dashboard: Value = serde_json::from_str(body).expect("the body is JSON");
+    assert_eq!(plotted(&dashboard, "AWS/SQS", "ApproximateNumberOfMessagesVisible"), ids(&deployed, "AWS::SQS::Queue"));
+    let functions = ids(&deployed, "AWS::Lambda::Function");
+    assert_eq!(plotted(&dashboard, "AWS/Lambda", "Errors"), functions);
+    assert_eq!(plotted(&dashboard, "AWS/Lambda", "Throttles"), functions);
+    let machines = ids(&deployed, "AWS::StepFunctions::StateMachine");
+    assert_eq!(machines.len(), 2, "{machines:?}");
+    for metric in ["ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut"] {
+        assert_eq!(plotted(&dashboard, "AWS/States", metric), machines, "{metric}");
+    }
+}
