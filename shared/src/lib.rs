@@ -7,6 +7,7 @@ pub mod config;
 pub mod correlation;
 pub mod dynamo;
 pub mod envelope;
+pub mod function;
 pub mod http;
 pub mod metrics;
 pub mod money;

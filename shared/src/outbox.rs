@@ -201,17 +201,30 @@ fn relay_lag_of(records: &[EventRecord], published: &[(usize, RelayItem)]) {
     }
 }
 
-/// The Lambda entrypoint of a relay function: reads `EVENT_BUS_NAME`, then relays every stream
-/// batch with `extract` (e.g. [`outbox_only`]). A relay binary's `main` is this one call.
-pub async fn run_relay(extract: &'static Extractor) -> Result<(), lambda_runtime::Error> {
-    crate::observability::init_tracing()?;
-    let config = crate::config::aws_sdk_config().await;
-    let publisher = relay_publisher(&config, &crate::config::process_env)?;
-    let publisher = &publisher;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Event>| async move {
-        Ok::<_, lambda_runtime::Error>(relay_with(event.payload, publisher, extract).await)
-    }))
-    .await
+/// An outbox relay as a stream function: each batch of the table's stream is published to the
+/// bus ([`relay_with`]), what could not be is reported as the batch's item failures.
+pub struct Relay {
+    publisher: crate::publisher::EventBridgePublisher,
+    extract: &'static Extractor,
+}
+
+impl Relay {
+    /// The relay of a table's stream to the bus named by `EVENT_BUS_NAME`, publishing what
+    /// `extract` finds in each record.
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        lookup: crate::config::Lookup<'_>,
+        extract: &'static Extractor,
+    ) -> Result<crate::function::Stream<Self>, crate::config::ConfigError> {
+        Ok(crate::function::Stream(Self { publisher: relay_publisher(config, lookup)?, extract }))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::function::StreamFunction for Relay {
+    async fn invoke(&self, event: Event) -> DynamoDbEventResponse {
+        relay_with(event, &self.publisher, self.extract).await
+    }
 }
 
 /// The publisher of a relay: the bus named by `EVENT_BUS_NAME`.

@@ -299,17 +299,3 @@ pub async fn dispatch(
     reporter.report(&command.task_token, &outcome).await?;
     Ok(outcome)
 }
-
-/// The Lambda entrypoint of a saga worker: an EventBridge rule on its commands invokes it.
-pub async fn run_worker<H: CommandHandler + 'static>(handler: H) -> Result<(), lambda_runtime::Error> {
-    let config = crate::config::aws_sdk_config().await;
-    let reporter = SfnTaskReporter::new(aws_sdk_sfn::Client::new(&config));
-    let handler = &handler;
-    let reporter = &reporter;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<EventBridgeEvent<Value>>| async move {
-            dispatch(event.payload, handler, reporter).await.map(|_| ()).map_err(lambda_runtime::Error::from)
-        },
-    ))
-    .await
-}

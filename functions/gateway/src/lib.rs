@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod caller;
+pub mod entrypoints;
 pub mod http;
 pub mod legacy;
 pub mod saga;

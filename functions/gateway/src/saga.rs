@@ -20,14 +20,24 @@ pub trait SagaProgress: Send + Sync {
 }
 
 /// Reads executions of the fulfilment state machine (`STATE_MACHINE_ARN`).
+///
+/// The client is built on the first order view, not at cold start: building an SDK client parses
+/// the SDK's endpoint partition table, and most of the gateway's requests (placing orders, the
+/// catalogue) never read a saga (`make bench-coldstart`).
 pub struct StepFunctionsProgress {
-    client: aws_sdk_sfn::Client,
+    config: aws_sdk_sfn::Config,
+    client: std::sync::OnceLock<aws_sdk_sfn::Client>,
     state_machine_arn: String,
 }
 
 impl StepFunctionsProgress {
-    pub fn new(client: aws_sdk_sfn::Client, state_machine_arn: impl Into<String>) -> Self {
-        Self { client, state_machine_arn: state_machine_arn.into() }
+    /// `config`: `aws_sdk_sfn::Config::new(&sdk_config)`.
+    pub fn new(config: aws_sdk_sfn::Config, state_machine_arn: impl Into<String>) -> Self {
+        Self { config, client: std::sync::OnceLock::new(), state_machine_arn: state_machine_arn.into() }
+    }
+
+    fn client(&self) -> &aws_sdk_sfn::Client {
+        self.client.get_or_init(|| aws_sdk_sfn::Client::from_conf(self.config.clone()))
     }
 }
 
@@ -35,13 +45,13 @@ impl StepFunctionsProgress {
 impl SagaProgress for StepFunctionsProgress {
     async fn progress(&self, order_id: &str) -> Result<Option<Progress>, String> {
         let arn = shared::saga::execution_arn(&self.state_machine_arn, order_id);
-        let execution = match self.client.describe_execution().execution_arn(&arn).send().await {
+        let execution = match self.client().describe_execution().execution_arn(&arn).send().await {
             Ok(execution) => execution,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_execution_does_not_exist()) => return Ok(None),
             Err(err) => return Err(aws_sdk_sfn::error::DisplayErrorContext(err).to_string()),
         };
         let history = self
-            .client
+            .client()
             .get_execution_history()
             .execution_arn(&arn)
             .reverse_order(true)

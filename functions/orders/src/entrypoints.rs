@@ -1,22 +1,32 @@
-//! Wiring for the Lambda binaries: read configuration, build adapters, run the handler.
-//! Each binary's `main` calls one `run_*` function here; the `build` functions are what the local
-//! host calls with the function's environment from the template, so both run the same wiring.
+//! Wiring for the Lambda binaries: read configuration, build adapters, hand over the handler.
+//! [`FUNCTIONS`] names each binary's build function; a binary's `main` runs its own
+//! ([`shared::function::main`]) and the local host looks the template's binaries up in the table,
+//! so both run the same wiring.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use lambda_runtime::LambdaEvent;
 use serde_json::Value;
-use shared::config::{Lookup, aws_sdk_config, process_env, required};
-use shared::observability::init_tracing;
+use shared::config::{Lookup, required};
+use shared::function::{BoxError, EventFunction, Events, Function, Invoke, InvokeFunction, SagaWorker, Stream};
+use shared::outbox::Relay;
+use shared::saga::TaskOutcome;
 
 use crate::adapters::dynamodb::DynamoDbOrderStore;
 use crate::adapters::stepfunctions::StepFunctionsSagaStarter;
 use crate::saga::{OrdersSagaWorker, SagaSettings, StartError, StartOutcome};
 use crate::service::OrderService;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every function of the orders service, by the binary the template names.
+pub const FUNCTIONS: &[Function] = shared::functions![
+    "orders-api" => api,
+    "orders-outbox-relay" => outbox_relay,
+    "orders-saga-starter" => saga_starter,
+    "orders-saga-worker" => saga_worker,
+    "orders-compensation-sweeper" => compensation_sweeper,
+];
 
 /// The orders service on its table (`ORDERS_TABLE`).
 pub fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<OrderService, BoxError> {
@@ -24,9 +34,29 @@ pub fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<OrderService, B
     Ok(OrderService::new(Arc::new(DynamoDbOrderStore::new(aws_sdk_dynamodb::Client::new(sdk), table))))
 }
 
-/// The orders API router (`ORDERS_TABLE`).
-pub fn build_api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxError> {
+/// The orders API on API Gateway (HTTP API, payload v2): `ORDERS_TABLE`.
+pub async fn api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxError> {
     Ok(crate::http::router(build_service(sdk, env)?))
+}
+
+/// The outbox relay on the orders table stream (`EVENT_BUS_NAME`).
+pub async fn outbox_relay(sdk: &SdkConfig, env: Lookup<'_>) -> Result<Stream<Relay>, BoxError> {
+    Ok(Relay::new(sdk, env, &shared::outbox::outbox_only)?)
+}
+
+/// The saga starter: a rule on `OrderCreated` invokes it; it starts one execution per order.
+pub async fn saga_starter(sdk: &SdkConfig, env: Lookup<'_>) -> Result<Events<SagaStarterFunction>, BoxError> {
+    Ok(Events(build_saga_starter(sdk, env)?))
+}
+
+/// The orders saga worker: `ConfirmOrder` and `CancelOrder`.
+pub async fn saga_worker(sdk: &SdkConfig, env: Lookup<'_>) -> Result<Events<SagaWorker<OrdersSagaWorker>>, BoxError> {
+    Ok(SagaWorker::new(sdk, build_saga_worker(sdk, env)?))
+}
+
+/// The compensation sweeper (a schedule invokes it; an operator may, with `{"order_id": ...}`).
+pub async fn compensation_sweeper(sdk: &SdkConfig, env: Lookup<'_>) -> Result<Invoke<SweeperFunction>, BoxError> {
+    Ok(Invoke(SweeperFunction(build_sweeper(sdk, env)?)))
 }
 
 /// The saga worker (`ORDERS_TABLE`; `COMPENSATION_RETRY_*` for parked orders).
@@ -53,6 +83,16 @@ pub fn build_sweeper(sdk: &SdkConfig, env: Lookup<'_>) -> Result<crate::sweeper:
     Ok(sweeper)
 }
 
+/// The sweeper as a function invoked with JSON.
+pub struct SweeperFunction(crate::sweeper::Sweeper);
+
+#[async_trait]
+impl InvokeFunction for SweeperFunction {
+    async fn invoke(&self, payload: Value) -> Result<Value, BoxError> {
+        invoke_sweeper(&self.0, payload).await
+    }
+}
+
 /// One invocation of the sweeper: the schedule's event or an operator's `{"order_id": ...}`.
 pub async fn invoke_sweeper(sweeper: &crate::sweeper::Sweeper, payload: Value) -> Result<Value, BoxError> {
     let input = crate::sweeper::SweeperInput::parse(&payload)?;
@@ -72,48 +112,17 @@ impl SagaStarterFunction {
     }
 }
 
+#[async_trait]
+impl EventFunction for SagaStarterFunction {
+    async fn invoke(&self, event: EventBridgeEvent<Value>) -> Result<Option<TaskOutcome>, BoxError> {
+        self.handle(event).await?;
+        Ok(None)
+    }
+}
+
 pub fn build_saga_starter(sdk: &SdkConfig, env: Lookup<'_>) -> Result<SagaStarterFunction, BoxError> {
     let state_machine_arn = required(env, "STATE_MACHINE_ARN")?;
     let settings = SagaSettings::from_lookup(env)?;
     let starter = StepFunctionsSagaStarter::new(aws_sdk_sfn::Client::new(sdk), state_machine_arn);
     Ok(SagaStarterFunction { starter, settings })
-}
-
-/// The orders API on API Gateway (HTTP API, payload v2).
-pub async fn run_api() -> Result<(), BoxError> {
-    init_tracing()?;
-    lambda_http::run(build_api(&aws_sdk_config().await, &process_env)?).await
-}
-
-/// The outbox relay on the orders table stream.
-pub async fn run_outbox_relay() -> Result<(), BoxError> {
-    shared::outbox::run_relay(&shared::outbox::outbox_only).await
-}
-
-/// The saga starter: a rule on `OrderCreated` invokes it; it starts one execution per order.
-pub async fn run_saga_starter() -> Result<(), BoxError> {
-    init_tracing()?;
-    let function = build_saga_starter(&aws_sdk_config().await, &process_env)?;
-    let function = &function;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<EventBridgeEvent<Value>>| async move {
-        function.handle(event.payload).await.map(|_| ()).map_err(BoxError::from)
-    }))
-    .await
-}
-
-/// The orders saga worker: `ConfirmOrder` and `CancelOrder`.
-pub async fn run_saga_worker() -> Result<(), BoxError> {
-    init_tracing()?;
-    shared::saga::run_worker(build_saga_worker(&aws_sdk_config().await, &process_env)?).await
-}
-
-/// The compensation sweeper (a schedule invokes it; an operator may, with `{"order_id": ...}`).
-pub async fn run_sweeper() -> Result<(), BoxError> {
-    init_tracing()?;
-    let sweeper = build_sweeper(&aws_sdk_config().await, &process_env)?;
-    let sweeper = &sweeper;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| async move {
-        invoke_sweeper(sweeper, event.payload).await
-    }))
-    .await
 }

@@ -1,13 +1,14 @@
-//! Wiring for the Lambda binaries. Each binary's `main` calls one `run_*` function here; the
-//! `build` functions are what the local host calls with the function's environment from the
-//! template, so both run the same wiring.
+//! Wiring for the Lambda binaries. [`FUNCTIONS`] names each binary's build function; a binary's
+//! `main` runs its own ([`shared::function::main`]) and the local host looks the template's
+//! binaries up in the table, so both run the same wiring.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use shared::config::{Lookup, aws_sdk_config, parsed_or, process_env, required};
-use shared::observability::init_tracing;
+use shared::config::{Lookup, parsed_or, required};
+use shared::function::{BoxError, Events, Function, SagaWorker, Stream};
+use shared::outbox::Relay;
 use shared::resilience::ServiceClientConfig;
 use shared::resilience::store::DynamoDbBreakerStore;
 
@@ -17,7 +18,12 @@ use crate::adapters::stripe::StripeProvider;
 use crate::saga::PaymentsSagaWorker;
 use crate::service::{LeaseConfig, PaymentService};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every function of the payments service, by the binary the template names.
+pub const FUNCTIONS: &[Function] = shared::functions![
+    "payments-api" => api,
+    "payments-outbox-relay" => outbox_relay,
+    "payments-saga-worker" => saga_worker,
+];
 
 /// Prefix of the provider client's variables (`PAYMENT_PROVIDER_BASE_URL`, `..._TIMEOUT_MS`,
 /// breaker and retry settings: see `shared::resilience::client`).
@@ -27,9 +33,8 @@ pub const PROVIDER_SECRET_VAR: &str = "PAYMENT_PROVIDER_SECRET_ID";
 /// Seconds a key read from the secret is used before it is read again.
 pub const PROVIDER_SECRET_TTL_VAR: &str = "PAYMENT_PROVIDER_SECRET_TTL_SECONDS";
 
-fn store(sdk: &SdkConfig, env: Lookup<'_>) -> Result<DynamoDbPaymentStore, BoxError> {
-    let table = required(env, "PAYMENTS_TABLE")?;
-    Ok(DynamoDbPaymentStore::new(aws_sdk_dynamodb::Client::new(sdk), table))
+fn store(dynamodb: aws_sdk_dynamodb::Client, env: Lookup<'_>) -> Result<DynamoDbPaymentStore, BoxError> {
+    Ok(DynamoDbPaymentStore::new(dynamodb, required(env, "PAYMENTS_TABLE")?))
 }
 
 /// The payment service with its DynamoDB store and the Stripe-compatible provider. The API key
@@ -37,7 +42,10 @@ fn store(sdk: &SdkConfig, env: Lookup<'_>) -> Result<DynamoDbPaymentStore, BoxEr
 /// `PAYMENT_PROVIDER_SECRET_TTL_SECONDS` (default 300) or a 401 ([`ProviderKey`]), so nothing
 /// slows the cold start and a rotated key is picked up by running instances.
 pub async fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentService, BoxError> {
-    let store = store(sdk, env)?;
+    // One DynamoDB client (one connection pool) for the payments and the breaker's state: each
+    // client built costs cold-start time.
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let store = store(dynamodb.clone(), env)?;
     let provider_config = ServiceClientConfig::from_lookup(PROVIDER_PREFIX, env)?;
     let secret_id = required(env, PROVIDER_SECRET_VAR)?;
     let ttl = parsed_or(env, PROVIDER_SECRET_TTL_VAR, DEFAULT_SECRET_TTL.as_secs())?;
@@ -45,7 +53,7 @@ pub async fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentSe
     // The provider's breaker is shared by every instance through the payments table: once one
     // instance opens it, the others stop calling a provider that is down at their next read
     // (README, "The payments service").
-    let breaker_state = DynamoDbBreakerStore::new(aws_sdk_dynamodb::Client::new(sdk), required(env, "PAYMENTS_TABLE")?);
+    let breaker_state = DynamoDbBreakerStore::new(dynamodb, required(env, "PAYMENTS_TABLE")?);
     let policy = provider_config.policy_sharing_breaker(Arc::new(breaker_state))?;
     let provider = StripeProvider::with_policy(provider_config.base_url.clone(), key, policy);
     // A lease outlives the provider call it covers, so a live caller never loses it.
@@ -54,29 +62,19 @@ pub async fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentSe
     Ok(PaymentService::new(Arc::new(store), Arc::new(provider), lease))
 }
 
-/// The read-only API router: it never calls the provider, so it has no API key.
-pub fn build_api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxError> {
-    Ok(crate::http::router(PaymentService::read_only(Arc::new(store(sdk, env)?))))
-}
-
-pub async fn build_saga_worker(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentsSagaWorker, BoxError> {
-    Ok(PaymentsSagaWorker::new(build_service(sdk, env).await?))
-}
-
-/// The payments API on API Gateway (HTTP API, payload v2).
-pub async fn run_api() -> Result<(), BoxError> {
-    init_tracing()?;
-    lambda_http::run(build_api(&aws_sdk_config().await, &process_env)?).await
+/// The payments API on API Gateway (HTTP API, payload v2): read-only, it never calls the
+/// provider, so it has no API key.
+pub async fn api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxError> {
+    Ok(crate::http::router(PaymentService::read_only(Arc::new(store(aws_sdk_dynamodb::Client::new(sdk), env)?))))
 }
 
 /// The outbox relay on the payments table stream.
-pub async fn run_outbox_relay() -> Result<(), BoxError> {
-    shared::outbox::run_relay(&shared::outbox::outbox_only).await
+pub async fn outbox_relay(sdk: &SdkConfig, env: Lookup<'_>) -> Result<Stream<Relay>, BoxError> {
+    Ok(Relay::new(sdk, env, &shared::outbox::outbox_only)?)
 }
 
 /// The payments saga worker: `ProcessPayment` and `RefundPayment`. The only function with the
 /// provider's API key.
-pub async fn run_saga_worker() -> Result<(), BoxError> {
-    init_tracing()?;
-    shared::saga::run_worker(build_saga_worker(&aws_sdk_config().await, &process_env).await?).await
+pub async fn saga_worker(sdk: &SdkConfig, env: Lookup<'_>) -> Result<Events<SagaWorker<PaymentsSagaWorker>>, BoxError> {
+    Ok(SagaWorker::new(sdk, PaymentsSagaWorker::new(build_service(sdk, env).await?)))
 }

@@ -40,13 +40,41 @@ fn every_function_builds_from_an_existing_binary() {
     let template = Template::load_project().unwrap();
     let functions = functions(&template);
     assert!(!functions.is_empty());
+    let targets = bin_targets();
     for (id, binary, code_uri) in functions {
         let crate_dir = root.join(&code_uri);
-        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml"))
-            .unwrap_or_else(|e| panic!("{id}: CodeUri {code_uri} has no Cargo.toml: {e}"));
-        assert!(manifest.contains(&format!("name = \"{binary}\"")), "{id}: no [[bin]] named {binary} in {code_uri}");
+        let manifest = crate_dir.join("Cargo.toml");
+        assert!(manifest.exists(), "{id}: CodeUri {code_uri} has no Cargo.toml");
+        let manifest = manifest.canonicalize().unwrap();
+        assert!(
+            targets.contains(&(manifest.clone(), binary.clone())),
+            "{id}: Cargo finds no binary named {binary} in {code_uri}"
+        );
         assert!(crate_dir.join(format!("src/bin/{binary}.rs")).exists(), "{id}: src/bin/{binary}.rs is missing");
     }
+}
+
+/// Every binary target of the workspace as Cargo sees it (`[[bin]]` or `src/bin/*.rs`): its
+/// package's manifest and its name.
+fn bin_targets() -> BTreeSet<(std::path::PathBuf, String)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(project_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut targets = BTreeSet::new();
+    for package in metadata["packages"].as_array().unwrap() {
+        let manifest = std::path::PathBuf::from(package["manifest_path"].as_str().unwrap()).canonicalize().unwrap();
+        for target in package["targets"].as_array().unwrap() {
+            if target["kind"].as_array().unwrap().iter().any(|k| k == "bin") {
+                targets.insert((manifest.clone(), target["name"].as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    targets
 }
 
 fn json_files(dir: &Path) -> Vec<String> {

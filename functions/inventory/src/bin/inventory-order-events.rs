@@ -1,4 +1,3 @@
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    inventory::entrypoints::run_order_events().await
+fn main() -> Result<(), shared::function::BoxError> {
+    shared::function::main(inventory::entrypoints::order_events)
 }

@@ -1,4 +1,3 @@
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    inventory::entrypoints::run_outbox_relay().await
+fn main() -> Result<(), shared::function::BoxError> {
+    shared::function::main(inventory::entrypoints::outbox_relay)
 }

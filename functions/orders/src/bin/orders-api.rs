@@ -1,4 +1,3 @@
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    orders::entrypoints::run_api().await
+fn main() -> Result<(), shared::function::BoxError> {
+    shared::function::main(orders::entrypoints::api)
 }

@@ -1,4 +1,3 @@
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    payments::entrypoints::run_api().await
+fn main() -> Result<(), shared::function::BoxError> {
+    shared::function::main(payments::entrypoints::api)
 }

@@ -130,7 +130,7 @@ async fn deliver(
     for _ in 0..times {
         for attempt in 1..=target.retries + 1 {
             let started = Instant::now();
-            let result = target.function.invoke(event.clone()).await;
+            let result = target.function.invoke(event.clone()).await.map_err(|e| e.to_string());
             activity.record(invocation(result.clone(), started.elapsed(), attempt));
             let Err(error) = result else { break };
             let wait = retry_wait(target.scale, attempt);

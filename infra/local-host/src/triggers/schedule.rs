@@ -134,7 +134,7 @@ pub async fn run(target: ScheduleTarget, activity: Arc<Activity>) {
 async fn invoke(target: &ScheduleTarget, event: Value, activity: &Activity) {
     for attempt in 1..=target.retries + 1 {
         let started = Instant::now();
-        let result = target.function.invoke(event.clone()).await;
+        let result = target.function.invoke(event.clone()).await.map_err(|e| e.to_string());
         activity.record(Invocation {
             at: Default::default(),
             binary: target.binary.clone(),
