@@ -104,7 +104,8 @@ pub struct RelayItem {
 
 impl From<OutboxRecord> for RelayItem {
     fn from(record: OutboxRecord) -> Self {
-        Self { entry: record.entry(), event_id: record.event_id, correlation_id: record.correlation_id }
+        let entry = EventEntry { source: record.source, detail_type: record.detail_type, detail: record.detail };
+        Self { entry, event_id: record.event_id, correlation_id: record.correlation_id }
     }
 }
 
@@ -127,6 +128,13 @@ fn failure(record: &EventRecord) -> DynamoDbBatchItemFailure {
     failure
 }
 
+/// What the relay keeps of an item it publishes: its record's index in the batch and its ids.
+struct Sent {
+    index: usize,
+    event_id: String,
+    correlation_id: String,
+}
+
 /// Publishes what `extract` finds in each record of a stream batch, in stream order.
 pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &Extractor) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
@@ -146,25 +154,30 @@ pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &
             }
         }
     }
-    let entries: Vec<_> = to_publish.iter().map(|(_, item)| item.entry.clone()).collect();
+    // The entries move out of the items (no copy of each event's detail): `sent[k]` is what was
+    // read with `entries[k]`.
+    let (sent, entries): (Vec<Sent>, Vec<EventEntry>) = to_publish
+        .into_iter()
+        .map(|(index, item)| (Sent { index, event_id: item.event_id, correlation_id: item.correlation_id }, item.entry))
+        .unzip();
     let (published, first_failed_record) = match publisher.publish(&entries).await {
-        Ok(()) => (to_publish.len(), unreadable),
+        Ok(()) => (sent.len(), unreadable),
         Err(err) => {
-            let (record_index, item) = &to_publish[err.first_failed_index()];
+            let failed = &sent[err.first_failed_index()];
             tracing::error!(
-                event_id = %item.event_id,
-                correlation_id = %item.correlation_id,
+                event_id = %failed.event_id,
+                correlation_id = %failed.correlation_id,
                 error = %err,
                 "events not published, will retry"
             );
-            (err.first_failed_index(), Some(*record_index))
+            (err.first_failed_index(), Some(failed.index))
         }
     };
-    relay_lag_of(&event.records, &to_publish[..published]);
-    for (_, item) in &to_publish[..published] {
+    relay_lag_of(&event.records, &sent[..published], &entries);
+    for (item, entry) in sent[..published].iter().zip(&entries) {
         tracing::info!(
             event_id = %item.event_id,
-            event_type = %item.entry.detail_type,
+            event_type = %entry.detail_type,
             correlation_id = %item.correlation_id,
             "event published"
         );
@@ -184,17 +197,17 @@ pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &
 /// Relay publish lag: now minus when each published record was created, per publishing service.
 /// The creation time is the millisecond timestamp of the record's UUID v7 `event_id` (taken as
 /// the event was written), else its stream record's `ApproximateCreationDateTime` (seconds).
-fn relay_lag_of(records: &[EventRecord], published: &[(usize, RelayItem)]) {
+fn relay_lag_of(records: &[EventRecord], published: &[Sent], entries: &[EventEntry]) {
     let now = Utc::now();
     let mut lags: std::collections::BTreeMap<&str, Vec<std::time::Duration>> = Default::default();
-    for (index, item) in published {
+    for (item, entry) in published.iter().zip(entries) {
         let from_id = Uuid::parse_str(&item.event_id).ok().and_then(|id| id.get_timestamp()).and_then(|t| {
             let (secs, nanos) = t.to_unix();
             chrono::DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
         });
-        let written = from_id.unwrap_or(records[*index].change.approximate_creation_date_time);
+        let written = from_id.unwrap_or(records[item.index].change.approximate_creation_date_time);
         let lag = (now - written).to_std().unwrap_or_default();
-        lags.entry(item.entry.source.as_str()).or_default().push(lag);
+        lags.entry(entry.source.as_str()).or_default().push(lag);
     }
     for (source, lags) in lags {
         crate::metrics::relay_lag(source, &lags);
