@@ -140,6 +140,14 @@ impl ScriptedProvider {
         self
     }
 
+    /// The configured delay. None by default: even `sleep(Duration::ZERO)` waits for the timer's
+    /// next tick (a millisecond), which made every charge through this fake take 2 ms.
+    async fn pause(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+
     /// The next confirmations answer these, in order. An `Err` did nothing (the charge did not
     /// happen); see [`Self::lose_answers`] for charges whose answer is lost.
     pub fn script(&self, answers: impl IntoIterator<Item = Result<ChargeOutcome, ProviderError>>) {
@@ -224,7 +232,7 @@ fn unknown<T>(what: &str, id: &str) -> Result<T, ProviderError> {
 #[async_trait]
 impl PaymentProvider for ScriptedProvider {
     async fn create_payment(&self, charge: &ProviderCharge) -> Result<String, ProviderError> {
-        tokio::time::sleep(self.delay).await;
+        self.pause().await;
         let mut state = self.state.lock().unwrap();
         state.create_calls += 1;
         if let Some(error) = state.create_errors.pop_front() {
@@ -241,7 +249,7 @@ impl PaymentProvider for ScriptedProvider {
         provider_payment_id: &str,
         idempotency_key: &str,
     ) -> Result<ChargeOutcome, ProviderError> {
-        tokio::time::sleep(self.delay).await;
+        self.pause().await;
         let mut state = self.state.lock().unwrap();
         state.confirm_calls += 1;
         if state.confirmed_keys.contains_key(idempotency_key) {
@@ -268,7 +276,7 @@ impl PaymentProvider for ScriptedProvider {
     }
 
     async fn payment_status(&self, provider_payment_id: &str) -> Result<ChargeOutcome, ProviderError> {
-        tokio::time::sleep(self.delay).await;
+        self.pause().await;
         let mut state = self.state.lock().unwrap();
         state.status_calls += 1;
         match state.payments.get(provider_payment_id) {
@@ -278,7 +286,7 @@ impl PaymentProvider for ScriptedProvider {
     }
 
     async fn refund(&self, refund: &ProviderRefund) -> Result<RefundOutcome, ProviderError> {
-        tokio::time::sleep(self.delay).await;
+        self.pause().await;
         let mut state = self.state.lock().unwrap();
         state.refund_calls += 1;
         if let Some(id) = state.refund_keys.get(&refund.idempotency_key).cloned() {
@@ -300,12 +308,37 @@ impl PaymentProvider for ScriptedProvider {
     }
 
     async fn refund_status(&self, refund_id: &str) -> Result<RefundOutcome, ProviderError> {
-        tokio::time::sleep(self.delay).await;
+        self.pause().await;
         let mut state = self.state.lock().unwrap();
         state.refund_status_calls += 1;
         match state.refunds.get(refund_id) {
             Some(outcome) => Ok(outcome.clone()),
             None => unknown("refund", refund_id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: every call slept, even with no delay, and a zero sleep waits for the timer's
+    /// next tick. On a runtime without a timer a sleep panics, so this fails if any call sleeps.
+    #[test]
+    fn without_a_delay_no_call_waits_for_the_timer() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let provider = ScriptedProvider::new();
+            let charge = ProviderCharge {
+                order_id: "order-1".into(),
+                amount: shared::money::Money::new(2500, "EUR"),
+                payment_method: "pm_card_visa".into(),
+                idempotency_key: "key-1".into(),
+            };
+            let id = provider.create_payment(&charge).await.unwrap();
+            let outcome = provider.confirm_payment(&id, "confirm-1").await.unwrap();
+            assert_eq!(outcome, ChargeOutcome::Captured { provider_payment_id: id.clone() });
+            assert_eq!(provider.payment_status(&id).await.unwrap(), outcome);
+        });
     }
 }
