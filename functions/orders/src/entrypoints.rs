@@ -71,7 +71,7 @@ pub fn build_sweeper(sdk: &SdkConfig, env: Lookup<'_>) -> Result<crate::sweeper:
     let table = required(env, "ORDERS_TABLE")?;
     let store = Arc::new(DynamoDbOrderStore::new(aws_sdk_dynamodb::Client::new(sdk), table));
     let compensations = crate::adapters::compensations::StepFunctionsCompensations::new(
-        aws_sdk_sfn::Client::new(sdk),
+        aws_sdk_sfn::Config::new(sdk),
         required(env, "FULFILMENT_STATE_MACHINE_ARN")?,
         required(env, "COMPENSATION_STATE_MACHINE_ARN")?,
     );

@@ -7,20 +7,34 @@ use crate::domain::OrderId;
 use crate::saga::{StartError, StartOutcome};
 use crate::sweeper::{CompensationInput, Compensations, SagaRun};
 
+/// The client is built on first use: most sweeps find nothing parked, and building an SDK
+/// client (it parses the SDK's endpoint partition table) is cold-start time (`make
+/// bench-coldstart`).
 #[derive(Debug, Clone)]
 pub struct StepFunctionsCompensations {
-    client: aws_sdk_sfn::Client,
+    config: aws_sdk_sfn::Config,
+    client: std::sync::OnceLock<aws_sdk_sfn::Client>,
     fulfilment_arn: String,
     compensation_arn: String,
 }
 
 impl StepFunctionsCompensations {
+    /// `config`: `aws_sdk_sfn::Config::new(&sdk_config)`.
     pub fn new(
-        client: aws_sdk_sfn::Client,
+        config: aws_sdk_sfn::Config,
         fulfilment_arn: impl Into<String>,
         compensation_arn: impl Into<String>,
     ) -> Self {
-        Self { client, fulfilment_arn: fulfilment_arn.into(), compensation_arn: compensation_arn.into() }
+        Self {
+            config,
+            client: std::sync::OnceLock::new(),
+            fulfilment_arn: fulfilment_arn.into(),
+            compensation_arn: compensation_arn.into(),
+        }
+    }
+
+    fn client(&self) -> &aws_sdk_sfn::Client {
+        self.client.get_or_init(|| aws_sdk_sfn::Client::from_conf(self.config.clone()))
     }
 }
 
@@ -34,7 +48,7 @@ fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
 impl Compensations for StepFunctionsCompensations {
     async fn saga(&self, order_id: OrderId) -> Result<SagaRun, StartError> {
         let arn = shared::saga::execution_arn(&self.fulfilment_arn, &order_id.to_string());
-        match self.client.describe_execution().execution_arn(arn).send().await {
+        match self.client().describe_execution().execution_arn(arn).send().await {
             Ok(execution) => Ok(match execution.status.as_str() {
                 "RUNNING" | "PENDING_REDRIVE" => SagaRun::Running,
                 other => SagaRun::Ended(other.to_owned()),
@@ -47,7 +61,7 @@ impl Compensations for StepFunctionsCompensations {
     async fn start(&self, name: &str, input: &CompensationInput) -> Result<StartOutcome, StartError> {
         let input = serde_json::to_string(input).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let result = self
-            .client
+            .client()
             .start_execution()
             .state_machine_arn(&self.compensation_arn)
             .name(name)
