@@ -19,25 +19,12 @@
 //!
 //! ## Overhead
 //!
-//! Success-path cost per call, measured by `make bench` (`benches/benches/resilience.rs`,
-//! criterion, 5 s per benchmark, 2-core VM, release profile with LTO and `opt-level = "s"`; the
-//! bare operation costs 1.7 ns). Ratio is ours / peer's: below 1 means cheaper.
-//!
-//! | feature | shop | peers (ratio) |
-//! | --- | --- | --- |
-//! | circuit breaker, failure-rate count window (`CircuitBreaker::call`) | 36.0 ns | recloser 38.0 ns (0.95), failsafe 111.6 ns (0.32), tower-resilience 306.7 ns (0.12) |
-//! | the same breaker through `Policy` | 43.9 ns | |
-//! | circuit breaker with slow-call tracking (the default; two clock reads) | 84.9 ns | none of the peers measures call duration |
-//! | retry (`resilience::retry`) | 3.1 ns | backon 5.5 ns (0.57), tower-resilience 74.2 ns (0.04) |
-//! | retry through `Policy` | 19.0 ns | |
-//! | bulkhead (through `Policy`) | 66.9 ns | tower-resilience 252.6 ns (0.26) |
-//! | overall timeout + retry + breaker + bulkhead + attempt timeout (`Policy`) | 257.7 ns | tower-resilience (time limiter, retry, breaker, bulkhead) 1108.6 ns (0.23) |
-//!
-//! Run-to-run spread on this machine is about 5 %: recloser measured 34.6 to 38.0 ns across
-//! runs, ours 35.5 to 36.5 ns, so the breakers are at parity rather than one ahead. The breaker
-//! is lock-free while CLOSED with a count window (an atomic ring, like recloser's); time windows
-//! and state changes take a mutex. `Policy` costs more than the parts alone because one state
-//! machine carries every part's plumbing.
+//! What each part costs on the success path, next to failsafe, recloser, tower-resilience and
+//! backon, is measured by `make bench` (`benches/benches/resilience.rs`); the figures and how
+//! they were taken are in `benches/README.md`. The breaker is lock-free while CLOSED with a count
+//! window (an atomic ring, like recloser's); time windows and state changes take a mutex.
+//! `Policy` costs more than the parts alone because one state machine carries every part's
+//! plumbing.
 
 mod breaker;
 mod bulkhead;
