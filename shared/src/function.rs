@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_config::SdkConfig;
+pub use aws_config::SdkConfig;
 use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::streams::DynamoDbEventResponse;
@@ -162,7 +162,7 @@ macro_rules! functions {
             binary: $binary,
             build: {
                 fn build<'a>(
-                    sdk: &'a ::aws_config::SdkConfig,
+                    sdk: &'a $crate::function::SdkConfig,
                     env: $crate::config::Lookup<'a>,
                 ) -> $crate::function::Built<'a> {
                     ::std::boxed::Box::pin(async move {

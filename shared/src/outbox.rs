@@ -74,10 +74,6 @@ impl OutboxRecord {
         }
     }
 
-    pub fn entry(&self) -> EventEntry {
-        EventEntry { source: self.source.clone(), detail_type: self.detail_type.clone(), detail: self.detail.clone() }
-    }
-
     /// The outbox record in a stream record, if it is a newly inserted one.
     pub fn from_stream(record: &EventRecord) -> Result<Option<Self>, serde_dynamo::Error> {
         if record.event_name != "INSERT" {

@@ -33,10 +33,6 @@ pub const PROVIDER_SECRET_VAR: &str = "PAYMENT_PROVIDER_SECRET_ID";
 /// Seconds a key read from the secret is used before it is read again.
 pub const PROVIDER_SECRET_TTL_VAR: &str = "PAYMENT_PROVIDER_SECRET_TTL_SECONDS";
 
-fn store(dynamodb: aws_sdk_dynamodb::Client, env: Lookup<'_>) -> Result<DynamoDbPaymentStore, BoxError> {
-    Ok(DynamoDbPaymentStore::new(dynamodb, required(env, "PAYMENTS_TABLE")?))
-}
-
 /// The payment service with its DynamoDB store and the Stripe-compatible provider. The API key
 /// is not read here: the provider reads the secret on its first call and again after
 /// `PAYMENT_PROVIDER_SECRET_TTL_SECONDS` (default 300) or a 401 ([`ProviderKey`]), so nothing
@@ -45,7 +41,8 @@ pub async fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentSe
     // One DynamoDB client (one connection pool) for the payments and the breaker's state: each
     // client built costs cold-start time.
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let store = store(dynamodb.clone(), env)?;
+    let table = required(env, "PAYMENTS_TABLE")?;
+    let store = DynamoDbPaymentStore::new(dynamodb.clone(), table.clone());
     let provider_config = ServiceClientConfig::from_lookup(PROVIDER_PREFIX, env)?;
     let secret_id = required(env, PROVIDER_SECRET_VAR)?;
     let ttl = parsed_or(env, PROVIDER_SECRET_TTL_VAR, DEFAULT_SECRET_TTL.as_secs())?;
@@ -53,7 +50,7 @@ pub async fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentSe
     // The provider's breaker is shared by every instance through the payments table: once one
     // instance opens it, the others stop calling a provider that is down at their next read
     // (README, "The payments service").
-    let breaker_state = DynamoDbBreakerStore::new(dynamodb, required(env, "PAYMENTS_TABLE")?);
+    let breaker_state = DynamoDbBreakerStore::new(dynamodb, table);
     let policy = provider_config.policy_sharing_breaker(Arc::new(breaker_state))?;
     let provider = StripeProvider::with_policy(provider_config.base_url.clone(), key, policy);
     // A lease outlives the provider call it covers, so a live caller never loses it.
@@ -65,7 +62,8 @@ pub async fn build_service(sdk: &SdkConfig, env: Lookup<'_>) -> Result<PaymentSe
 /// The payments API on API Gateway (HTTP API, payload v2): read-only, it never calls the
 /// provider, so it has no API key.
 pub async fn api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxError> {
-    Ok(crate::http::router(PaymentService::read_only(Arc::new(store(aws_sdk_dynamodb::Client::new(sdk), env)?))))
+    let store = DynamoDbPaymentStore::new(aws_sdk_dynamodb::Client::new(sdk), required(env, "PAYMENTS_TABLE")?);
+    Ok(crate::http::router(PaymentService::read_only(Arc::new(store))))
 }
 
 /// The outbox relay on the payments table stream.
