@@ -491,6 +491,45 @@ def stepfunctions_send_task_failure_keeps_the_cause() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
 
 
+def stepfunctions_executions_keep_their_trace_header() -> None:
+    """An execution's X-Ray header is StartExecution's `X-Amzn-Trace-Id` HTTP header, else its
+    `traceHeader` parameter (the header wins), and DescribeExecution returns it.
+
+    moto's handler passes neither to its backend (whose executions would keep one) and leaves
+    `traceHeader` out of DescribeExecution. The saga starter and the sweeper start executions
+    in the order's trace.
+
+    Conformance: stepfunctions::an_execution_keeps_the_trace_header_it_was_started_with.
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html
+    """
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def start_execution(self):
+        header = self.headers.get("X-Amzn-Trace-Id") or self._get_param("traceHeader")
+        execution = self.stepfunction_backend.start_execution(
+            self._get_param("stateMachineArn"),
+            self._get_param("name"),
+            self._get_param("input", if_none="{}"),
+            trace_header=header,
+        )
+        return ActionResult({"executionArn": execution.execution_arn, "startDate": execution.start_date})
+
+    describe = StepFunctionResponse.describe_execution
+
+    def describe_execution(self):
+        result = describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        header = getattr(execution, "trace_header", None)
+        if header and isinstance(result.result, dict):
+            result.result["traceHeader"] = header
+        return result
+
+    StepFunctionResponse.start_execution = start_execution
+    StepFunctionResponse.describe_execution = describe_execution
+
+
 def eventbridge_targets_get_the_whole_event() -> None:
     """An event delivered to a target (SQS) carries every envelope field, `account` included.
 
@@ -559,6 +598,7 @@ STEPFUNCTIONS_FIXES = [
     stepfunctions_new_task_token_per_attempt,
     stepfunctions_task_errors_are_aws_errors,
     stepfunctions_send_task_failure_keeps_the_cause,
+    stepfunctions_executions_keep_their_trace_header,
 ]
 
 

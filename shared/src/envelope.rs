@@ -67,6 +67,7 @@ impl<T: Serialize> DomainEvent<T> {
             source: source_for(service),
             detail_type: self.event_type.clone(),
             detail: serde_json::to_string(self)?,
+            trace_header: crate::observability::xray_header_of(self.traceparent.as_deref()),
         })
     }
 }

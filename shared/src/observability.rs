@@ -184,6 +184,32 @@ impl TraceContext {
         format!("1-{}-{}", &hex[..8], &hex[8..])
     }
 
+    /// The X-Ray trace header of this trace, for the AWS calls that carry one to the services
+    /// they reach (EventBridge's `TraceHeader`, Step Functions' `traceHeader`):
+    /// `Root=1-<time>-<random>;Sampled=<0|1>`, with `Parent=` the invocation's own X-Ray segment
+    /// when Lambda's `_X_AMZN_TRACE_ID` belongs to the same trace. Our spans are not X-Ray
+    /// segments, so they are never named as a parent.
+    pub fn xray_header(&self) -> String {
+        self.xray_header_within(std::env::var(XRAY_ENV).ok().as_deref())
+    }
+
+    /// [`TraceContext::xray_header`] inside an invocation whose X-Ray header is `invocation`.
+    pub fn xray_header_within(&self, invocation: Option<&str>) -> String {
+        let root = self.xray_trace_id();
+        let field = |header: &'_ str, name: &str| {
+            header.split(';').find_map(|part| part.trim().strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+        };
+        let parent = invocation
+            .filter(|header| field(header, "Root").as_deref() == Some(root.as_str()))
+            .and_then(|header| field(header, "Parent"))
+            .filter(|parent| hex_field::<16>(parent).is_some());
+        let sampled = u8::from(self.sampled());
+        match parent {
+            Some(parent) => format!("Root={root};Parent={parent};Sampled={sampled}"),
+            None => format!("Root={root};Sampled={sampled}"),
+        }
+    }
+
     /// Runs `future` as this span: [`current`] and [`current_traceparent`] answer with it inside.
     pub async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
         CURRENT.scope(self, future).await
@@ -203,6 +229,17 @@ pub fn current() -> Option<TraceContext> {
 /// span as the parent. `None` outside any traced invocation.
 pub fn current_traceparent() -> Option<String> {
     current().map(|context| context.traceparent())
+}
+
+/// The X-Ray header of the current span's trace ([`TraceContext::xray_header`]), `None` outside
+/// any traced invocation.
+pub fn current_xray_header() -> Option<String> {
+    current().map(|context| context.xray_header())
+}
+
+/// The X-Ray header of the trace a `traceparent` names; `None` when it is absent or malformed.
+pub fn xray_header_of(traceparent: Option<&str>) -> Option<String> {
+    traceparent.and_then(TraceContext::parse).map(|context| context.xray_header())
 }
 
 #[cfg(test)]
@@ -269,6 +306,29 @@ mod trace_tests {
         assert_eq!(context.span_id(), "53995c3f42cd8ad8");
         assert!(context.sampled());
         assert_eq!(TraceContext::from_xray("Root=2-5759e988-bd862e3fe1be46a994272793"), None);
+    }
+
+    /// The header's form: <https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader>.
+    #[test]
+    fn the_x_ray_header_names_the_trace_and_the_invocation_s_segment_only_when_it_is_the_same_trace() {
+        let context = TraceContext::parse(W3C_EXAMPLE).unwrap().child();
+        let root = "1-4bf92f35-77b34da6a3ce929d0e0e4736";
+        assert_eq!(context.xray_header_within(None), format!("Root={root};Sampled=1"));
+        let same = format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:0");
+        assert_eq!(context.xray_header_within(Some(&same)), format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1"));
+        let other = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        assert_eq!(context.xray_header_within(Some(other)), format!("Root={root};Sampled=1"));
+        let bad_parent = format!("Root={root};Parent=xyz;Sampled=1");
+        assert_eq!(context.xray_header_within(Some(&bad_parent)), format!("Root={root};Sampled=1"));
+        let unsampled = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+        assert_eq!(unsampled.xray_header_within(None), format!("Root={root};Sampled=0"));
+        // What we send is what we read back: the same trace.
+        assert_eq!(
+            TraceContext::from_xray(&context.xray_header_within(Some(&same))).unwrap().trace_id(),
+            context.trace_id()
+        );
+        assert_eq!(xray_header_of(Some("garbage")), None);
+        assert_eq!(xray_header_of(None), None);
     }
 
     #[tokio::test]

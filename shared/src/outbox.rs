@@ -54,6 +54,10 @@ pub struct OutboxRecord {
     pub source: String,
     pub detail_type: String,
     pub detail: String,
+    /// The X-Ray trace header of the invocation that wrote it ([`EventEntry::trace_header`]);
+    /// absent from records written before it existed and outside a traced invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<String>,
     /// Epoch seconds, for the table's TTL.
     pub expires_at: i64,
 }
@@ -70,23 +74,34 @@ impl OutboxRecord {
             source: event.entry.source.clone(),
             detail_type: event.entry.detail_type.clone(),
             detail: event.entry.detail.clone(),
+            trace_header: event.entry.trace_header.clone(),
             expires_at: (Utc::now() + Duration::days(OUTBOX_TTL_DAYS)).timestamp(),
         }
     }
 
     /// The outbox record in a stream record, if it is a newly inserted one.
     pub fn from_stream(record: &EventRecord) -> Result<Option<Self>, serde_dynamo::Error> {
-        if record.event_name != "INSERT" {
-            return Ok(None);
-        }
-        let is_outbox = matches!(
-            record.change.new_image.get("entity"),
-            Some(serde_dynamo::AttributeValue::S(entity)) if entity == ENTITY_OUTBOX
-        );
-        if !is_outbox {
+        if !Self::is_inserted_in(record) {
             return Ok(None);
         }
         serde_dynamo::from_item(record.change.new_image.clone()).map(Some)
+    }
+
+    /// [`OutboxRecord::from_stream`], moving the new image out of the record instead of copying
+    /// it (the record keeps everything else; a record that is not an outbox insert is untouched).
+    pub fn take_from_stream(record: &mut EventRecord) -> Result<Option<Self>, serde_dynamo::Error> {
+        if !Self::is_inserted_in(record) {
+            return Ok(None);
+        }
+        serde_dynamo::from_item(std::mem::take(&mut record.change.new_image)).map(Some)
+    }
+
+    fn is_inserted_in(record: &EventRecord) -> bool {
+        record.event_name == "INSERT"
+            && matches!(
+                record.change.new_image.get("entity"),
+                Some(serde_dynamo::AttributeValue::S(entity)) if entity == ENTITY_OUTBOX
+            )
     }
 }
 
@@ -100,17 +115,24 @@ pub struct RelayItem {
 
 impl From<OutboxRecord> for RelayItem {
     fn from(record: OutboxRecord) -> Self {
-        let entry = EventEntry { source: record.source, detail_type: record.detail_type, detail: record.detail };
+        let entry = EventEntry {
+            source: record.source,
+            detail_type: record.detail_type,
+            detail: record.detail,
+            trace_header: record.trace_header,
+        };
         Self { entry, event_id: record.event_id, correlation_id: record.correlation_id }
     }
 }
 
-/// Reads the events to publish from a stream record: `Ok(None)` skips the record.
-pub type Extractor = dyn Fn(&EventRecord) -> Result<Option<RelayItem>, String> + Send + Sync;
+/// Reads the events to publish from a stream record: `Ok(None)` skips the record. It may move
+/// what it reads out of the record's images; afterwards the relay uses only the record's ids,
+/// sequence number and creation time.
+pub type Extractor = dyn Fn(&mut EventRecord) -> Result<Option<RelayItem>, String> + Send + Sync;
 
-/// The default extractor: outbox inserts only.
-pub fn outbox_only(record: &EventRecord) -> Result<Option<RelayItem>, String> {
-    OutboxRecord::from_stream(record).map(|r| r.map(RelayItem::from)).map_err(|e| e.to_string())
+/// The default extractor: outbox inserts only (their image moves into the item, uncopied).
+pub fn outbox_only(record: &mut EventRecord) -> Result<Option<RelayItem>, String> {
+    OutboxRecord::take_from_stream(record).map(|r| r.map(RelayItem::from)).map_err(|e| e.to_string())
 }
 
 /// Publishes the outbox records of a stream batch.
@@ -132,12 +154,16 @@ struct Sent {
 }
 
 /// Publishes what `extract` finds in each record of a stream batch, in stream order.
-pub async fn relay_with(event: Event, publisher: &dyn EventPublisher, extract: &Extractor) -> DynamoDbEventResponse {
+pub async fn relay_with(
+    mut event: Event,
+    publisher: &dyn EventPublisher,
+    extract: &Extractor,
+) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     // (record index, item) for every record to publish, in stream order.
     let mut to_publish = Vec::new();
     let mut unreadable = None;
-    for (index, record) in event.records.iter().enumerate() {
+    for (index, record) in event.records.iter_mut().enumerate() {
         match extract(record) {
             Ok(Some(item)) => to_publish.push((index, item)),
             Ok(None) => tracing::debug!(stream_event_id = %record.event_id, "nothing to publish in this record"),
@@ -279,5 +305,28 @@ mod tests {
         assert_ne!(id, derived_event_id(&record("b", "1")));
         let (secs, _) = id.get_timestamp().unwrap().to_unix();
         assert_eq!(secs, 1_795_773_600, "the id sorts by the change's time");
+    }
+
+    #[tokio::test]
+    async fn the_writer_s_trace_header_travels_with_its_record_to_the_relay() {
+        let writer =
+            crate::observability::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                .unwrap();
+        let event = writer
+            .child()
+            .scope(async { DomainEvent::new("Tested", "agg-1", CorrelationId::generate(), Utc::now(), 1) })
+            .await;
+        let record = OutboxRecord::new("AGG#1", &OutboxEvent::from_event(&event, "test"));
+        let mut inserted = EventRecord::default();
+        inserted.event_name = "INSERT".into();
+        inserted.change.new_image = serde_dynamo::to_item(&record).unwrap();
+        let image = inserted.change.new_image.clone();
+        let item = outbox_only(&mut inserted).unwrap().unwrap();
+        assert_eq!(item.entry.trace_header.as_deref(), Some("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Sampled=1"));
+        assert!(inserted.change.new_image.is_empty(), "the image moved into the item, uncopied");
+        // A record written before the attribute existed is relayed without one.
+        inserted.change.new_image = image;
+        inserted.change.new_image.remove("trace_header");
+        assert_eq!(outbox_only(&mut inserted).unwrap().unwrap().entry.trace_header, None);
     }
 }

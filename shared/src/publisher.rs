@@ -24,11 +24,15 @@ pub struct EventEntry {
     pub detail_type: String,
     /// The JSON envelope, as sent.
     pub detail: String,
+    /// The X-Ray trace header EventBridge passes on to the targets' own traces (PutEvents
+    /// `TraceHeader`; not part of the event the targets receive, nor of its size:
+    /// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-xray-integ.html>).
+    pub trace_header: Option<String>,
 }
 
 impl EventEntry {
     /// Size as EventBridge computes it: the UTF-8 bytes of source, detail-type and detail (we
-    /// send no `Time` and no `Resources`).
+    /// send no `Time` and no `Resources`; the trace header does not count).
     pub fn size(&self) -> usize {
         self.source.len() + self.detail_type.len() + self.detail.len()
     }
@@ -135,6 +139,7 @@ impl EventBridgePublisher {
                     .source(&all[i].source)
                     .detail_type(&all[i].detail_type)
                     .detail(&all[i].detail)
+                    .set_trace_header(all[i].trace_header.clone())
                     .build()
             });
             let output = match self.client.put_events().set_entries(Some(request_entries.collect())).send().await {
@@ -269,12 +274,22 @@ mod tests {
     use super::*;
 
     fn entry(n: usize) -> EventEntry {
-        EventEntry { source: "shop.test".into(), detail_type: "Tested".into(), detail: format!("{{\"n\":{n}}}") }
+        EventEntry {
+            source: "shop.test".into(),
+            detail_type: "Tested".into(),
+            detail: format!("{{\"n\":{n}}}"),
+            trace_header: None,
+        }
     }
 
     #[test]
     fn size_counts_source_detail_type_and_detail_bytes() {
-        let e = EventEntry { source: "abc".into(), detail_type: "é".into(), detail: "{}".into() };
+        let e = EventEntry {
+            source: "abc".into(),
+            detail_type: "é".into(),
+            detail: "{}".into(),
+            trace_header: Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into()),
+        };
         assert_eq!(e.size(), 3 + 2 + 2);
     }
 

@@ -12,7 +12,12 @@ use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn entry(detail_type: &str, n: usize) -> EventEntry {
-    EventEntry { source: "shop.test".into(), detail_type: detail_type.into(), detail: json!({"n": n}).to_string() }
+    EventEntry {
+        source: "shop.test".into(),
+        detail_type: detail_type.into(),
+        detail: json!({"n": n}).to_string(),
+        trace_header: None,
+    }
 }
 
 async fn bus_with_tap(moto: &Moto) -> (String, EventTap) {
@@ -53,6 +58,23 @@ async fn an_oversized_entry_is_refused_before_sending_and_stops_what_follows() {
     assert_eq!(err.failures.iter().map(|f| f.index).collect::<Vec<_>>(), [12, 13, 14]);
     let events = tap.receive(15, Duration::from_secs(3)).await.unwrap();
     assert_eq!(numbers(&events), (0..12).collect());
+}
+
+const TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+/// EventBridge passes an entry's `TraceHeader` to its targets' X-Ray traces, never in the event
+/// itself (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-xray-integ.html>).
+#[tokio::test]
+async fn a_traced_entry_reaches_the_rule_s_target_without_its_trace_header_in_the_event() {
+    let moto = Moto::start().await.unwrap();
+    let (bus, tap) = bus_with_tap(&moto).await;
+    let publisher = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&moto.sdk_config()), &bus);
+    let traced = EventEntry { trace_header: Some(TRACE_HEADER.into()), ..entry("Tested", 7) };
+    publisher.publish(&[traced]).await.unwrap();
+    let events = tap.receive(1, Duration::from_secs(3)).await.unwrap();
+    assert_eq!(numbers(&events), [7].into());
+    let delivered = events[0].to_string();
+    assert!(!delivered.contains("5759e988"), "the trace header is not part of the event: {delivered}");
 }
 
 async fn fake_eventbridge() -> (MockServer, EventBridgePublisher) {
@@ -102,6 +124,21 @@ async fn transient_entry_failures_are_retried_alone_until_accepted() {
     assert_eq!(requests.len(), 2);
     assert_eq!(sent_details(&requests[0]).len(), 3);
     assert_eq!(sent_details(&requests[1]), [entries[1].detail.clone()], "only the failed entry is sent again");
+}
+
+#[tokio::test]
+async fn each_entry_s_trace_header_is_sent_as_its_put_events_trace_header() {
+    let (server, publisher) = fake_eventbridge().await;
+    Mock::given(method("POST"))
+        .respond_with(put_events_answer(json!([{"EventId": "e0"}, {"EventId": "e1"}])))
+        .mount(&server)
+        .await;
+    let entries = [EventEntry { trace_header: Some(TRACE_HEADER.into()), ..entry("Tested", 0) }, entry("Tested", 1)];
+    publisher.publish(&entries).await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["Entries"][0]["TraceHeader"], TRACE_HEADER);
+    assert_eq!(body["Entries"][1].get("TraceHeader"), None, "an untraced entry sends none");
 }
 
 #[tokio::test]

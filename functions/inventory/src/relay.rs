@@ -51,7 +51,7 @@ pub fn stock_low(record: &EventRecord) -> Result<Option<RelayItem>, String> {
 }
 
 /// What the inventory relay publishes from one stream record.
-pub fn extract(record: &EventRecord) -> Result<Option<RelayItem>, String> {
+pub fn extract(record: &mut EventRecord) -> Result<Option<RelayItem>, String> {
     match outbox_only(record)? {
         Some(item) => Ok(Some(item)),
         None => stock_low(record),

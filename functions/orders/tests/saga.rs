@@ -198,3 +198,27 @@ async fn the_saga_input_continues_the_trace_of_the_order_created_event() {
     assert_eq!(ours.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736", "the same trace");
     assert_ne!(ours.span_id(), "00f067aa0ba902b7", "a span of its own");
 }
+
+/// Step Functions puts an execution in the X-Ray trace of StartExecution's `traceHeader`
+/// (<https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html>):
+/// the saga joins the trace of the order that started it, in X-Ray as in the logs.
+#[tokio::test]
+async fn the_saga_execution_is_started_in_the_x_ray_trace_of_its_input() {
+    use orders::adapters::stepfunctions::StepFunctionsSagaStarter;
+    use orders::saga::SagaStarter;
+
+    let recorder = InMemorySagaStarter::new();
+    let mut event = fixtures::eventbridge("orders-saga-starter", "order-created.json").unwrap();
+    event.detail["traceparent"] = json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    start_for_event(event, &recorder, SagaSettings::default()).await.unwrap();
+    let (name, input) = recorder.started().remove(0);
+
+    let moto = local_aws::Moto::start().await.unwrap();
+    let definition = r#"{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}"#;
+    let machine = moto.create_state_machine(&local_aws::unique_name("saga"), definition).await.unwrap();
+    let client = aws_sdk_sfn::Client::new(&moto.sdk_config());
+    let outcome = StepFunctionsSagaStarter::new(client.clone(), &machine).start(&name, &input).await.unwrap();
+    let StartOutcome::Started { execution_arn } = outcome else { panic!("{outcome:?}") };
+    let execution = client.describe_execution().execution_arn(execution_arn).send().await.unwrap();
+    assert_eq!(execution.trace_header(), Some("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Sampled=1"));
+}

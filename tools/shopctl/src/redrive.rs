@@ -47,7 +47,15 @@ pub fn entry_of(event: &Value) -> Result<EventEntry, Error> {
         event.get(field).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| Error::Letter(format!("no {field}")))
     };
     let detail = event.get("detail").ok_or_else(|| Error::Letter("no detail".into()))?;
-    Ok(EventEntry { source: text("source")?, detail_type: text("detail-type")?, detail: detail.to_string() })
+    // EventBridge keeps a DLQ message's X-Ray header in a message attribute, not in the event;
+    // the envelope's `traceparent` names the same trace.
+    let trace_header = shared::observability::xray_header_of(detail.get("traceparent").and_then(Value::as_str));
+    Ok(EventEntry {
+        source: text("source")?,
+        detail_type: text("detail-type")?,
+        detail: detail.to_string(),
+        trace_header,
+    })
 }
 
 /// Puts a dead-lettered event back on the bus.
@@ -55,7 +63,7 @@ pub async fn event(publisher: &dyn EventPublisher, event: &Value) -> Result<(), 
     publisher.publish(&[entry_of(event)?]).await.map_err(|e| Error::Publish(e.to_string()))
 }
 
-type Extract = fn(&EventRecord) -> Result<Option<RelayItem>, String>;
+type Extract = fn(&mut EventRecord) -> Result<Option<RelayItem>, String>;
 
 /// The extractor of the relay of the table `logical_id`.
 pub fn extractor(logical_id: &str) -> Extract {
@@ -207,8 +215,8 @@ pub async fn stream_batch(
         Some(records) => {
             let extract = extractor(table_logical_id);
             let mut items = Vec::new();
-            for record in &records {
-                match extract(record) {
+            for mut record in records {
+                match extract(&mut record) {
                     Ok(Some(item)) => items.push(item),
                     Ok(None) => {}
                     Err(e) => {

@@ -59,6 +59,7 @@ impl Compensations for StepFunctionsCompensations {
     }
 
     async fn start(&self, name: &str, input: &CompensationInput) -> Result<StartOutcome, StartError> {
+        let trace_header = shared::observability::xray_header_of(Some(&input.traceparent));
         let input = serde_json::to_string(input).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let result = self
             .client()
@@ -66,6 +67,7 @@ impl Compensations for StepFunctionsCompensations {
             .state_machine_arn(&self.compensation_arn)
             .name(name)
             .input(input)
+            .set_trace_header(trace_header)
             .send()
             .await;
         match result {

@@ -24,6 +24,8 @@ impl StepFunctionsSagaStarter {
 #[async_trait]
 impl SagaStarter for StepFunctionsSagaStarter {
     async fn start(&self, name: &str, input: &SagaInput) -> Result<StartOutcome, StartError> {
+        // The execution joins the saga input's trace in X-Ray as well as in the logs.
+        let trace_header = shared::observability::xray_header_of(input.traceparent.as_deref());
         let input = serde_json::to_string(input).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let result = self
             .client
@@ -31,6 +33,7 @@ impl SagaStarter for StepFunctionsSagaStarter {
             .state_machine_arn(&self.state_machine_arn)
             .name(name)
             .input(input)
+            .set_trace_header(trace_header)
             .send()
             .await;
         match result {

@@ -280,3 +280,35 @@ async fn named_executions_are_unique() {
     assert_eq!(saga.finished(&first, Duration::from_secs(5)).await.status(), &ExecutionStatus::Succeeded);
     assert_eq!(code(start(input).await), Err("ExecutionAlreadyExists".to_owned()), "closed: never reused");
 }
+
+// https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html
+// (`traceHeader`: "If both sources are provided, Step Functions will use the header value
+// (preferred) over the value in the request body") and API_DescribeExecution.html (`traceHeader`).
+#[tokio::test]
+async fn an_execution_keeps_the_trace_header_it_was_started_with() {
+    let moto = moto().await;
+    let definition = r#"{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}"#;
+    let machine = moto.create_state_machine(&local_aws::unique_name("traced"), definition).await.unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&config(&moto));
+    let body = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+    let header = "Root=1-6759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let start = |name: &str| sfn.start_execution().state_machine_arn(&machine).name(name).trace_header(body);
+    let from_body = start("from-body").send().await.unwrap().execution_arn;
+    let from_both = start("from-both")
+        .customize()
+        .mutate_request(move |request| {
+            request.headers_mut().insert("X-Amzn-Trace-Id", header);
+        })
+        .send()
+        .await
+        .unwrap()
+        .execution_arn;
+    let untraced = sfn.start_execution().state_machine_arn(&machine).name("untraced").send().await.unwrap();
+    let trace_of = |arn: String| {
+        let sfn = sfn.clone();
+        async move { sfn.describe_execution().execution_arn(arn).send().await.unwrap().trace_header }
+    };
+    assert_eq!(trace_of(from_body).await.as_deref(), Some(body));
+    assert_eq!(trace_of(from_both).await.as_deref(), Some(header), "the HTTP header wins");
+    assert_eq!(trace_of(untraced.execution_arn).await, None);
+}
