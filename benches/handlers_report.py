@@ -5,8 +5,8 @@
 Instructions per request come from two runs of the bench binary under valgrind's callgrind,
 HANDLERS_CALLGRIND=<scenario>:<n> with n = 200 and n = 1200: (I(1200) - I(200)) / 1000, so the
 process start, the scenario's setup and the first (untimed) request cancel out. Callgrind counts
-user-space instructions only: the gateway's loopback HTTP calls count their Rust side (hyper,
-reqwest, axum), not the kernel's.
+user-space instructions only (nothing here makes a system call per request but the relay's one
+metrics line on stdout).
 
 Usage: benches/handlers_report.py <bench binary>   (`make bench` passes it)
 """
@@ -23,7 +23,7 @@ SCENARIOS = [
     ("orders_get_order", "orders: get an order (`GET /orders/{id}`)"),
     ("inventory_reserve_stock", "inventory: reserve stock (`ReserveInventory` through the saga worker)"),
     ("payments_charge", "payments: charge (`ProcessPayment` through the saga worker, in-process fake provider)"),
-    ("gateway_order_view", "gateway: order view (`GET /api/orders/{id}`, three downstreams on 127.0.0.1)"),
+    ("gateway_order_view", "gateway: order view (`GET /api/orders/{id}`, three downstreams in-process)"),
     ("outbox_relay_batch_of_10", "outbox relay: a stream batch of 10 records"),
 ]
 LIMIT_US = 50.0

@@ -1,7 +1,6 @@
 //! What a request costs in the handlers themselves: each service's router or handler driven
-//! in-process with the in-memory adapters, no network except where the handler's own job is a
-//! network call (the gateway, whose downstreams are the services' real routers on in-memory
-//! stores, served on 127.0.0.1).
+//! in-process with the in-memory adapters, no network (the gateway's downstreams are the
+//! services' real routers on in-memory stores, reached through `Transport::in_process`).
 //!
 //! `cargo bench -p resilience-bench --bench handlers` (criterion), or with
 //! `HANDLERS_CALLGRIND=<scenario>:<requests>` one scenario run that many times and nothing else,
@@ -21,6 +20,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared::publisher::{EventEntry, EventPublisher, PublishError};
+use shared::resilience::{ServiceClient, Transport};
 use shared::saga::{ReportError, TaskOutcome, TaskReporter};
 use tower::ServiceExt;
 
@@ -160,14 +160,6 @@ impl Scenario for OutboxRelay {
     }
 }
 
-/// Serves `router` on 127.0.0.1 and returns its base URL.
-async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    url
-}
-
 async fn inventory_reserve() -> InventoryReserve {
     use inventory::domain::{ProductSpec, Restock};
     let store = Arc::new(inventory::adapters::memory::InMemoryInventoryStore::new());
@@ -197,8 +189,9 @@ fn payments_charge() -> PaymentsCharge {
     )
 }
 
-/// The gateway with its three downstreams: the services' own routers on in-memory stores, each
-/// on 127.0.0.1, holding one order with its reservation and payment.
+/// The gateway with its three downstreams: the services' own routers on in-memory stores, in
+/// this process, holding one order with its reservation and payment. The gateway's clients are
+/// the production ones (policy, headers, URL) sending through the routers instead of a socket.
 async fn gateway_order_view() -> GatewayOrderView {
     let (orders_api, orders) = orders_router();
     let order_id = placed_order(&orders).await;
@@ -215,12 +208,16 @@ async fn gateway_order_view() -> GatewayOrderView {
     command["detail"]["data"]["order_id"] = json!(order_id);
     shared::saga::dispatch(serde_json::from_value(command).unwrap(), charge.0.as_ref(), &Discard).await.unwrap();
     let payments_api = payments::http::router(charge.2.clone());
-    let mut vars = HashMap::new();
-    for (prefix, router) in [("ORDERS", orders_api), ("INVENTORY", inventory_api), ("PAYMENTS", payments_api)] {
-        vars.insert(format!("{prefix}_BASE_URL"), serve(router).await);
-    }
-    let upstreams =
+    let vars: HashMap<String, String> = ["ORDERS", "INVENTORY", "PAYMENTS"]
+        .into_iter()
+        .map(|prefix| (format!("{prefix}_BASE_URL"), format!("https://{}.internal", prefix.to_ascii_lowercase())))
+        .collect();
+    let mut upstreams =
         gateway::upstream::Upstreams::from_lookup(&move |name: &str| vars.get(name).cloned(), None).unwrap();
+    let through = |client: ServiceClient, router: axum::Router| client.through(Transport::in_process(router));
+    upstreams.orders = through(upstreams.orders, orders_api);
+    upstreams.inventory = through(upstreams.inventory, inventory_api);
+    upstreams.payments = through(upstreams.payments, payments_api);
     GatewayOrderView(gateway::http::router(upstreams, None), format!("/api/orders/{order_id}"))
 }
 

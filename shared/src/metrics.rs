@@ -139,8 +139,9 @@ impl MetricSet {
             None => {
                 use std::io::Write;
                 // One write of the whole line, so it is never interleaved with log lines.
-                let line = format!("{document}\n");
-                let _ = std::io::stdout().lock().write_all(line.as_bytes());
+                let mut line = serde_json::to_vec(&document).expect("a JSON value serialises");
+                line.push(b'\n');
+                let _ = std::io::stdout().lock().write_all(&line);
             }
         }
     }

@@ -247,3 +247,56 @@ async fn a_call_made_inside_a_traced_invocation_carries_its_traceparent_and_one_
     assert_eq!(sent, invocation.traceparent(), "the downstream becomes a child of the calling span");
     assert!(received[1].headers.get("traceparent").is_none(), "no trace, no header");
 }
+
+/// The in-process transport carries the request the network would (method, path and query,
+/// headers, JSON body) to a router in the same process, and its answers go through the same
+/// policy: a 503 is retried, a 404 is returned at once.
+#[tokio::test]
+async fn a_client_through_an_in_process_router_sends_the_same_request_under_the_same_policy() {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Request, State};
+    use shared::resilience::Transport;
+
+    type Seen = Arc<Mutex<Vec<(String, String, Option<String>, Option<String>, String)>>>;
+    async fn record(State(seen): State<Seen>, request: Request) -> (StatusCode, String) {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let header = |name: &str| parts.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+        let mut seen = seen.lock().unwrap();
+        seen.push((
+            parts.method.to_string(),
+            parts.uri.to_string(),
+            header("x-correlation-id"),
+            header("idempotency-key"),
+            String::from_utf8(body.to_vec()).unwrap(),
+        ));
+        let status = match (parts.uri.path(), seen.len()) {
+            ("/missing", _) => StatusCode::NOT_FOUND,
+            (_, 1) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::OK,
+        };
+        (status, r#"{"ok":true}"#.into())
+    }
+    let seen = Seen::default();
+    let router = axum::Router::new().fallback(record).with_state(seen.clone());
+    let client =
+        ServiceClient::new(&config("https://orders.internal", &[])).unwrap().through(Transport::in_process(router));
+    let correlation = CorrelationId::parse("corr-7").unwrap();
+    let body = json!({"qty": 2});
+    let reply = client.send(Method::POST, "/things?x=1", Some(&body), Some("key-1"), &correlation).await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json::<serde_json::Value>().unwrap(), json!({"ok": true}));
+    let err = client.get("/missing", &correlation).await.unwrap_err();
+    assert!(matches!(err, CallError::Inner(HttpError::Status { status: StatusCode::NOT_FOUND, .. })), "{err:?}");
+    let seen = seen.lock().unwrap().clone();
+    let sent = (
+        "POST".to_owned(),
+        "https://orders.internal/things?x=1".to_owned(),
+        Some("corr-7".to_owned()),
+        Some("key-1".to_owned()),
+        r#"{"qty":2}"#.to_owned(),
+    );
+    assert_eq!(seen[..2], [sent.clone(), sent], "the 503 was retried with the same request");
+    assert_eq!(seen.len(), 3, "the 404 was not retried");
+}

@@ -28,14 +28,19 @@
 //!
 //! Every client of a process sends through [`http_client`]: one `reqwest::Client`, so one rustls
 //! configuration (the root certificates are read and parsed once, not once per downstream) and
-//! one connection pool, built on the first request rather than at cold start.
+//! one connection pool, built on the first request rather than at cold start. A client can send
+//! through a service in the same process instead ([`Transport::in_process`], an axum `Router` in
+//! tests and benchmarks): the same request, policy and signing, without a socket.
 
 use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::util::BoxCloneSyncService;
+use tower::{BoxError, ServiceExt};
 
 use super::{
     BreakerConfig, Bulkhead, CallError, CircuitBreaker, Idempotency, Policy, RetryConfig, SlidingWindow, Verdict,
@@ -52,6 +57,67 @@ static HTTP_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(reqwest::Client::n
 /// retries and breakers live in each client's [`Policy`], not here.
 pub fn http_client() -> &'static reqwest::Client {
     &HTTP_CLIENT
+}
+
+/// A service in this process that answers a [`ServiceClient`]'s requests.
+pub type InProcessService = BoxCloneSyncService<http::Request<Full<Bytes>>, http::Response<Bytes>, BoxError>;
+
+/// What a [`ServiceClient`] sends its requests through.
+#[derive(Clone, Default)]
+pub enum Transport {
+    /// The network, through the process's one HTTP client ([`http_client`]).
+    #[default]
+    Network,
+    /// A service in this process (see [`Transport::in_process`]).
+    InProcess(InProcessService),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Network => "Network",
+            Self::InProcess(_) => "InProcess",
+        })
+    }
+}
+
+impl Transport {
+    /// Requests answered by `service` in this process (an axum `Router`, say): the request the
+    /// network would carry (URL, headers, signature, body), without a socket or HTTP/1 framing.
+    pub fn in_process<S, B>(service: S) -> Self
+    where
+        S: tower::Service<http::Request<Full<Bytes>>, Response = http::Response<B>> + Clone + Send + Sync + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: axum::body::HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let service = service.map_err(Into::into).and_then(|response: http::Response<B>| async move {
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map_err(Into::into)?.to_bytes();
+            Ok::<_, BoxError>(http::Response::from_parts(parts, body))
+        });
+        Self::InProcess(BoxCloneSyncService::new(service))
+    }
+
+    /// Sends `request` and reads the whole answer.
+    async fn exchange(&self, request: http::Request<Bytes>) -> Result<http::Response<Bytes>, HttpError> {
+        let transport = |e: &dyn std::fmt::Display| HttpError::Transport(e.to_string());
+        match self {
+            Self::Network => {
+                let request = reqwest::Request::try_from(request).map_err(|e| transport(&e))?;
+                let response = http_client().execute(request).await.map_err(|e| transport(&e))?;
+                let mut answer = http::Response::new(Bytes::new());
+                *answer.status_mut() = response.status();
+                *answer.headers_mut() = response.headers().clone();
+                *answer.body_mut() = response.bytes().await.map_err(|e| transport(&e))?;
+                Ok(answer)
+            }
+            Self::InProcess(service) => {
+                service.clone().oneshot(request.map(Full::new)).await.map_err(|e| transport(&e))
+            }
+        }
+    }
 }
 
 /// Everything a [`ServiceClient`] is built from.
@@ -223,7 +289,7 @@ impl SigV4 {
         })
     }
 
-    async fn sign(&self, request: &mut reqwest::Request) -> Result<(), HttpError> {
+    async fn sign(&self, request: &mut http::Request<Bytes>) -> Result<(), HttpError> {
         use aws_credential_types::provider::ProvideCredentials;
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
         let credentials = self
@@ -241,14 +307,14 @@ impl SigV4 {
             .build()
             .map_err(|e| HttpError::Transport(format!("signing parameters: {e}")))?
             .into();
-        let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+        let url = request.uri().to_string();
         let headers: Vec<(&str, &str)> =
             request.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))).collect();
         let signable = SignableRequest::new(
             request.method().as_str(),
-            request.url().as_str(),
+            &url,
             headers.into_iter(),
-            SignableBody::Bytes(body),
+            SignableBody::Bytes(request.body()),
         )
         .map_err(|e| HttpError::Transport(format!("signing: {e}")))?;
         let (instructions, _) =
@@ -270,6 +336,7 @@ pub struct ServiceClient {
     base_url: String,
     policy: Policy,
     signer: Option<SigV4>,
+    transport: Transport,
 }
 
 impl ServiceClient {
@@ -278,12 +345,18 @@ impl ServiceClient {
     }
 
     pub fn with_policy(base_url: impl Into<String>, policy: Policy) -> Self {
-        Self { base_url: base_url.into(), policy, signer: None }
+        Self { base_url: base_url.into(), policy, signer: None, transport: Transport::Network }
     }
 
     /// Signs every request with `signer` (SigV4), e.g. for an internal API with IAM auth.
     pub fn signed(mut self, signer: SigV4) -> Self {
         self.signer = Some(signer);
+        self
+    }
+
+    /// Sends through `transport` instead of the network.
+    pub fn through(mut self, transport: Transport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -310,33 +383,43 @@ impl ServiceClient {
         } else {
             Idempotency::Idempotent
         };
-        let url = format!("{}{}", self.base_url, path);
+        let bad = |what: String| CallError::Inner(HttpError::Transport(what));
+        // Parsed as reqwest would (scheme and host normalised), so the signature covers the URL sent.
+        let url = reqwest::Url::parse(&format!("{}{}", self.base_url, path)).map_err(|e| bad(format!("URL: {e}")))?;
+        let uri = http::Uri::try_from(url.as_str()).map_err(|e| bad(format!("URL: {e}")))?;
+        let mut headers = HeaderMap::new();
+        let mut header = |name: &'static str, value: &str| {
+            let value = HeaderValue::from_str(value).map_err(|e| format!("header {name}: {e}"))?;
+            headers.insert(name, value);
+            Ok::<_, String>(())
+        };
+        header(CORRELATION_HEADER, correlation_id.as_str()).map_err(bad)?;
         // The downstream continues this invocation's trace (W3C Trace Context).
-        let traceparent = crate::observability::current_traceparent();
+        if let Some(traceparent) = crate::observability::current_traceparent() {
+            header(crate::observability::TRACEPARENT_HEADER, &traceparent).map_err(bad)?;
+        }
+        if let Some(key) = idempotency_key {
+            header("idempotency-key", key).map_err(bad)?;
+        }
+        let body = match body {
+            Some(body) => {
+                header("content-type", "application/json").map_err(bad)?;
+                Bytes::from(serde_json::to_vec(body).map_err(|e| bad(e.to_string()))?)
+            }
+            None => Bytes::new(),
+        };
         self.policy
             .call(idempotency, HttpError::verdict, || {
-                let http = http_client();
-                let mut request =
-                    http.request(method.clone(), &url).header(CORRELATION_HEADER, correlation_id.as_str());
-                if let Some(traceparent) = &traceparent {
-                    request = request.header(crate::observability::TRACEPARENT_HEADER, traceparent);
-                }
-                if let Some(key) = idempotency_key {
-                    request = request.header("idempotency-key", key);
-                }
-                if let Some(body) = body {
-                    request = request.json(body);
-                }
-                let signer = self.signer.as_ref();
+                let mut request = http::Request::new(body.clone());
+                *request.method_mut() = method.clone();
+                *request.uri_mut() = uri.clone();
+                *request.headers_mut() = headers.clone();
                 async move {
-                    let mut request = request.build().map_err(|e| HttpError::Transport(e.to_string()))?;
-                    if let Some(signer) = signer {
+                    if let Some(signer) = &self.signer {
                         signer.sign(&mut request).await?;
                     }
-                    let response = http.execute(request).await.map_err(|e| HttpError::Transport(e.to_string()))?;
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    let body = response.bytes().await.map_err(|e| HttpError::Transport(e.to_string()))?;
+                    let (parts, body) = self.transport.exchange(request).await?.into_parts();
+                    let (status, headers) = (parts.status, parts.headers);
                     if status.is_client_error() || status.is_server_error() {
                         Err(HttpError::Status { status, headers, body })
                     } else {

@@ -37,7 +37,9 @@ use std::time::Duration;
 
 pub use breaker::{BreakerConfig, BreakerError, BreakerState, CircuitBreaker, Permit, Rejection, SlidingWindow};
 pub use bulkhead::Bulkhead;
-pub use client::{HttpError, HttpReply, ServiceClient, ServiceClientConfig, SigV4, http_client};
+pub use client::{
+    HttpError, HttpReply, InProcessService, ServiceClient, ServiceClientConfig, SigV4, Transport, http_client,
+};
 pub use retry::{Jitter, RetryConfig, retry};
 use tokio::time::Instant;
 
