@@ -18,8 +18,9 @@ pub struct Observed {
     pub compensations: Vec<(String, String)>,
     /// Orders still `COMPENSATION_PENDING` (after the sweeper had its chance), with their parking.
     pub parked: BTreeMap<String, Value>,
-    /// `event_id`s of every outbox record in the three tables.
-    pub outbox: BTreeSet<String>,
+    /// `event_id` -> what the outbox record is (`<detail-type> of <pk> in <table>`), for every
+    /// outbox record of the three tables.
+    pub outbox: BTreeMap<String, String>,
     /// `(event_id, detail-type)` of every domain event that reached the bus.
     pub bus: Vec<(String, String)>,
     /// Idempotency key -> every order id a 201 for it named.
@@ -121,12 +122,12 @@ pub fn violations(o: &Observed) -> Vec<String> {
         out.push(format!("execution {name} has no order"));
     }
     let published: BTreeSet<&str> = o.bus.iter().map(|(id, _)| id.as_str()).collect();
-    for missing in o.outbox.iter().filter(|id| !published.contains(id.as_str())) {
-        out.push(format!("outbox record {missing} never reached the bus"));
+    for (missing, what) in o.outbox.iter().filter(|(id, _)| !published.contains(id.as_str())) {
+        out.push(format!("outbox record {missing} ({what}) never reached the bus"));
     }
     for (id, kind) in &o.bus {
         // StockLow is derived from the product's stream, not written to an outbox.
-        if kind != "StockLow" && !o.outbox.contains(id) {
+        if kind != "StockLow" && !o.outbox.contains_key(id) {
             out.push(format!("{kind} {id} reached the bus without an outbox record"));
         }
     }

@@ -325,9 +325,9 @@ async fn observe(
         stock.insert(sku.clone(), (*price, *initial, run.restocked(sku), available));
     }
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let mut outbox = BTreeSet::new();
+    let mut outbox = BTreeMap::new();
     for table in ["OrdersTable", "InventoryTable", "PaymentsTable"] {
-        outbox.extend(outbox_ids(&dynamodb, &physical_name(STACK, table)).await?);
+        outbox.extend(outbox_records(&dynamodb, &physical_name(STACK, table)).await?);
     }
     Ok(Observed {
         views,
@@ -372,7 +372,8 @@ async fn parked_orders(
     }
 }
 
-async fn outbox_ids(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<String>, Error> {
+/// `event_id` -> `<detail-type> of <pk> in <table>` of every outbox record of `table`.
+async fn outbox_records(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<Vec<(String, String)>, Error> {
     let mut ids = Vec::new();
     let mut start = None;
     loop {
@@ -386,8 +387,9 @@ async fn outbox_ids(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Result<
             .await
             .map_err(|e| Error::Setup(format!("Scan {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
         for item in page.items() {
+            let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             if let Some(AttributeValue::S(id)) = item.get("event_id") {
-                ids.push(id.clone());
+                ids.push((id.clone(), format!("{} of {} in {table}", text("detail_type"), text("pk"))));
             }
         }
         start = page.last_evaluated_key;
