@@ -3,7 +3,7 @@
 Each fix is one small function that monkeypatches moto in this process; `apply()` runs them all
 and returns their names. The launcher (`moto_server.py`) applies them unless
 `LOCAL_AWS_UNPATCHED=1` is set, which exists to measure plain moto against the conformance suite
-(`infra/local-aws/tests/conformance.rs`). Every fix names the conformance check that needs it and
+(`infra/local-aws/tests/integration/conformance.rs`). Every fix names the conformance check that needs it and
 the AWS documentation it follows.
 
 Written against moto 5.2.5 (pinned in requirements-dev.txt): `apply()` refuses another version,

@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use crate::{Error, project_root};
 
+/// The order every fixture under `events/` is about.
+pub const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
+
 /// `events/<binary>/<name>`.
 pub fn path(binary: &str, name: &str) -> PathBuf {
     project_root().join("events").join(binary).join(name)

@@ -129,6 +129,14 @@ impl Moto {
         Ok(name.to_owned())
     }
 
+    /// Creates the project template's table `logical_id` (template.yaml, as deployed) under a
+    /// fresh name starting with `prefix`, and returns the name: each test gets its own table.
+    pub async fn create_project_table(&self, logical_id: &str, prefix: &str) -> Result<String, Error> {
+        let template = crate::Template::load_project()?;
+        let spec = template.table(logical_id)?;
+        self.create_table(&spec, &crate::unique_name(prefix)).await
+    }
+
     /// The DynamoDB capacity used so far, in on-demand request units (see `moto_server.py`).
     /// Only a moto started through our launcher counts it.
     pub async fn dynamodb_usage(&self) -> Result<DynamoDbUsage, Error> {
