@@ -15,7 +15,7 @@ POST /_local/config {"stream_retention_seconds": N} changes how long stream reco
 
 It also counts DynamoDB capacity as on-demand billing would (request units, assuming items under
 1 KB for writes and 4 KB for reads), served at GET /_local/dynamodb-usage, so the local system
-can report what each order costs.
+can report what each order costs. GET /_local/requests counts every request by operation.
 
 Same options as `moto_server`: -H HOST -p PORT.
 """
@@ -71,6 +71,10 @@ class SerialiseDynamoDB:
         self.fixes = fixes
         self.lock = threading.Lock()
         self.usage = {"read_units": 0.0, "write_units": 0.0, "requests": {}}
+        # Every request by X-Amz-Target (service prefix and operation), to see where moto's one
+        # core goes: GET /_local/requests.
+        self.requests: dict[str, int] = {}
+        self.requests_lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO")
@@ -79,9 +83,16 @@ class SerialiseDynamoDB:
                 return json_response(start_response, self.usage)
         if path == "/_local/fixes":
             return json_response(start_response, {"fixes": self.fixes})
+        if path == "/_local/requests":
+            with self.requests_lock:
+                counts = dict(sorted(self.requests.items()))
+            return json_response(start_response, counts)
         if path == "/_local/config" and environ.get("REQUEST_METHOD") == "POST":
             return self.configure(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        key = target or f"{environ.get('REQUEST_METHOD')} {path}"
+        with self.requests_lock:
+            self.requests[key] = self.requests.get(key, 0) + 1
         if self.fixes and target.startswith("AWSStepFunctions"):
             import moto_fixes
 

@@ -88,3 +88,17 @@ async fn dynamodb_capacity_is_counted_in_on_demand_request_units() {
     assert_eq!(after.read_units - before.read_units, 1.0 + 0.5, "a strong read and an eventual one");
     assert_eq!(after.requests["TransactWriteItems"], 1);
 }
+
+#[tokio::test]
+async fn every_request_is_counted_by_operation() {
+    let moto = Moto::start().await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
+    for name in ["counted-a", "counted-b"] {
+        sqs.create_queue().queue_name(name).send().await.unwrap();
+    }
+    sqs.list_queues().send().await.unwrap();
+    let counts: std::collections::BTreeMap<String, u64> =
+        reqwest::get(format!("{}/_local/requests", moto.endpoint())).await.unwrap().json().await.unwrap();
+    assert_eq!(counts.get("AmazonSQS.CreateQueue"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get("AmazonSQS.ListQueues"), Some(&1), "{counts:?}");
+}
