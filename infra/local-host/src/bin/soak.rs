@@ -11,8 +11,14 @@ use local_host::chaos::{ChaosConfig, run};
 async fn main() {
     let orders = std::env::var("SOAK_ORDERS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
     let host_binary = std::env::current_exe().expect("own path").with_file_name("local-host");
-    let config =
-        ChaosConfig { host_binary, orders, clients: 8, kill_at: Some(0.5), settle_timeout: Duration::from_secs(600) };
+    let config = ChaosConfig {
+        host_binary,
+        orders,
+        clients: 8,
+        kill_at: Some(0.5),
+        settle_timeout: Duration::from_secs(600),
+        max_in_flight: local_host::chaos::in_flight(),
+    };
     let report = match run(config).await {
         Ok(report) => report,
         Err(e) => {

@@ -54,6 +54,9 @@ pub struct Run {
     total: usize,
     next: AtomicUsize,
     placed: AtomicUsize,
+    /// Orders seen in their final state by the [`Watcher`].
+    settled: AtomicUsize,
+    max_in_flight: usize,
     /// Order id -> when its POST was answered 201.
     orders: Mutex<BTreeMap<String, Instant>>,
     keys: Mutex<BTreeMap<String, BTreeSet<String>>>,
@@ -62,13 +65,15 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn new(api: Api, catalogue: Catalogue, total: usize) -> Arc<Self> {
+    pub fn new(api: Api, catalogue: Catalogue, total: usize, max_in_flight: usize) -> Arc<Self> {
         Arc::new(Self {
             api,
             catalogue,
             total,
             next: AtomicUsize::new(0),
             placed: AtomicUsize::new(0),
+            settled: AtomicUsize::new(0),
+            max_in_flight: max_in_flight.max(1),
             orders: Mutex::default(),
             keys: Mutex::default(),
             restocked: Mutex::default(),
@@ -100,9 +105,16 @@ impl Run {
         self.placed.load(Ordering::Relaxed)
     }
 
-    /// One client: takes the next order number until all are placed.
+    /// One client: takes the next order number until all are placed, each once fewer than
+    /// `max_in_flight` orders are waiting to settle (or a minute has passed).
     pub async fn client(self: &Arc<Self>) {
         loop {
+            let waited = Instant::now();
+            while self.placed().saturating_sub(self.settled.load(Ordering::Relaxed)) >= self.max_in_flight
+                && waited.elapsed() < Duration::from_secs(60)
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             if n >= self.total {
                 return;
@@ -260,6 +272,7 @@ impl Watcher {
     /// run is every ten seconds.
     async fn sweep(&self, run: &Arc<Run>) -> usize {
         let still = self.sweep_once(run).await;
+        run.settled.store(self.settled.lock().unwrap().len(), Ordering::Relaxed);
         let elapsed = self.started.elapsed().as_secs();
         let mut said = self.progress_said.lock().unwrap();
         if elapsed >= *said + 10 {
