@@ -53,9 +53,10 @@ chaos test: before them moto's one Python core was saturated at about 100 orders
 - werkzeug writes a line to stderr for every request under the logging lock (about 4 %); the
   launcher keeps warnings and errors unless `LOCAL_AWS_REQUEST_LOG=1` asks for every request.
 
-`apply()` installs the dispatcher's at once and returns every name; the others are installed by
-`install()`, which the launcher calls before the first Step Functions request (importing moto's Step Functions parser costs about a
-second and 130 MB, which a moto that never runs a state machine should not pay).
+`apply()` installs the last two at once and returns every name; the others are installed by
+`install()`, which the launcher calls before the first Step Functions request (importing moto's
+Step Functions parser costs about a second and 130 MB, which a moto that never runs a state
+machine should not pay).
 `LOCAL_AWS_UNPATCHED=1` skips them with the fixes.
 """
 
