@@ -1,6 +1,7 @@
 //! The inventory HTTP API driven with the `events/inventory-api` fixtures (API Gateway v2) on the
 //! in-memory store.
 
+use local_aws::fixtures::ORDER_ID;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -64,7 +65,7 @@ async fn the_reservation_fixture_shows_what_an_order_holds() {
     let (status, _, _) = send(&service, fixture("get-reservation.json")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let lines = [RequestedLine { sku: "SKU-RED-MUG".into(), quantity: 2 }];
-    service.reserve("0193a3c2-5f00-7000-8000-00000000c0de", &lines, &CorrelationId::generate()).await.unwrap();
+    service.reserve(ORDER_ID, &lines, &CorrelationId::generate()).await.unwrap();
     let (status, _, body) = send(&service, fixture("get-reservation.json")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "RESERVED");

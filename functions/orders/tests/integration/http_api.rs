@@ -1,6 +1,7 @@
 //! The orders HTTP API driven with real API Gateway v2 payloads (the `events/` fixtures), on the
 //! in-memory store.
 
+use local_aws::fixtures::ORDER_ID;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -108,11 +109,11 @@ async fn get_order_fixture_finds_the_order_and_unknown_ids_are_404() {
         items: vec![RequestedItem { sku: "SKU-RED-MUG".into(), quantity: 2 }],
     };
     let mut order = Order::place(request.validate().unwrap(), chrono::Utc::now());
-    order.id = OrderId::parse("0193a3c2-5f00-7000-8000-00000000c0de").unwrap();
+    order.id = OrderId::parse(ORDER_ID).unwrap();
     orders::ports::OrderStore::create(api.store.as_ref(), &order, &[], None).await.unwrap();
     let (status, _, body) = api.send(lambda_request("get-order.json")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["id"], "0193a3c2-5f00-7000-8000-00000000c0de");
+    assert_eq!(body["id"], ORDER_ID);
     assert_eq!(body["status"], "PENDING");
 }
 

@@ -60,8 +60,7 @@ async fn moto_runs_step_functions_for_real_and_serves_the_aws_apis() {
 async fn dynamodb_capacity_is_counted_in_on_demand_request_units() {
     use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
     let moto = Moto::start().await.unwrap();
-    let template = local_aws::Template::load_project().unwrap();
-    let table = moto.create_table(&template.table("PaymentsTable").unwrap(), "usage").await.unwrap();
+    let table = moto.create_project_table("PaymentsTable", "usage").await.unwrap();
     let before = moto.dynamodb_usage().await.unwrap();
     let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
     let item = |pk: &str| {

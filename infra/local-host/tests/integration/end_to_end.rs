@@ -3,6 +3,7 @@
 //! agreeing. Also: routes, rules and tables come from the template, and a busy port is refused;
 //! the authorizers the template declares are enforced where API Gateway enforces them.
 
+use local_aws::fixtures::ORDER_ID;
 use std::time::{Duration, Instant};
 
 use local_host::{Host, HostConfig, Physical};
@@ -237,8 +238,7 @@ async fn routes_rules_and_tables_come_from_the_template_and_nothing_else() {
     let body: Value = listed.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("template.yaml"));
     assert!(!host.routes.iter().any(|(m, p, _)| m == "GET" && p == "/orders"));
-    let mut order =
-        http.get(format!("{}/orders/0193a3c2-5f00-7000-8000-00000000c0de", host.base_url())).build().unwrap();
+    let mut order = http.get(format!("{}/orders/{ORDER_ID}", host.base_url())).build().unwrap();
     host.sign(&mut order);
     let order = http.execute(order).await.unwrap();
     assert_eq!(order.status(), 404, "GET /orders/{{id}} is still routed: the order does not exist");

@@ -53,9 +53,7 @@ pub fn key(pk: &str, sk: &str) -> Item {
 
 /// A table declared in `template.yaml`, created under a fresh name.
 pub async fn template_table(moto: &Moto, logical_id: &str) -> String {
-    let template = local_aws::Template::load_project().expect("template.yaml");
-    let spec = template.table(logical_id).expect("the table is declared");
-    moto.create_table(&spec, &local_aws::unique_name(&logical_id.to_lowercase())).await.expect("table created")
+    moto.create_project_table(logical_id, &logical_id.to_lowercase()).await.expect("table created")
 }
 
 pub async fn get(client: &aws_sdk_dynamodb::Client, table: &str, key: Item) -> Option<Item> {
