@@ -18,6 +18,7 @@ use axum::body::Body;
 use criterion::{Criterion, criterion_group};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use lambda_http::RequestExt;
 use serde_json::{Value, json};
 use shared::publisher::{EventEntry, EventPublisher, PublishError};
 use shared::resilience::{ServiceClient, Transport};
@@ -86,7 +87,10 @@ struct OrdersPlace(axum::Router);
 struct OrdersGet(axum::Router, String);
 struct InventoryReserve(Arc<inventory::saga::InventorySagaWorker>, Value, inventory::service::InventoryService);
 struct PaymentsCharge(Arc<payments::saga::PaymentsSagaWorker>, Value, payments::service::PaymentService);
-struct GatewayOrderView(axum::Router, String);
+/// The router, the order's path, and its caller as API Gateway's JWT authorizer describes it
+/// (made once: lambda_http builds it from the event before the router runs, as it builds every
+/// other scenario's request).
+struct GatewayOrderView(axum::Router, String, lambda_http::request::RequestContext);
 struct OutboxRelay(Arc<CountingBus>, StreamEvent);
 
 fn place_order_body() -> Value {
@@ -146,7 +150,7 @@ impl Scenario for PaymentsCharge {
 #[async_trait]
 impl Scenario for GatewayOrderView {
     async fn run(&self, _: u64) {
-        let request = gateway::caller::with_claims(get(&self.1), json!({ "sub": CUSTOMER }));
+        let request = get(&self.1).with_request_context(self.2.clone());
         let (status, body) = send(&self.0, request).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     }
@@ -218,7 +222,10 @@ async fn gateway_order_view() -> GatewayOrderView {
     upstreams.orders = through(upstreams.orders, orders_api);
     upstreams.inventory = through(upstreams.inventory, inventory_api);
     upstreams.payments = through(upstreams.payments, payments_api);
-    GatewayOrderView(gateway::http::router(upstreams, None), format!("/api/orders/{order_id}"))
+    let path = format!("/api/orders/{order_id}");
+    let claims = json!({ "sub": CUSTOMER }).as_object().cloned().unwrap();
+    let caller = gateway::caller::jwt_request_context("GET", &path, &claims);
+    GatewayOrderView(gateway::http::router(upstreams, None), path, caller)
 }
 
 /// A stream batch of ten outbox records (the fixture's record, ten sequence numbers).

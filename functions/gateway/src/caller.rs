@@ -14,6 +14,7 @@
 //! separated); a JSON array or a single value is read too.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -137,10 +138,10 @@ fn claims(parts: &Parts) -> Option<&HashMap<String, String>> {
     }
 }
 
-impl FromRequestParts<Upstreams> for Caller {
+impl FromRequestParts<Arc<Upstreams>> for Caller {
     type Rejection = Refused;
 
-    async fn from_request_parts(parts: &mut Parts, upstreams: &Upstreams) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, upstreams: &Arc<Upstreams>) -> Result<Self, Self::Rejection> {
         claims(parts).and_then(|claims| Caller::from_claims(claims, &upstreams.access)).ok_or_else(|| {
             // API Gateway refuses a request without a valid token before the gateway runs: only
             // a route deployed without the authorizer gets here.

@@ -86,7 +86,7 @@ macro_rules! operations {
 }
 
 /// The documented routes, still waiting for their state: the OpenAPI document of every operation.
-fn documented() -> OpenApiRouter<Upstreams> {
+fn documented() -> OpenApiRouter<Arc<Upstreams>> {
     macro_rules! document {
         ($($handler:ident),+) => { OpenApiRouter::with_openapi(ApiDoc::openapi())$(.routes(routes!($handler)))+ };
     }
@@ -96,7 +96,7 @@ fn documented() -> OpenApiRouter<Upstreams> {
 /// The served routes: each operation at the path and methods of its `#[utoipa::path]`, without
 /// building its documentation (operation objects and schemas), which `utoipa_axum::routes!`
 /// does eagerly. That was most of the gateway's cold start beyond hello world's.
-fn served() -> Router<Upstreams> {
+fn served() -> Router<Arc<Upstreams>> {
     macro_rules! serve {
         ($($handler:ident),+) => {{
             use utoipa_axum::PathItemExt as _;
@@ -192,7 +192,7 @@ const ORDER_LOCATION_PATTERN: &str = "^/api/orders/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a
 /// The public API. Routes in the legacy route table go to the legacy backend before any of the
 /// gateway's own routes is considered.
 pub fn router(upstreams: Upstreams, legacy: Option<Legacy>) -> Router {
-    let routes = served().with_state(upstreams);
+    let routes = served().with_state(Arc::new(upstreams));
     let app = finish_router(routes.layer(middleware::map_response(problem_for_every_refusal)));
     match legacy {
         Some(legacy) => app.layer(middleware::from_fn_with_state(Arc::new(legacy), strangle)),
@@ -256,12 +256,15 @@ async fn problem_for_every_refusal(response: Response) -> Response {
 /// A path segment as it must travel downstream: unreserved characters as they are, the rest
 /// percent-encoded, so a client cannot smuggle `/` or `?` into the service's path.
 fn segment(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    use std::fmt::Write as _;
+    let mut encoded = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => encoded.push(b as char),
+            _ => write!(encoded, "%{b:02X}").expect("writing to a String does not fail"),
+        }
+    }
+    encoded
 }
 
 /// A path parameter, or a 400 problem naming it (axum's own rejection is `text/plain`).
@@ -405,7 +408,7 @@ fn failure(service: &str, failure: Failure, documented: &[StatusCode]) -> Respon
                 ("Idempotency-Key" = String, description = "The key this request was forwarded with: repeat the request with it"))),
     ))]
 async fn place_order(
-    State(upstreams): State<Upstreams>,
+    State(upstreams): State<Arc<Upstreams>>,
     Extension(correlation_id): Extension<CorrelationId>,
     caller: Caller,
     headers: HeaderMap,
@@ -496,7 +499,7 @@ pub struct ListQuery {
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 async fn list_orders(
-    State(upstreams): State<Upstreams>,
+    State(upstreams): State<Arc<Upstreams>>,
     Extension(correlation_id): Extension<CorrelationId>,
     caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -536,7 +539,7 @@ async fn list_orders(
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 async fn put_product(
-    State(upstreams): State<Upstreams>,
+    State(upstreams): State<Arc<Upstreams>>,
     Extension(correlation_id): Extension<CorrelationId>,
     caller: Caller,
     sku: Result<Path<String>, PathRejection>,
@@ -578,7 +581,7 @@ async fn put_product(
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 async fn restock(
-    State(upstreams): State<Upstreams>,
+    State(upstreams): State<Arc<Upstreams>>,
     Extension(correlation_id): Extension<CorrelationId>,
     caller: Caller,
     sku: Result<Path<String>, PathRejection>,
@@ -621,7 +624,7 @@ async fn restock(
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 async fn get_product(
-    State(upstreams): State<Upstreams>,
+    State(upstreams): State<Arc<Upstreams>>,
     Extension(correlation_id): Extension<CorrelationId>,
     sku: Result<Path<String>, PathRejection>,
 ) -> Response {
@@ -681,7 +684,7 @@ fn part<T: DeserializeOwned>(
             headers(("Retry-After" = u32, description = "Seconds to wait"))),
     ))]
 async fn get_order(
-    State(upstreams): State<Upstreams>,
+    State(upstreams): State<Arc<Upstreams>>,
     Extension(correlation_id): Extension<CorrelationId>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
