@@ -3,10 +3,12 @@
 `cargo bench -p resilience-bench --bench handlers`) and callgrind's instructions per request.
 
 Instructions per request come from two runs of the bench binary under valgrind's callgrind,
-HANDLERS_CALLGRIND=<scenario>:<n> with n = 200 and n = 1200: (I(1200) - I(200)) / 1000, so the
-process start, the scenario's setup and the first (untimed) request cancel out. Callgrind counts
-user-space instructions only (nothing here makes a system call per request but the relay's one
-metrics line on stdout).
+HANDLERS_CALLGRIND=<scenario>:<n> with n = 200 and n = 1200, counting only inside the bench's
+`measured_requests` (`--toggle-collect`): the process start, the scenario's setup, the first
+(untimed) request and the making of each request's input (the Lambda runtime's decoding of the
+event) are not counted, and (I(1200) - I(200)) / 1000 cancels what the loop costs once.
+Callgrind counts user-space instructions only (nothing here makes a system call per request but
+the metrics lines on stdout). The bench binary needs its symbol table (`[profile.bench]`).
 
 Usage: benches/handlers_report.py <bench binary>   (`make bench` passes it)
 """
@@ -34,7 +36,7 @@ def instructions(binary, scenario, requests, workdir):
     out = os.path.join(workdir, f"{scenario}-{requests}.out")
     env = dict(os.environ, HANDLERS_CALLGRIND=f"{scenario}:{requests}")
     run = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary],
+        ["valgrind", "--tool=callgrind", "--toggle-collect=handlers::measured_requests", f"--callgrind-out-file={out}", binary],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     if run.returncode != 0:
@@ -42,7 +44,11 @@ def instructions(binary, scenario, requests, workdir):
     with open(out) as f:
         for line in f:
             if line.startswith("summary:") or line.startswith("totals:"):
-                return int(line.split()[1])
+                total = int(line.split()[1])
+                if total < requests:
+                    sys.exit(f"callgrind counted {total} instructions for {requests} requests of {scenario}: "
+                             "no function handlers::measured_requests in the binary (built stripped?)")
+                return total
     sys.exit(f"no instruction total in {out}")
 
 

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p resilience-bench --bench handlers` (criterion), or with
 //! `HANDLERS_CALLGRIND=<scenario>:<requests>` one scenario run that many times and nothing else,
-//! for `benches/callgrind.py` (instructions per request under valgrind's callgrind).
+//! for `benches/handlers_report.py` (instructions per request under valgrind's callgrind).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,16 +39,6 @@ async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, byt
     (status, response.into_body().collect().await.unwrap().to_bytes())
 }
 
-fn json_request(method: &str, uri: &str, body: &Value) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .header("x-correlation-id", "bench-correlation")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
 fn get(uri: &str) -> Request<Body> {
     Request::builder().uri(uri).header("x-correlation-id", "bench-correlation").body(Body::empty()).unwrap()
 }
@@ -76,14 +66,25 @@ impl EventPublisher for CountingBus {
     }
 }
 
-/// One request of a scenario: `run(n)` does the n-th request (state that grows, such as a store
-/// of placed orders, is set up again by `fresh`).
-#[async_trait]
-trait Scenario: Send + Sync {
-    async fn run(&self, n: u64);
+/// What one request is handed, as the Lambda runtime hands it to the function: an HTTP request
+/// (lambda_http has decoded the event), a saga command, a stream batch. Made before the clock
+/// starts: decoding the event is the runtime's work, not the handler's.
+enum Input {
+    Http(Request<Body>),
+    Command(EventBridgeEvent<Value>),
+    Stream(StreamEvent),
 }
 
-struct OrdersPlace(axum::Router);
+/// One request of a scenario: `run(input(n))` does the n-th request (state that grows, such as
+/// a store of placed orders, is set up again for each criterion sample).
+#[async_trait]
+trait Scenario: Send + Sync {
+    fn input(&self, n: u64) -> Input;
+    async fn run(&self, input: Input);
+}
+
+/// The router and the fixture's order as a client sends it (read and encoded once).
+struct OrdersPlace(axum::Router, bytes::Bytes);
 struct OrdersGet(axum::Router, String);
 struct InventoryReserve(Arc<inventory::saga::InventorySagaWorker>, Value, inventory::service::InventoryService);
 struct PaymentsCharge(Arc<payments::saga::PaymentsSagaWorker>, Value, payments::service::PaymentService);
@@ -110,16 +111,32 @@ async fn placed_order(service: &orders::service::OrderService) -> String {
 
 #[async_trait]
 impl Scenario for OrdersPlace {
-    async fn run(&self, _: u64) {
-        let (status, body) = send(&self.0, json_request("POST", "/orders", &place_order_body())).await;
+    fn input(&self, _: u64) -> Input {
+        Input::Http(
+            Request::post("/orders")
+                .header("content-type", "application/json")
+                .header("x-correlation-id", "bench-correlation")
+                .body(Body::from(self.1.clone()))
+                .unwrap(),
+        )
+    }
+
+    async fn run(&self, input: Input) {
+        let Input::Http(request) = input else { unreachable!("an HTTP scenario") };
+        let (status, body) = send(&self.0, request).await;
         assert_eq!(status, StatusCode::CREATED, "{body:?}");
     }
 }
 
 #[async_trait]
 impl Scenario for OrdersGet {
-    async fn run(&self, _: u64) {
-        let (status, body) = send(&self.0, get(&self.1)).await;
+    fn input(&self, _: u64) -> Input {
+        Input::Http(get(&self.1))
+    }
+
+    async fn run(&self, input: Input) {
+        let Input::Http(request) = input else { unreachable!("an HTTP scenario") };
+        let (status, body) = send(&self.0, request).await;
         assert_eq!(status, StatusCode::OK, "{body:?}");
     }
 }
@@ -135,22 +152,36 @@ fn command(template: &Value, n: u64) -> EventBridgeEvent<Value> {
 
 #[async_trait]
 impl Scenario for InventoryReserve {
-    async fn run(&self, n: u64) {
-        shared::saga::dispatch(command(&self.1, n), self.0.as_ref(), &Discard).await.unwrap();
+    fn input(&self, n: u64) -> Input {
+        Input::Command(command(&self.1, n))
+    }
+
+    async fn run(&self, input: Input) {
+        let Input::Command(command) = input else { unreachable!("a saga command scenario") };
+        shared::saga::dispatch(command, self.0.as_ref(), &Discard).await.unwrap();
     }
 }
 
 #[async_trait]
 impl Scenario for PaymentsCharge {
-    async fn run(&self, n: u64) {
-        shared::saga::dispatch(command(&self.1, n), self.0.as_ref(), &Discard).await.unwrap();
+    fn input(&self, n: u64) -> Input {
+        Input::Command(command(&self.1, n))
+    }
+
+    async fn run(&self, input: Input) {
+        let Input::Command(command) = input else { unreachable!("a saga command scenario") };
+        shared::saga::dispatch(command, self.0.as_ref(), &Discard).await.unwrap();
     }
 }
 
 #[async_trait]
 impl Scenario for GatewayOrderView {
-    async fn run(&self, _: u64) {
-        let request = get(&self.1).with_request_context(self.2.clone());
+    fn input(&self, _: u64) -> Input {
+        Input::Http(get(&self.1).with_request_context(self.2.clone()))
+    }
+
+    async fn run(&self, input: Input) {
+        let Input::Http(request) = input else { unreachable!("an HTTP scenario") };
         let (status, body) = send(&self.0, request).await;
         assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     }
@@ -158,8 +189,13 @@ impl Scenario for GatewayOrderView {
 
 #[async_trait]
 impl Scenario for OutboxRelay {
-    async fn run(&self, _: u64) {
-        let response = shared::outbox::relay_with(self.1.clone(), self.0.as_ref(), &shared::outbox::outbox_only).await;
+    fn input(&self, _: u64) -> Input {
+        Input::Stream(self.1.clone())
+    }
+
+    async fn run(&self, input: Input) {
+        let Input::Stream(batch) = input else { unreachable!("a stream scenario") };
+        let response = shared::outbox::relay_with(batch, self.0.as_ref(), &shared::outbox::outbox_only).await;
         assert!(response.batch_item_failures.is_empty());
     }
 }
@@ -253,7 +289,7 @@ const SCENARIOS: [&str; 6] = [
 /// A scenario with fresh state.
 async fn setup(name: &str) -> Box<dyn Scenario> {
     match name {
-        "orders_place_order" => Box::new(OrdersPlace(orders_router().0)),
+        "orders_place_order" => Box::new(OrdersPlace(orders_router().0, place_order_body().to_string().into())),
         "orders_get_order" => {
             let (router, service) = orders_router();
             let id = placed_order(&service).await;
@@ -269,14 +305,33 @@ async fn setup(name: &str) -> Box<dyn Scenario> {
 
 /// `requests` requests of a fresh scenario, after one untimed request (first-use work such as
 /// the HTTP client's construction is not a request's cost).
-async fn timed(name: &str, requests: u64) -> Duration {
+/// A scenario with fresh state after one untimed request (first-use work is not counted), and
+/// the inputs of `requests` more.
+async fn prepared(name: &str, requests: u64) -> (Box<dyn Scenario>, Vec<Input>) {
     let scenario = setup(name).await;
-    scenario.run(u64::MAX).await;
+    scenario.run(scenario.input(u64::MAX)).await;
+    let inputs = (0..requests).map(|n| scenario.input(n)).collect();
+    (scenario, inputs)
+}
+
+async fn timed(name: &str, requests: u64) -> Duration {
+    let (scenario, inputs) = prepared(name, requests).await;
     let started = Instant::now();
-    for n in 0..requests {
-        scenario.run(n).await;
+    for input in inputs {
+        scenario.run(input).await;
     }
     started.elapsed()
+}
+
+/// The requests alone, in a function of their own: `handlers_report.py` has callgrind count
+/// only what runs inside it (`--toggle-collect`).
+#[inline(never)]
+fn measured_requests(runtime: &tokio::runtime::Runtime, scenario: &dyn Scenario, inputs: Vec<Input>) {
+    runtime.block_on(async {
+        for input in inputs {
+            scenario.run(input).await;
+        }
+    });
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -302,8 +357,11 @@ fn main() {
     if let Ok(spec) = std::env::var("HANDLERS_CALLGRIND") {
         let (name, requests) = spec.split_once(':').expect("HANDLERS_CALLGRIND=<scenario>:<requests>");
         let requests: u64 = requests.parse().expect("a number of requests");
-        let elapsed = runtime().block_on(timed(name, requests));
-        eprintln!("{name}: {requests} requests in {elapsed:?}");
+        let runtime = runtime();
+        let (scenario, inputs) = runtime.block_on(prepared(name, requests));
+        let started = Instant::now();
+        measured_requests(&runtime, scenario.as_ref(), inputs);
+        eprintln!("{name}: {requests} requests in {:?}", started.elapsed());
         return;
     }
     benches();
