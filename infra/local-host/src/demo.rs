@@ -225,42 +225,18 @@ impl Demo {
         let retries = history.iter().filter(|t| *t == "TaskScheduled").count().saturating_sub(task_states);
 
         println!("\n-- order {id}  [{scenario}]  {} x {}, {}", plan.quantity, plan.sku, plan.payment_method);
-        let mut timeline: Vec<(DateTime<Utc>, String)> = Vec::new();
-        for invocation in &invocations {
-            let text = format!("λ {:<24} {:<32} {}", invocation.binary, invocation.trigger, invocation.outcome_text());
-            timeline.push((invocation.at, text));
-        }
-        for event in &events {
-            let at = event["detail"]["occurred_at"]
-                .as_str()
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc));
-            let kind = if event["source"] == "shop.saga" { "command" } else { "event  " };
-            let text = format!(
-                "{kind} {:<24} from {}",
-                event["detail-type"].as_str().unwrap_or("?"),
-                event["source"].as_str().unwrap_or("?")
-            );
-            timeline.push((at.unwrap_or_default(), text));
-        }
-        timeline.sort_by_key(|(at, _)| *at);
-        let start = timeline.first().map(|(at, _)| *at).unwrap_or_default();
-        for (at, text) in &timeline {
-            println!("   +{:>6.3}s  {text}", (*at - start).num_milliseconds() as f64 / 1000.0);
-        }
+        print_timeline(&invocations, &events);
         println!(
             "   saga      {}  ({} transitions{})",
             states.join(" > "),
             states.len() + retries,
             if retries > 0 { format!(", {retries} retries") } else { String::new() }
         );
-        let payment =
-            if payment_status == 200 { payment["status"].as_str().unwrap_or("?").to_owned() } else { "none".into() };
-        let reservation = if reservation_status == 200 {
-            reservation["status"].as_str().unwrap_or("?").to_owned()
-        } else {
-            "none".into()
+        let status_of = |code: u16, body: &Value| match code {
+            200 => body["status"].as_str().unwrap_or("?").to_owned(),
+            _ => "none".to_owned(),
         };
+        let (payment, reservation) = (status_of(payment_status, &payment), status_of(reservation_status, &reservation));
         let expected = match plan.expect.1 {
             Some(reason) => format!("{} ({reason})", plan.expect.0),
             None => plan.expect.0.to_owned(),
@@ -322,13 +298,41 @@ impl Demo {
     }
 }
 
+/// An order's invocations and events in the order they happened, from its first.
+fn print_timeline(invocations: &[Invocation], events: &[&Value]) {
+    let mut timeline: Vec<(DateTime<Utc>, String)> = Vec::new();
+    for invocation in invocations {
+        let text = format!("λ {:<24} {:<32} {}", invocation.binary, invocation.trigger, invocation.outcome_text());
+        timeline.push((invocation.at, text));
+    }
+    for event in events {
+        let at = event["detail"]["occurred_at"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let kind = if event["source"] == "shop.saga" { "command" } else { "event  " };
+        let text = format!(
+            "{kind} {:<24} from {}",
+            event["detail-type"].as_str().unwrap_or("?"),
+            event["source"].as_str().unwrap_or("?")
+        );
+        timeline.push((at.unwrap_or_default(), text));
+    }
+    timeline.sort_by_key(|(at, _)| *at);
+    let start = timeline.first().map(|(at, _)| *at).unwrap_or_default();
+    for (at, text) in &timeline {
+        println!("   +{:>6.3}s  {text}", (*at - start).num_milliseconds() as f64 / 1000.0);
+    }
+}
+
 fn uuid_suffix() -> String {
     let mut rng = fastrand::Rng::new();
     (0..8).map(|_| rng.alphanumeric()).collect()
 }
 
-/// Runs the demo; `Ok(false)` when an order ended in a state its scenario did not expect.
-pub async fn run() -> Result<bool, Error> {
+/// The local system as the demo runs it: breaker and saga timings short enough to show recovery,
+/// and a tap on the bus for each order's timeline.
+async fn start() -> Result<Demo, Error> {
     // A shorter breaker wait than production's 30 s, so recovery shows within the demo.
     let env_overrides = BTreeMap::from([
         ("PAYMENT_PROVIDER_BREAKER_OPEN_MS".to_owned(), "3000".to_owned()),
@@ -357,7 +361,38 @@ pub async fn run() -> Result<bool, Error> {
         &json!({"source": [{"prefix": "shop."}]}),
     )
     .await?;
-    let mut demo = Demo { host, http: reqwest::Client::new(), tap, events: Vec::new(), reports: Vec::new() };
+    Ok(Demo { host, http: reqwest::Client::new(), tap, events: Vec::new(), reports: Vec::new() })
+}
+
+/// Six orders while the provider answers 503 to everything: the breaker opens and fails the
+/// rest at once.
+async fn outage(demo: &mut Demo) -> Result<(), Error> {
+    println!("\n== a payment provider outage during a burst of 6 orders (the provider answers 503 to everything)");
+    demo.host.simulator.simulator.set_faults(Faults { down: true, ..Faults::default() }).map_err(Error::Setup)?;
+    let requests_before = demo.host.simulator.simulator.stats().requests;
+    let burst: Vec<Planned> = (0..6)
+        .map(|_| Planned {
+            sku: "SKU-MUG",
+            quantity: 1,
+            payment_method: "pm_card_visa",
+            expect: ("CANCELLED", Some("Transient")),
+        })
+        .collect();
+    let charges_before = demo.host.invocations().iter().filter(|i| i.trigger == "ProcessPayment").count();
+    demo.scenario("outage", &burst).await?;
+    let attempts = demo.host.invocations().iter().filter(|i| i.trigger == "ProcessPayment").count() - charges_before;
+    let reached = demo.host.simulator.simulator.stats().requests - requests_before;
+    println!(
+        "\n   the payments worker tried {attempts} charges (saga retries included); the provider saw {reached} requests: \
+         the circuit breaker opened and failed the rest at once. Nothing was charged: the payments were voided."
+    );
+    demo.host.simulator.simulator.set_faults(Faults::default()).map_err(Error::Setup)?;
+    Ok(())
+}
+
+/// Runs the demo; `Ok(false)` when an order ended in a state its scenario did not expect.
+pub async fn run() -> Result<bool, Error> {
+    let mut demo = start().await?;
     demo.seed().await?;
 
     println!("\n== a happy order");
@@ -389,26 +424,7 @@ pub async fn run() -> Result<bool, Error> {
     )
     .await?;
 
-    println!("\n== a payment provider outage during a burst of 6 orders (the provider answers 503 to everything)");
-    demo.host.simulator.simulator.set_faults(Faults { down: true, ..Faults::default() }).map_err(Error::Setup)?;
-    let requests_before = demo.host.simulator.simulator.stats().requests;
-    let burst: Vec<Planned> = (0..6)
-        .map(|_| Planned {
-            sku: "SKU-MUG",
-            quantity: 1,
-            payment_method: "pm_card_visa",
-            expect: ("CANCELLED", Some("Transient")),
-        })
-        .collect();
-    let charges_before = demo.host.invocations().iter().filter(|i| i.trigger == "ProcessPayment").count();
-    demo.scenario("outage", &burst).await?;
-    let attempts = demo.host.invocations().iter().filter(|i| i.trigger == "ProcessPayment").count() - charges_before;
-    let reached = demo.host.simulator.simulator.stats().requests - requests_before;
-    println!(
-        "\n   the payments worker tried {attempts} charges (saga retries included); the provider saw {reached} requests: \
-         the circuit breaker opened and failed the rest at once. Nothing was charged: the payments were voided."
-    );
-    demo.host.simulator.simulator.set_faults(Faults::default()).map_err(Error::Setup)?;
+    outage(&mut demo).await?;
     println!("\n== the provider is back; after the breaker's open wait (3 s here) a probe closes it");
     tokio::time::sleep(Duration::from_millis(3500)).await;
     demo.scenario(

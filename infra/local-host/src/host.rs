@@ -12,7 +12,6 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use local_aws::{Moto, Template};
 use payment_provider_sim::{RunningSimulator, Simulator, SimulatorConfig};
-use serde_norway::Value as Yaml;
 use shared::saga::SfnTaskReporter;
 use tokio::task::JoinHandle;
 
@@ -137,38 +136,14 @@ impl Host {
             None => Moto::start().await?,
         };
         let sdk = moto.sdk_config();
-        let stack = config.stack.clone().unwrap_or_else(|| local_aws::unique_name("shop"));
-        let mut resolver =
-            Resolver { parameters: parameters(&template, &config.parameters)?, stack, ..Resolver::default() };
-        // The template's JWT authorizer trusts the local token issuer, on this port.
-        if !config.parameters.contains_key(ISSUER_PARAMETER) {
-            resolver.parameters.insert(ISSUER_PARAMETER.into(), format!("http://{http_addr}{ISSUER_PATH}"));
-        }
-        if !config.parameters.contains_key(AUDIENCE_PARAMETER) {
-            resolver.parameters.insert(AUDIENCE_PARAMETER.into(), LOCAL_AUDIENCE.into());
-        }
-        let issuer = Arc::new(LocalIssuer::generate(
-            format!("http://{http_addr}{ISSUER_PATH}"),
-            resolver.parameters.get(AUDIENCE_PARAMETER).cloned().unwrap_or_else(|| LOCAL_AUDIENCE.into()),
-            resolver.parameters.get(GROUPS_CLAIM_PARAMETER).cloned().unwrap_or_else(|| "cognito:groups".into()),
-        )?);
+        let mut resolver = resolver(&template, &config, http_addr)?;
+        let issuer = Arc::new(local_issuer(&resolver, http_addr)?);
         let provisioned = provision(&moto, &template, &mut resolver).await?;
         for (id, _) in template.resources_of_type("AWS::Serverless::HttpApi") {
             let endpoint = format!("http://{http_addr}");
             resolver.resources.insert(id.to_owned(), Physical::HttpApi { id: id.to_owned(), endpoint });
         }
-        if let Some(key) = &config.provider_api_key {
-            put_provider_key(&sdk, &resolver, key).await?;
-        }
-        let api_key = provider_key(&sdk, &resolver).await?;
-        let simulator = Simulator::new(SimulatorConfig { api_key, ..SimulatorConfig::default() })
-            .map_err(setup("simulator"))?
-            .spawn(0)
-            .await
-            .map_err(setup("simulator"))?;
-        if !config.parameters.contains_key(PROVIDER_URL_PARAMETER) {
-            resolver.parameters.insert(PROVIDER_URL_PARAMETER.into(), simulator.base_url());
-        }
+        let simulator = start_simulator(&sdk, &mut resolver, &config).await?;
         let checkpoints = Arc::new(Checkpoints::open(config.state_dir.as_ref().map(|dir| {
             let _ = std::fs::create_dir_all(dir);
             dir.join(format!("{}-checkpoints.json", resolver.stack))
@@ -192,22 +167,35 @@ impl Host {
             tasks: Vec::new(),
             router: Default::default(),
         };
-        let authorizers = Authorizers::read(&template, &host.resolver)?;
+        host.start_triggers(&template, &config, &checkpoints, listener).await?;
+        Ok(host)
+    }
+
+    /// Every function on its triggers, the rules to state machines, the rule router, and the
+    /// HTTP routes on `listener`.
+    async fn start_triggers(
+        &mut self,
+        template: &Template,
+        config: &HostConfig,
+        checkpoints: &Arc<Checkpoints>,
+        listener: tokio::net::TcpListener,
+    ) -> Result<(), Error> {
+        let authorizers = Authorizers::read(template, &self.resolver)?;
         let mut routes = Vec::new();
         for (logical_id, resource) in template.resources_of_type("AWS::Serverless::Function") {
-            let spec = FunctionSpec::parse(logical_id, resource, &host.resolver, &config.env_overrides)?;
-            host.start_function(spec, &checkpoints, config.time_scale, &mut routes, &authorizers).await?;
+            let spec = FunctionSpec::parse(logical_id, resource, &self.resolver, &config.env_overrides)?;
+            self.start_function(spec, checkpoints, config.time_scale, &mut routes, &authorizers).await?;
         }
         for (logical_id, resource) in template.resources_of_type("AWS::Events::Rule") {
-            host.start_rule(logical_id, resource).await?;
+            self.start_rule(logical_id, resource).await?;
         }
-        let router = std::mem::take(&mut host.router);
-        let routing = router.start(&host.moto, &host.resolver.stack).await?;
-        host.tasks.extend(routing);
-        host.routes = routes.iter().map(|r| (r.method.clone(), r.path.clone(), r.binary.clone())).collect();
-        let (issuer, iam) = (host.issuer.clone(), host.iam.clone());
-        host.tasks.push(tokio::spawn(serve(listener, routes, host.activity.clone(), issuer, iam)));
-        Ok(host)
+        let router = std::mem::take(&mut self.router);
+        let routing = router.start(&self.moto, &self.resolver.stack).await?;
+        self.tasks.extend(routing);
+        self.routes = routes.iter().map(|r| (r.method.clone(), r.path.clone(), r.binary.clone())).collect();
+        let (issuer, iam) = (self.issuer.clone(), self.iam.clone());
+        self.tasks.push(tokio::spawn(serve(listener, routes, self.activity.clone(), issuer, iam)));
+        Ok(())
     }
 
     async fn start_function(
@@ -221,8 +209,6 @@ impl Host {
         let binary = spec.binary.clone();
         let handler = build(&binary, &self.sdk, &spec.lookup()).await.map_err(Error::Setup)?;
         let sqs = aws_sdk_sqs::Client::new(&self.sdk);
-        let wrong_kind =
-            |name: &str, what: &str| Error::Setup(format!("{}: {binary} is not {what}", spec.logical_id) + name);
         for trigger in &spec.triggers {
             match (trigger, &handler) {
                 (Trigger::Http { method, path, api, authorizer }, Handler::Http(router)) => {
@@ -268,14 +254,7 @@ impl Host {
                     };
                     self.tasks.push(tokio::spawn(crate::triggers::schedule::run(target, self.activity.clone())));
                 }
-                (Trigger::Schedule(s), _) => {
-                    return Err(wrong_kind(&format!(" ({})", s.name), "a function invoked with any JSON"));
-                }
-                (Trigger::Http { .. }, _) => return Err(wrong_kind("", "an HTTP function")),
-                (Trigger::Rule { name, .. }, _) => {
-                    return Err(wrong_kind(&format!(" ({name})"), "an EventBridge function"));
-                }
-                (Trigger::Stream(s), _) => return Err(wrong_kind(&format!(" ({})", s.name), "a stream function")),
+                (trigger, _) => return Err(wrong_kind(&spec, trigger)),
             }
         }
         self.functions.insert(spec.logical_id.clone(), FunctionInfo { binary, env: spec.env });
@@ -287,30 +266,7 @@ impl Host {
         let properties = &resource.properties;
         let bus = bus_of(&self.resolver, properties)?;
         let pattern = serde_json::to_value(properties.get("EventPattern")).map_err(setup("rule pattern"))?;
-        let mut machines = Vec::new();
-        if let Some(Yaml::Sequence(targets)) = properties.get("Targets") {
-            for target in targets {
-                let arn_value = target.get("Arn").unwrap_or(&Yaml::Null);
-                // A target the host provisions nothing for (an SNS topic, for one) is AWS's alone.
-                if local_aws::referenced(arn_value).is_some_and(|id| !self.resolver.resources.contains_key(id)) {
-                    tracing::info!(rule = logical_id, target = ?arn_value, "rule target not delivered locally");
-                    continue;
-                }
-                let arn = self.resolver.resolve(arn_value)?;
-                let is_machine = self
-                    .resolver
-                    .resources
-                    .values()
-                    .any(|p| matches!(p, Physical::StateMachine { arn: a, .. } if *a == arn));
-                if !is_machine {
-                    return Err(Error::Setup(format!(
-                        "{logical_id}: the local host runs rule targets that are state machines or functions' own EventBridgeRule events, not {arn}"
-                    )));
-                }
-                let delivery = crate::spec::RuleDelivery::parse(logical_id, &bus, target, &self.resolver)?;
-                machines.push((arn, delivery));
-            }
-        }
+        let machines = rule_to_machine::machines(logical_id, properties, &bus, &self.resolver)?;
         if machines.is_empty() {
             return Ok(());
         }
@@ -393,4 +349,60 @@ async fn put_provider_key(sdk: &SdkConfig, resolver: &Resolver, key: &str) -> Re
             Error::Setup(format!("PutSecretValue: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
         })?;
     Ok(())
+}
+
+/// The resolver of a new host: the template's parameters over the overrides, and the local
+/// token issuer on this port as the JWT authorizer's issuer unless a parameter names another.
+fn resolver(template: &Template, config: &HostConfig, http_addr: SocketAddr) -> Result<Resolver, Error> {
+    let stack = config.stack.clone().unwrap_or_else(|| local_aws::unique_name("shop"));
+    let mut resolver = Resolver { parameters: parameters(template, &config.parameters)?, stack, ..Resolver::default() };
+    if !config.parameters.contains_key(ISSUER_PARAMETER) {
+        resolver.parameters.insert(ISSUER_PARAMETER.into(), format!("http://{http_addr}{ISSUER_PATH}"));
+    }
+    if !config.parameters.contains_key(AUDIENCE_PARAMETER) {
+        resolver.parameters.insert(AUDIENCE_PARAMETER.into(), LOCAL_AUDIENCE.into());
+    }
+    Ok(resolver)
+}
+
+/// The local token issuer, for the audience and groups claim the parameters name.
+fn local_issuer(resolver: &Resolver, http_addr: SocketAddr) -> Result<LocalIssuer, Error> {
+    LocalIssuer::generate(
+        format!("http://{http_addr}{ISSUER_PATH}"),
+        resolver.parameters.get(AUDIENCE_PARAMETER).cloned().unwrap_or_else(|| LOCAL_AUDIENCE.into()),
+        resolver.parameters.get(GROUPS_CLAIM_PARAMETER).cloned().unwrap_or_else(|| "cognito:groups".into()),
+    )
+}
+
+/// The payment provider simulator, accepting the key in the provider secret (the configured one
+/// written there first), and the functions pointed at it unless a parameter names another.
+async fn start_simulator(
+    sdk: &SdkConfig,
+    resolver: &mut Resolver,
+    config: &HostConfig,
+) -> Result<RunningSimulator, Error> {
+    if let Some(key) = &config.provider_api_key {
+        put_provider_key(sdk, resolver, key).await?;
+    }
+    let api_key = provider_key(sdk, resolver).await?;
+    let simulator = Simulator::new(SimulatorConfig { api_key, ..SimulatorConfig::default() })
+        .map_err(setup("simulator"))?
+        .spawn(0)
+        .await
+        .map_err(setup("simulator"))?;
+    if !config.parameters.contains_key(PROVIDER_URL_PARAMETER) {
+        resolver.parameters.insert(PROVIDER_URL_PARAMETER.into(), simulator.base_url());
+    }
+    Ok(simulator)
+}
+
+/// A trigger on a function whose handler cannot take it.
+fn wrong_kind(spec: &FunctionSpec, trigger: &Trigger) -> Error {
+    let (name, what) = match trigger {
+        Trigger::Schedule(s) => (format!(" ({})", s.name), "a function invoked with any JSON"),
+        Trigger::Http { .. } => (String::new(), "an HTTP function"),
+        Trigger::Rule { name, .. } => (format!(" ({name})"), "an EventBridge function"),
+        Trigger::Stream(s) => (format!(" ({})", s.name), "a stream function"),
+    };
+    Error::Setup(format!("{}: {} is not {what}{name}", spec.logical_id, spec.binary))
 }

@@ -147,38 +147,11 @@ impl IamVerifier {
         body: &[u8],
         now: SystemTime,
     ) -> Result<(), Forbidden> {
-        let missing = || Forbidden::new("MissingAuthenticationTokenException", "Missing Authentication Token");
-        let authorization = headers.get(http::header::AUTHORIZATION).ok_or_else(missing)?;
-        let authorization = authorization.to_str().ok().and_then(parse_authorization).ok_or_else(|| {
-            Forbidden::new(
-                "IncompleteSignatureException",
-                "Authorization header requires Credential, SignedHeaders and Signature.",
-            )
-        })?;
-        if authorization.access_key != self.credentials.access_key_id() {
-            return Err(Forbidden::new(
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            ));
-        }
-        if authorization.service != "execute-api" || authorization.region != self.region {
-            return Err(Forbidden::mismatch());
-        }
+        let authorization = self.caller(headers)?;
+        let signed_at = signed_at(headers, now)?;
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let date = header("x-amz-date").ok_or_else(missing)?;
-        let signed_at =
-            chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ").map_err(|_| Forbidden::mismatch())?.and_utc();
-        let signed_at = SystemTime::from(signed_at);
-        let skew = now.duration_since(signed_at).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
-        if skew > MAX_SKEW {
-            return Err(Forbidden::new(
-                "InvalidSignatureException",
-                format!("Signature expired: {date} is now earlier or later than 5 minutes from now."),
-            ));
-        }
         let host = header("host").ok_or_else(Forbidden::mismatch)?;
-        let token = header("x-amz-security-token").map(str::to_owned);
-        if token.as_deref() != self.credentials.session_token() {
+        if header("x-amz-security-token") != self.credentials.session_token() {
             return Err(Forbidden::new(
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
@@ -194,6 +167,48 @@ impl IamVerifier {
                 signed.push((name, value.to_str().map_err(|_| Forbidden::mismatch())?));
             }
         }
+        let url = format!("http://{host}{path_and_query}");
+        match self.expected(method, &url, signed, body, signed_at)? {
+            Some((signature, signed_headers))
+                if signature == authorization.signature && signed_headers == authorization.signed_headers.join(";") =>
+            {
+                Ok(())
+            }
+            _ => Err(Forbidden::mismatch()),
+        }
+    }
+
+    /// The request's `Authorization`, when it names the local credentials for `execute-api` in
+    /// this region.
+    fn caller<'a>(&self, headers: &'a HeaderMap) -> Result<Authorization<'a>, Forbidden> {
+        let authorization = headers.get(http::header::AUTHORIZATION).ok_or_else(missing_token)?;
+        let authorization = authorization.to_str().ok().and_then(parse_authorization).ok_or_else(|| {
+            Forbidden::new(
+                "IncompleteSignatureException",
+                "Authorization header requires Credential, SignedHeaders and Signature.",
+            )
+        })?;
+        if authorization.access_key != self.credentials.access_key_id() {
+            return Err(Forbidden::new(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ));
+        }
+        if authorization.service != "execute-api" || authorization.region != self.region {
+            return Err(Forbidden::mismatch());
+        }
+        Ok(authorization)
+    }
+
+    /// The signature and signed headers the local credentials give this request at `signed_at`.
+    fn expected(
+        &self,
+        method: &str,
+        url: &str,
+        signed: Vec<(&str, &str)>,
+        body: &[u8],
+        signed_at: SystemTime,
+    ) -> Result<Option<(String, String)>, Forbidden> {
         let mut settings = SigningSettings::default();
         settings.excluded_headers = Some(Vec::new());
         let identity: aws_smithy_runtime_api::client::identity::Identity = self.credentials.clone().into();
@@ -206,24 +221,35 @@ impl IamVerifier {
             .build()
             .map_err(|_| Forbidden::mismatch())?
             .into();
-        let url = format!("http://{host}{path_and_query}");
-        let request = SignableRequest::new(method, &url, signed.into_iter(), SignableBody::Bytes(body))
+        let request = SignableRequest::new(method, url, signed.into_iter(), SignableBody::Bytes(body))
             .map_err(|_| Forbidden::mismatch())?;
         let (instructions, _) = sign(request, &params).map_err(|_| Forbidden::mismatch())?.into_parts();
         let (expected, _) = instructions.into_parts();
-        let expected = expected
+        Ok(expected
             .iter()
             .find(|h| h.name().eq_ignore_ascii_case("authorization"))
-            .and_then(|h| parse_authorization(h.value()).map(|a| (a.signature.to_owned(), a.signed_headers.join(";"))));
-        match expected {
-            Some((signature, signed_headers))
-                if signature == authorization.signature && signed_headers == authorization.signed_headers.join(";") =>
-            {
-                Ok(())
-            }
-            _ => Err(Forbidden::mismatch()),
-        }
+            .and_then(|h| parse_authorization(h.value()).map(|a| (a.signature.to_owned(), a.signed_headers.join(";")))))
     }
+}
+
+fn missing_token() -> Forbidden {
+    Forbidden::new("MissingAuthenticationTokenException", "Missing Authentication Token")
+}
+
+/// When the request was signed (`X-Amz-Date`), if within five minutes of `now`.
+fn signed_at(headers: &HeaderMap, now: SystemTime) -> Result<SystemTime, Forbidden> {
+    let date = headers.get("x-amz-date").and_then(|v| v.to_str().ok()).ok_or_else(missing_token)?;
+    let signed_at =
+        chrono::NaiveDateTime::parse_from_str(date, "%Y%m%dT%H%M%SZ").map_err(|_| Forbidden::mismatch())?.and_utc();
+    let signed_at = SystemTime::from(signed_at);
+    let skew = now.duration_since(signed_at).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
+    if skew > MAX_SKEW {
+        return Err(Forbidden::new(
+            "InvalidSignatureException",
+            format!("Signature expired: {date} is now earlier or later than 5 minutes from now."),
+        ));
+    }
+    Ok(signed_at)
 }
 
 #[cfg(test)]

@@ -156,47 +156,7 @@ impl FunctionSpec {
         let mut triggers = Vec::new();
         if let Some(Yaml::Mapping(events)) = get(properties, "Events") {
             for (name, event) in events {
-                let name = name.as_str().unwrap_or_default();
-                let properties = get(event, "Properties").cloned().unwrap_or(Yaml::Null);
-                let context = |e: Error| Error::Setup(format!("{logical_id}.{name}: {e}"));
-                let trigger = match get(event, "Type").and_then(Yaml::as_str) {
-                    Some("HttpApi") => {
-                        let text =
-                            |key: &str| get(&properties, key).and_then(Yaml::as_str).unwrap_or_default().to_owned();
-                        Trigger::Http {
-                            method: text("Method"),
-                            path: text("Path"),
-                            api: get(&properties, "ApiId").and_then(local_aws::referenced).map(str::to_owned),
-                            authorizer: path(&properties, &["Auth", "Authorizer"])
-                                .and_then(Yaml::as_str)
-                                .map(str::to_owned),
-                        }
-                    }
-                    Some("EventBridgeRule") => {
-                        let bus = bus_of(resolver, &properties).map_err(context)?;
-                        let rule = format!("{logical_id}{name}");
-                        Trigger::Rule {
-                            name: name.to_owned(),
-                            delivery: RuleDelivery::parse(&rule, &bus, &properties, resolver).map_err(context)?,
-                            bus,
-                            pattern: serde_json::to_value(get(&properties, "Pattern"))
-                                .map_err(setup("rule pattern"))?,
-                        }
-                    }
-                    Some("DynamoDB") => {
-                        Trigger::Stream(StreamSpec::parse(name, &properties, resolver).map_err(context)?)
-                    }
-                    Some(kind @ ("Schedule" | "ScheduleV2")) => Trigger::Schedule(
-                        crate::triggers::schedule::ScheduleSpec::parse(name, kind, &properties).map_err(context)?,
-                    ),
-                    Some(other) => {
-                        return Err(Error::Setup(format!(
-                            "{logical_id}.{name}: the local host does not run {other} triggers"
-                        )));
-                    }
-                    None => return Err(Error::Setup(format!("{logical_id}.{name}: an event without a Type"))),
-                };
-                triggers.push(trigger);
+                triggers.push(Trigger::parse(logical_id, name.as_str().unwrap_or_default(), event, resolver)?);
             }
         }
         Ok(Self {
@@ -214,6 +174,43 @@ impl FunctionSpec {
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + Send + Sync + use<> {
         let env = self.env.clone();
         move |name: &str| env.get(name).cloned()
+    }
+}
+
+impl Trigger {
+    /// Event `name` of function `logical_id` (an entry of its `Events`).
+    fn parse(logical_id: &str, name: &str, event: &Yaml, resolver: &Resolver) -> Result<Self, Error> {
+        let properties = get(event, "Properties").cloned().unwrap_or(Yaml::Null);
+        let context = |e: Error| Error::Setup(format!("{logical_id}.{name}: {e}"));
+        Ok(match get(event, "Type").and_then(Yaml::as_str) {
+            Some("HttpApi") => {
+                let text = |key: &str| get(&properties, key).and_then(Yaml::as_str).unwrap_or_default().to_owned();
+                Trigger::Http {
+                    method: text("Method"),
+                    path: text("Path"),
+                    api: get(&properties, "ApiId").and_then(local_aws::referenced).map(str::to_owned),
+                    authorizer: path(&properties, &["Auth", "Authorizer"]).and_then(Yaml::as_str).map(str::to_owned),
+                }
+            }
+            Some("EventBridgeRule") => {
+                let bus = bus_of(resolver, &properties).map_err(context)?;
+                let rule = format!("{logical_id}{name}");
+                Trigger::Rule {
+                    name: name.to_owned(),
+                    delivery: RuleDelivery::parse(&rule, &bus, &properties, resolver).map_err(context)?,
+                    bus,
+                    pattern: serde_json::to_value(get(&properties, "Pattern")).map_err(setup("rule pattern"))?,
+                }
+            }
+            Some("DynamoDB") => Trigger::Stream(StreamSpec::parse(name, &properties, resolver).map_err(context)?),
+            Some(kind @ ("Schedule" | "ScheduleV2")) => Trigger::Schedule(
+                crate::triggers::schedule::ScheduleSpec::parse(name, kind, &properties).map_err(context)?,
+            ),
+            Some(other) => {
+                return Err(Error::Setup(format!("{logical_id}.{name}: the local host does not run {other} triggers")));
+            }
+            None => return Err(Error::Setup(format!("{logical_id}.{name}: an event without a Type"))),
+        })
     }
 }
 

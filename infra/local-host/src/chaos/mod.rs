@@ -113,17 +113,9 @@ fn fault_phases() -> Vec<(&'static str, Faults)> {
     ]
 }
 
-pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
-    let started = Instant::now();
-    let moto = Moto::start().await?;
-    let simulator =
-        Simulator::new(SimulatorConfig { api_key: API_KEY.into(), seed: Some(7), ..SimulatorConfig::default() })
-            .map_err(setup("simulator"))?
-            .spawn(0)
-            .await
-            .map_err(setup("simulator"))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(setup("port"))?.port();
-    let state_dir = std::env::temp_dir().join(local_aws::unique_name("chaos-state"));
+/// The local host's command line for a chaos run: the stack, a hundredth of AWS's waits, the
+/// simulator as the provider, and the timeouts that suit an emulator at its capacity.
+fn host_args(port: u16, state_dir: &std::path::Path, simulator_url: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
@@ -134,7 +126,7 @@ pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
         "--provider-api-key",
         API_KEY,
         "--parameter",
-        &format!("PaymentProviderBaseUrl={}", simulator.base_url()),
+        &format!("PaymentProviderBaseUrl={simulator_url}"),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -158,6 +150,21 @@ pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
         args.extend(["--env".into(), format!("{service}_ATTEMPT_TIMEOUT_MS=10000")]);
         args.extend(["--env".into(), format!("{service}_TIMEOUT_MS=25000")]);
     }
+    args
+}
+
+pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
+    let started = Instant::now();
+    let moto = Moto::start().await?;
+    let simulator =
+        Simulator::new(SimulatorConfig { api_key: API_KEY.into(), seed: Some(7), ..SimulatorConfig::default() })
+            .map_err(setup("simulator"))?
+            .spawn(0)
+            .await
+            .map_err(setup("simulator"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(setup("port"))?.port();
+    let state_dir = std::env::temp_dir().join(local_aws::unique_name("chaos-state"));
+    let args = host_args(port, &state_dir, &simulator.base_url());
     let mut host = HostProcess::start(&config.host_binary, moto.endpoint(), args)?;
     let api = Api::new(format!("http://127.0.0.1:{port}"));
     let bus = physical_name(STACK, "ShopEventBus");
@@ -205,22 +212,35 @@ pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
     let _ = std::fs::remove_dir_all(&state_dir);
     let mut violations = violations;
     violations.extend(run.violations());
-    let mut by_status = BTreeMap::new();
-    for view in observed.views.values() {
-        *by_status.entry(view["order"]["status"].as_str().unwrap_or("?").to_owned()).or_insert(0) += 1;
+    Ok(Report::of(&observed, violations, watcher.minutes(), placed, started.elapsed(), restarts))
+}
+
+impl Report {
+    fn of(
+        observed: &Observed,
+        violations: Vec<String>,
+        minutes: Vec<Minute>,
+        placing: Duration,
+        wall: Duration,
+        restarts: u32,
+    ) -> Self {
+        let mut by_status = BTreeMap::new();
+        for view in observed.views.values() {
+            *by_status.entry(view["order"]["status"].as_str().unwrap_or("?").to_owned()).or_insert(0) += 1;
+        }
+        let retried: BTreeSet<&str> = observed.compensations.iter().filter_map(|(name, _)| name.get(..36)).collect();
+        Report {
+            compensation_retries: observed.compensations.len(),
+            retried_orders: retried.len(),
+            orders: observed.views.len(),
+            by_status,
+            violations,
+            minutes,
+            placing,
+            wall,
+            restarts,
+        }
     }
-    let retried: BTreeSet<&str> = observed.compensations.iter().filter_map(|(name, _)| name.get(..36)).collect();
-    Ok(Report {
-        compensation_retries: observed.compensations.len(),
-        retried_orders: retried.len(),
-        orders: observed.views.len(),
-        by_status,
-        violations,
-        minutes: watcher.minutes(),
-        placing: placed,
-        wall: started.elapsed(),
-        restarts,
-    })
 }
 
 /// Keeps reading the tap into `events`.

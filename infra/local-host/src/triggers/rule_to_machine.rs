@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 
 use local_aws::EventTap;
 use serde_json::Value;
+use serde_norway::Value as Yaml;
 
 use super::rule_dlq::{Undelivered, dead_letter};
+use crate::Error;
 use crate::Invocation;
 use crate::activity::Activity;
+use crate::resolve::{Physical, Resolver};
 use crate::spec::RuleDelivery;
 
 /// EventBridge's backoff between delivery attempts, locally: doubling from one second, at most a minute.
@@ -26,6 +29,37 @@ pub struct MachineTarget {
     pub tap: EventTap,
     /// Each state machine's ARN with its delivery settings.
     pub machines: Vec<(String, RuleDelivery)>,
+}
+
+/// The state machines among the targets of rule `logical_id` (on `bus`), with their delivery
+/// settings. A target the host provisions nothing for (an SNS topic, for one) is AWS's alone and
+/// left out; any other target that is not a state machine is an error (functions' own
+/// `EventBridgeRule` events are their triggers, not rules' targets).
+pub fn machines(
+    logical_id: &str,
+    properties: &Yaml,
+    bus: &str,
+    resolver: &Resolver,
+) -> Result<Vec<(String, RuleDelivery)>, Error> {
+    let mut machines = Vec::new();
+    let Some(Yaml::Sequence(targets)) = properties.get("Targets") else { return Ok(machines) };
+    for target in targets {
+        let arn_value = target.get("Arn").unwrap_or(&Yaml::Null);
+        if local_aws::referenced(arn_value).is_some_and(|id| !resolver.resources.contains_key(id)) {
+            tracing::info!(rule = logical_id, target = ?arn_value, "rule target not delivered locally");
+            continue;
+        }
+        let arn = resolver.resolve(arn_value)?;
+        let is_machine =
+            resolver.resources.values().any(|p| matches!(p, Physical::StateMachine { arn: a, .. } if *a == arn));
+        if !is_machine {
+            return Err(Error::Setup(format!(
+                "{logical_id}: the local host runs rule targets that are state machines or functions' own EventBridgeRule events, not {arn}"
+            )));
+        }
+        machines.push((arn, RuleDelivery::parse(logical_id, bus, target, resolver)?));
+    }
+    Ok(machines)
 }
 
 pub async fn run(target: MachineTarget, activity: Arc<Activity>, sfn: aws_sdk_sfn::Client, sqs: aws_sdk_sqs::Client) {
