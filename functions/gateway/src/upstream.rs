@@ -16,20 +16,21 @@ pub struct Upstreams {
     pub access: crate::caller::Access,
 }
 
+/// The gateway's environment names a downstream it cannot call.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum UpstreamsError {
     #[error(transparent)]
     Env(#[from] shared::config::ConfigError),
     #[error(transparent)]
-    Resilience(#[from] shared::resilience::ConfigError),
+    Resilience(#[from] shared::resilience::InvalidSetting),
 }
 
 impl Upstreams {
     /// From `ORDERS_BASE_URL`, `INVENTORY_BASE_URL`, `PAYMENTS_BASE_URL` and their policy
     /// variables (see `shared::resilience::client`), and `GROUPS_CLAIM` and `ADMIN_GROUP`. With a signer, every call is signed with
     /// SigV4 (the internal APIs require IAM authorization).
-    pub fn from_lookup(env: Lookup<'_>, signer: Option<SigV4>) -> Result<Self, ConfigError> {
-        let client = |prefix: &str| -> Result<ServiceClient, ConfigError> {
+    pub fn from_lookup(env: Lookup<'_>, signer: Option<SigV4>) -> Result<Self, UpstreamsError> {
+        let client = |prefix: &str| -> Result<ServiceClient, UpstreamsError> {
             let client = ServiceClient::new(&ServiceClientConfig::from_lookup(prefix, env)?)?;
             Ok(match &signer {
                 Some(signer) => client.signed(signer.clone()),

@@ -61,7 +61,7 @@ pub struct OrderEvents(InventoryService);
 #[async_trait]
 impl EventFunction for OrderEvents {
     async fn invoke(&self, event: EventBridgeEvent<Value>) -> Result<Option<TaskOutcome>, BoxError> {
-        crate::saga::consume_order_event(event, &self.0).await?;
+        crate::order_events::consume_order_event(event, &self.0).await?;
         Ok(None)
     }
 }

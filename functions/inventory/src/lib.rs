@@ -5,13 +5,14 @@
 //! - [`ports`] and [`adapters`] (DynamoDB, in-memory); [`service`]: the use cases
 //!   (`reserve`, `release`, `commit`, catalogue admin) that the HTTP API and the saga worker call.
 //! - [`http`]: the axum router; [`relay`]: outbox and `StockLow` publishing; [`saga`]: the saga
-//!   worker and the consumer of order outcomes; [`entrypoints`].
+//!   worker; [`order_events`]: the consumer of order outcomes; [`entrypoints`].
 
 pub mod adapters;
 pub mod domain;
 pub mod entrypoints;
 pub mod events;
 pub mod http;
+pub mod order_events;
 pub mod ports;
 pub mod relay;
 pub mod saga;

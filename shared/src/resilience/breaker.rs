@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::ConfigError;
+use super::InvalidSetting;
 use super::store::{BreakerStateStore, SharedState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +66,8 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let field = |field: &'static str, reason: String| Err(ConfigError { field, reason });
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let field = |field: &'static str, reason: String| Err(InvalidSetting { field, reason });
         match self.window {
             SlidingWindow::Count(0) => return field("window", "a count window must hold at least 1 call".into()),
             SlidingWindow::Time(d) if d.is_zero() => {
@@ -362,11 +362,11 @@ fn rates_trip(config: &BreakerConfig, tally: Tally) -> bool {
 }
 
 impl CircuitBreaker {
-    pub fn new(name: impl Into<String>, config: BreakerConfig) -> Result<Self, ConfigError> {
+    pub fn new(name: impl Into<String>, config: BreakerConfig) -> Result<Self, InvalidSetting> {
         config.validate()?;
         let name: String = name.into();
         if name.trim().is_empty() {
-            return Err(ConfigError { field: "name", reason: "a breaker needs a name".into() });
+            return Err(InvalidSetting { field: "name", reason: "a breaker needs a name".into() });
         }
         Ok(Self {
             core: Arc::new(Core {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ConfigError;
+use super::InvalidSetting;
 
 #[derive(Debug, Clone)]
 pub struct Bulkhead {
@@ -17,9 +17,9 @@ pub struct Bulkhead {
 }
 
 impl Bulkhead {
-    pub fn new(max_concurrent: usize, max_wait: Duration) -> Result<Self, ConfigError> {
+    pub fn new(max_concurrent: usize, max_wait: Duration) -> Result<Self, InvalidSetting> {
         if max_concurrent == 0 {
-            return Err(ConfigError { field: "max_concurrent", reason: "must be at least 1".into() });
+            return Err(InvalidSetting { field: "max_concurrent", reason: "must be at least 1".into() });
         }
         Ok(Self { slots: Arc::new(Semaphore::new(max_concurrent)), max_concurrent, max_wait })
     }

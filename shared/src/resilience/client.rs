@@ -192,7 +192,7 @@ impl ServiceClientConfig {
     /// The policy these settings describe: overall and attempt timeouts, retry, a breaker and a
     /// bulkhead named after the downstream. For clients that speak their own protocol over
     /// HTTP (a payment provider) and so cannot use [`ServiceClient`] itself.
-    pub fn policy(&self) -> Result<Policy, super::ConfigError> {
+    pub fn policy(&self) -> Result<Policy, super::InvalidSetting> {
         self.build_policy(None)
     }
 
@@ -203,14 +203,14 @@ impl ServiceClientConfig {
     pub fn policy_sharing_breaker(
         &self,
         store: std::sync::Arc<dyn super::store::BreakerStateStore>,
-    ) -> Result<Policy, super::ConfigError> {
+    ) -> Result<Policy, super::InvalidSetting> {
         self.build_policy(Some(store))
     }
 
     fn build_policy(
         &self,
         store: Option<std::sync::Arc<dyn super::store::BreakerStateStore>>,
-    ) -> Result<Policy, super::ConfigError> {
+    ) -> Result<Policy, super::InvalidSetting> {
         let mut breaker = CircuitBreaker::new(self.name.clone(), self.breaker.clone())?;
         if let Some(store) = store {
             breaker = breaker.with_shared_state(store);
@@ -367,7 +367,7 @@ pub struct ServiceClient {
 }
 
 impl ServiceClient {
-    pub fn new(config: &ServiceClientConfig) -> Result<Self, super::ConfigError> {
+    pub fn new(config: &ServiceClientConfig) -> Result<Self, super::InvalidSetting> {
         Ok(Self::with_policy(config.base_url.clone(), config.policy()?))
     }
 

@@ -46,7 +46,7 @@ use tokio::time::Instant;
 /// A configuration value that cannot work, found at construction, never at call time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid resilience configuration: {field}: {reason}")]
-pub struct ConfigError {
+pub struct InvalidSetting {
     pub field: &'static str,
     pub reason: String,
 }
@@ -145,7 +145,7 @@ impl PolicyBuilder {
         self
     }
 
-    pub fn build(self) -> Result<Policy, ConfigError> {
+    pub fn build(self) -> Result<Policy, InvalidSetting> {
         if let Some(retry) = &self.policy.retry {
             retry.validate()?;
         }
@@ -153,7 +153,7 @@ impl PolicyBuilder {
             [("overall_timeout", self.policy.overall_timeout), ("attempt_timeout", self.policy.attempt_timeout)]
         {
             if timeout.is_some_and(|t| t.is_zero()) {
-                return Err(ConfigError { field, reason: "must be longer than zero".into() });
+                return Err(InvalidSetting { field, reason: "must be longer than zero".into() });
             }
         }
         Ok(self.policy)

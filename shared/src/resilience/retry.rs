@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::ConfigError;
+use super::InvalidSetting;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Jitter {
@@ -48,15 +48,18 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.max_attempts == 0 {
-            return Err(ConfigError { field: "max_attempts", reason: "must be at least 1 (1 means no retry)".into() });
+            return Err(InvalidSetting {
+                field: "max_attempts",
+                reason: "must be at least 1 (1 means no retry)".into(),
+            });
         }
         if self.base_delay.is_zero() && self.max_attempts > 1 {
-            return Err(ConfigError { field: "base_delay", reason: "must be longer than zero".into() });
+            return Err(InvalidSetting { field: "base_delay", reason: "must be longer than zero".into() });
         }
         if self.max_delay < self.base_delay {
-            return Err(ConfigError { field: "max_delay", reason: "must not be shorter than base_delay".into() });
+            return Err(InvalidSetting { field: "max_delay", reason: "must not be shorter than base_delay".into() });
         }
         Ok(())
     }

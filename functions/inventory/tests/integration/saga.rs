@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use inventory::adapters::memory::InMemoryInventoryStore;
 use inventory::domain::{Money, ProductSpec, ReservationStatus, Restock};
-use inventory::saga::{Consumed, ConsumerError, InventorySagaWorker, consume_order_event};
+use inventory::order_events::{Consumed, ConsumerError, consume_order_event};
+use inventory::saga::InventorySagaWorker;
 use inventory::service::InventoryService;
 use local_aws::fixtures;
 use serde_json::json;

@@ -11,7 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::domain::{Order, OrderId};
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
 
+mod saga_starter;
 mod sweep;
+pub use saga_starter::InMemorySagaStarter;
 pub use sweep::InMemoryCompensations;
 
 #[derive(Default)]
@@ -108,38 +110,4 @@ impl OrderStore for InMemoryOrderStore {
 fn decode_cursor(raw: &str) -> Option<OrderId> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     OrderId::parse(std::str::from_utf8(&bytes).ok()?)
-}
-
-/// Records the executions it is asked to start; a second start with a name is refused the way
-/// Step Functions refuses it.
-#[derive(Default)]
-pub struct InMemorySagaStarter {
-    started: Mutex<Vec<(String, crate::saga::SagaInput)>>,
-}
-
-impl InMemorySagaStarter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn started(&self) -> Vec<(String, crate::saga::SagaInput)> {
-        self.started.lock().unwrap().clone()
-    }
-}
-
-#[async_trait]
-impl crate::saga::SagaStarter for InMemorySagaStarter {
-    async fn start(
-        &self,
-        name: &str,
-        input: &crate::saga::SagaInput,
-    ) -> Result<crate::saga::StartOutcome, crate::saga::StartError> {
-        let mut started = self.started.lock().unwrap();
-        let execution_arn = format!("arn:aws:states:local:000000000000:execution:fulfilment:{name}");
-        if started.iter().any(|(n, _)| n == name) {
-            return Ok(crate::saga::StartOutcome::AlreadyStarted { execution_arn });
-        }
-        started.push((name.to_owned(), input.clone()));
-        Ok(crate::saga::StartOutcome::Started { execution_arn })
-    }
 }

@@ -272,7 +272,7 @@ impl StripeProvider {
     pub fn new(
         config: &ServiceClientConfig,
         key: impl Into<ProviderKey>,
-    ) -> Result<Self, shared::resilience::ConfigError> {
+    ) -> Result<Self, shared::resilience::InvalidSetting> {
         Ok(Self::with_policy(config.base_url.clone(), key, config.policy()?))
     }
 

@@ -659,7 +659,8 @@ async fn feed(function: &str, event: EventBridgeEvent<Value>) -> Result<String, 
             let service = stocked_inventory().await;
             let lines = [inventory::domain::RequestedLine { sku: SKU.into(), quantity: 2 }];
             service.reserve(ORDER_ID, &lines, &CorrelationId::generate()).await.unwrap();
-            let consumed = inventory::saga::consume_order_event(event, &service).await.map_err(|e| e.to_string())?;
+            let consumed =
+                inventory::order_events::consume_order_event(event, &service).await.map_err(|e| e.to_string())?;
             Ok(format!("{consumed:?}"))
         }
         "PaymentsSagaWorkerFunction" => {
