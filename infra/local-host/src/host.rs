@@ -28,7 +28,7 @@ use crate::triggers::rule_to_function::RuleTarget;
 use crate::triggers::rule_to_machine::MachineTarget;
 use crate::triggers::stream::StreamTarget;
 use crate::triggers::{TimeScale, rule_to_function, rule_to_machine, stream};
-use crate::{Delivery, Error, Invocation, setup};
+use crate::{Delivery, Error, Invocation, sdk_setup, setup};
 
 /// The parameter that points functions at the payment provider: locally, the simulator.
 const PROVIDER_URL_PARAMETER: &str = "PaymentProviderBaseUrl";
@@ -345,9 +345,7 @@ async fn put_provider_key(sdk: &SdkConfig, resolver: &Resolver, key: &str) -> Re
         .secret_string(value)
         .send()
         .await
-        .map_err(|e| {
-            Error::Setup(format!("PutSecretValue: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
-        })?;
+        .map_err(sdk_setup("PutSecretValue"))?;
     Ok(())
 }
 

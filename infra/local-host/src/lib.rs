@@ -56,6 +56,12 @@ pub(crate) fn setup<E: std::fmt::Display>(context: &str) -> impl FnOnce(E) -> Er
     move |e| Error::Setup(format!("{context}: {e}"))
 }
 
+/// [`setup`] for an AWS SDK error, with its whole chain of causes (an `SdkError`'s own
+/// `Display` is only "service error").
+pub(crate) fn sdk_setup<E: std::error::Error>(context: &str) -> impl FnOnce(E) -> Error + '_ {
+    move |e| Error::Setup(format!("{context}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))
+}
+
 /// What to do with a saga command instead of simply delivering it (fault injection in tests
 /// and in the demo).
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use serde_norway::Value as Yaml;
 
 use crate::resolve::{Physical, Resolver};
-use crate::{Error, setup};
+use crate::{Error, sdk_setup, setup};
 
 /// The secret holding the provider's API key: the simulator accepts the key generated into it.
 pub const PROVIDER_SECRET: &str = "PaymentProviderSecret";
@@ -142,9 +142,7 @@ async fn archives(
             .retention_days(days as i32)
             .send()
             .await
-            .map_err(|e| {
-                Error::Setup(format!("CreateArchive: {}", aws_sdk_eventbridge::error::DisplayErrorContext(e)))
-            })?;
+            .map_err(sdk_setup("CreateArchive"))?;
     }
     Ok(())
 }
@@ -184,9 +182,13 @@ async fn secrets(
             Some(found) => found.arn,
             None => {
                 let value = secret_value(&resource.properties)?;
-                let created = secrets.create_secret().name(&name).secret_string(value).send().await.map_err(|e| {
-                    Error::Setup(format!("CreateSecret: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))
-                })?;
+                let created = secrets
+                    .create_secret()
+                    .name(&name)
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .map_err(sdk_setup("CreateSecret"))?;
                 created.arn
             }
         };
@@ -212,9 +214,12 @@ async fn state_machines(
         let arn = match existing {
             Some(arn) => {
                 // The ASL may have changed since: the new definition applies to new executions.
-                sfn.update_state_machine().state_machine_arn(&arn).definition(&definition).send().await.map_err(
-                    |e| Error::Setup(format!("UpdateStateMachine: {}", aws_sdk_sfn::error::DisplayErrorContext(e))),
-                )?;
+                sfn.update_state_machine()
+                    .state_machine_arn(&arn)
+                    .definition(&definition)
+                    .send()
+                    .await
+                    .map_err(sdk_setup("UpdateStateMachine"))?;
                 arn
             }
             None => moto.create_state_machine(&name, &definition).await?,

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::resolve::Physical;
-use crate::{Error, Host};
+use crate::{Error, Host, sdk_setup};
 
 /// The template's state machines: the saga, and the retry of a parked order's compensations.
 pub const FULFILMENT: &str = "FulfilmentStateMachine";
@@ -30,7 +30,7 @@ impl Host {
             .state_machine_arn(self.machine_arn(COMPENSATION)?)
             .send()
             .await
-            .map_err(|e| Error::Setup(format!("ListExecutions: {}", aws_sdk_sfn::error::DisplayErrorContext(e))))?;
+            .map_err(sdk_setup("ListExecutions"))?;
         Ok(page.executions().iter().map(|e| (e.name().to_owned(), e.status().as_str().to_owned())).collect())
     }
 
@@ -99,9 +99,7 @@ impl Host {
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::Setup(format!("GetExecutionHistory: {}", aws_sdk_sfn::error::DisplayErrorContext(e)))
-                })?;
+                .map_err(sdk_setup("GetExecutionHistory"))?;
             events.extend(page.events().iter().cloned());
             token = page.next_token;
             if token.is_none() {
@@ -117,7 +115,7 @@ impl Host {
             .state_machine_arn(self.state_machine_arn()?)
             .send()
             .await
-            .map_err(|e| Error::Setup(format!("ListExecutions: {}", aws_sdk_sfn::error::DisplayErrorContext(e))))?;
+            .map_err(sdk_setup("ListExecutions"))?;
         Ok(page.executions().iter().map(|e| e.name().to_owned()).collect())
     }
 }

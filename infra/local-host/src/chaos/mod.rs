@@ -27,7 +27,7 @@ use client::Api;
 use process::HostProcess;
 pub use workload::Minute;
 
-use crate::{Error, physical_name, setup};
+use crate::{Error, physical_name, sdk_setup, setup};
 
 const STACK: &str = "chaos";
 const API_KEY: &str = "sk_test_chaos";
@@ -392,7 +392,7 @@ async fn parked_orders(
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| Error::Setup(format!("Scan {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
+            .map_err(sdk_setup(&format!("Scan {table}")))?;
         for item in page.items() {
             let order: serde_json::Value = serde_dynamo::from_item(item.clone()).map_err(setup("parked order"))?;
             parked.insert(order["id"].as_str().unwrap_or_default().to_owned(), order["parking"].clone());
@@ -417,7 +417,7 @@ async fn outbox_records(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> Res
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| Error::Setup(format!("Scan {table}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e))))?;
+            .map_err(sdk_setup(&format!("Scan {table}")))?;
         for item in page.items() {
             let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             if let Some(AttributeValue::S(id)) = item.get("event_id") {
