@@ -61,172 +61,155 @@ impl Provisioned {
 
 /// Finds or creates every resource of a kind the host knows, in dependency order.
 pub async fn provision(moto: &Moto, template: &Template, resolver: &mut Resolver) -> Result<Provisioned, Error> {
-    let mut count = Provisioned::default();
-    tables(moto, template, resolver, &mut count).await?;
-    buses(moto, template, resolver, &mut count).await?;
-    archives(moto, template, resolver, &mut count).await?;
-    queues(moto, template, resolver, &mut count).await?;
-    secrets(moto, template, resolver, &mut count).await?;
-    state_machines(moto, template, resolver, &mut count).await?;
-    Ok(count)
+    let sdk = moto.sdk_config();
+    let mut provisioner = Provisioner { moto, sdk, template, resolver, count: Provisioned::default() };
+    provisioner.tables().await?;
+    provisioner.buses().await?;
+    provisioner.archives().await?;
+    provisioner.queues().await?;
+    provisioner.secrets().await?;
+    provisioner.state_machines().await?;
+    Ok(provisioner.count)
 }
 
-async fn tables(
-    moto: &Moto,
-    template: &Template,
-    resolver: &mut Resolver,
-    count: &mut Provisioned,
-) -> Result<(), Error> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
-    for (id, _) in template.resources_of_type("AWS::DynamoDB::Table") {
-        let name = physical_name(&resolver.stack, id);
-        let existing = dynamodb.describe_table().table_name(&name).send().await.ok();
-        count.tally(existing.is_some());
-        if existing.is_none() {
-            moto.create_table(&template.table(id)?, &name).await?;
-        }
-        let description = dynamodb.describe_table().table_name(&name).send().await;
-        let stream_arn = description.ok().and_then(|d| d.table?.latest_stream_arn);
-        resolver.resources.insert(id.to_owned(), Physical::Table { name, stream_arn });
-    }
-    Ok(())
+/// One provisioning run: what it reads, where it records each resource, and its tally.
+struct Provisioner<'a> {
+    moto: &'a Moto,
+    sdk: SdkConfig,
+    template: &'a Template,
+    resolver: &'a mut Resolver,
+    count: Provisioned,
 }
 
-async fn buses(
-    moto: &Moto,
-    template: &Template,
-    resolver: &mut Resolver,
-    count: &mut Provisioned,
-) -> Result<(), Error> {
-    let events = aws_sdk_eventbridge::Client::new(&moto.sdk_config());
-    for (id, _) in template.resources_of_type("AWS::Events::EventBus") {
-        let name = physical_name(&resolver.stack, id);
-        let existing = events.describe_event_bus().name(&name).send().await.is_ok();
-        count.tally(existing);
-        if !existing {
-            moto.create_bus(&name).await?;
-        }
-        resolver.resources.insert(id.to_owned(), Physical::Bus { name });
-    }
-    Ok(())
-}
-
-async fn archives(
-    moto: &Moto,
-    template: &Template,
-    resolver: &mut Resolver,
-    count: &mut Provisioned,
-) -> Result<(), Error> {
-    let events = aws_sdk_eventbridge::Client::new(&moto.sdk_config());
-    for (id, resource) in template.resources_of_type("AWS::Events::Archive") {
-        let name = archive_name(&resolver.stack, id);
-        let existing = events.describe_archive().archive_name(&name).send().await.is_ok();
-        count.tally(existing);
-        if existing {
-            continue;
-        }
-        let source = resolver.resolve(resource.properties.get("SourceArn").unwrap_or(&Yaml::Null))?;
-        let days = resource.properties.get("RetentionDays").and_then(Yaml::as_i64).unwrap_or(0);
-        // The template's pattern (the shop's archive leaves out the saga's commands).
-        let pattern = match resource.properties.get("EventPattern") {
-            Some(pattern) => Some(
-                serde_json::to_string(pattern).map_err(|e| Error::Setup(format!("archive {id}: EventPattern: {e}")))?,
-            ),
-            None => None,
-        };
-        events
-            .create_archive()
-            .archive_name(&name)
-            .event_source_arn(source)
-            .set_event_pattern(pattern)
-            .retention_days(days as i32)
-            .send()
-            .await
-            .map_err(sdk_setup("CreateArchive"))?;
-    }
-    Ok(())
-}
-
-async fn queues(
-    moto: &Moto,
-    template: &Template,
-    resolver: &mut Resolver,
-    count: &mut Provisioned,
-) -> Result<(), Error> {
-    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
-    for (id, _) in template.resources_of_type("AWS::SQS::Queue") {
-        let name = physical_name(&resolver.stack, id);
-        // CreateQueue returns the existing queue of that name when its attributes agree.
-        let existing = sqs.get_queue_url().queue_name(&name).send().await.is_ok();
-        count.tally(existing);
-        let url = sqs.create_queue().queue_name(&name).send().await.map_err(setup("CreateQueue"))?.queue_url;
-        let url = url.unwrap_or_default();
-        let arn = local_aws::tap::queue_arn(&sqs, &url).await?;
-        resolver.resources.insert(id.to_owned(), Physical::Queue { url, arn, name });
-    }
-    Ok(())
-}
-
-async fn secrets(
-    moto: &Moto,
-    template: &Template,
-    resolver: &mut Resolver,
-    count: &mut Provisioned,
-) -> Result<(), Error> {
-    let secrets = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
-    for (id, resource) in template.resources_of_type("AWS::SecretsManager::Secret") {
-        let name = physical_name(&resolver.stack, id);
-        let found = secrets.describe_secret().secret_id(&name).send().await.ok();
-        count.tally(found.is_some());
-        let arn = match found {
-            Some(found) => found.arn,
-            None => {
-                let value = secret_value(&resource.properties)?;
-                let created = secrets
-                    .create_secret()
-                    .name(&name)
-                    .secret_string(value)
-                    .send()
-                    .await
-                    .map_err(sdk_setup("CreateSecret"))?;
-                created.arn
+impl Provisioner<'_> {
+    async fn tables(&mut self) -> Result<(), Error> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        for (id, _) in self.template.resources_of_type("AWS::DynamoDB::Table") {
+            let name = physical_name(&self.resolver.stack, id);
+            let existing = dynamodb.describe_table().table_name(&name).send().await.ok();
+            self.count.tally(existing.is_some());
+            if existing.is_none() {
+                self.moto.create_table(&self.template.table(id)?, &name).await?;
             }
-        };
-        resolver.resources.insert(id.to_owned(), Physical::Secret { arn: arn.unwrap_or_default() });
+            let description = dynamodb.describe_table().table_name(&name).send().await;
+            let stream_arn = description.ok().and_then(|d| d.table?.latest_stream_arn);
+            self.resolver.resources.insert(id.to_owned(), Physical::Table { name, stream_arn });
+        }
+        Ok(())
     }
-    Ok(())
-}
 
-async fn state_machines(
-    moto: &Moto,
-    template: &Template,
-    resolver: &mut Resolver,
-    count: &mut Provisioned,
-) -> Result<(), Error> {
-    let sfn = aws_sdk_sfn::Client::new(&moto.sdk_config());
-    for (id, _) in template.resources_of_type("AWS::Serverless::StateMachine") {
-        let definition = state_machine_definition(template, id, resolver)?;
-        let name = physical_name(&resolver.stack, id);
-        let machines = sfn.list_state_machines().send().await.map_err(setup("ListStateMachines"))?;
-        let existing =
-            machines.state_machines().iter().find(|m| m.name() == name).map(|m| m.state_machine_arn().to_owned());
-        count.tally(existing.is_some());
-        let arn = match existing {
-            Some(arn) => {
-                // The ASL may have changed since: the new definition applies to new executions.
-                sfn.update_state_machine()
-                    .state_machine_arn(&arn)
-                    .definition(&definition)
-                    .send()
-                    .await
-                    .map_err(sdk_setup("UpdateStateMachine"))?;
-                arn
+    async fn buses(&mut self) -> Result<(), Error> {
+        let events = aws_sdk_eventbridge::Client::new(&self.sdk);
+        for (id, _) in self.template.resources_of_type("AWS::Events::EventBus") {
+            let name = physical_name(&self.resolver.stack, id);
+            let existing = events.describe_event_bus().name(&name).send().await.is_ok();
+            self.count.tally(existing);
+            if !existing {
+                self.moto.create_bus(&name).await?;
             }
-            None => moto.create_state_machine(&name, &definition).await?,
-        };
-        resolver.resources.insert(id.to_owned(), Physical::StateMachine { arn, name });
+            self.resolver.resources.insert(id.to_owned(), Physical::Bus { name });
+        }
+        Ok(())
     }
-    Ok(())
+
+    async fn archives(&mut self) -> Result<(), Error> {
+        let events = aws_sdk_eventbridge::Client::new(&self.sdk);
+        for (id, resource) in self.template.resources_of_type("AWS::Events::Archive") {
+            let name = archive_name(&self.resolver.stack, id);
+            let existing = events.describe_archive().archive_name(&name).send().await.is_ok();
+            self.count.tally(existing);
+            if existing {
+                continue;
+            }
+            let source = self.resolver.resolve(resource.properties.get("SourceArn").unwrap_or(&Yaml::Null))?;
+            let days = resource.properties.get("RetentionDays").and_then(Yaml::as_i64).unwrap_or(0);
+            // The template's pattern (the shop's archive leaves out the saga's commands).
+            let pattern = match resource.properties.get("EventPattern") {
+                Some(pattern) => Some(
+                    serde_json::to_string(pattern)
+                        .map_err(|e| Error::Setup(format!("archive {id}: EventPattern: {e}")))?,
+                ),
+                None => None,
+            };
+            events
+                .create_archive()
+                .archive_name(&name)
+                .event_source_arn(source)
+                .set_event_pattern(pattern)
+                .retention_days(days as i32)
+                .send()
+                .await
+                .map_err(sdk_setup("CreateArchive"))?;
+        }
+        Ok(())
+    }
+
+    async fn queues(&mut self) -> Result<(), Error> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk);
+        for (id, _) in self.template.resources_of_type("AWS::SQS::Queue") {
+            let name = physical_name(&self.resolver.stack, id);
+            // CreateQueue returns the existing queue of that name when its attributes agree.
+            let existing = sqs.get_queue_url().queue_name(&name).send().await.is_ok();
+            self.count.tally(existing);
+            let url = sqs.create_queue().queue_name(&name).send().await.map_err(setup("CreateQueue"))?.queue_url;
+            let url = url.unwrap_or_default();
+            let arn = local_aws::tap::queue_arn(&sqs, &url).await?;
+            self.resolver.resources.insert(id.to_owned(), Physical::Queue { url, arn, name });
+        }
+        Ok(())
+    }
+
+    async fn secrets(&mut self) -> Result<(), Error> {
+        let secrets = aws_sdk_secretsmanager::Client::new(&self.sdk);
+        for (id, resource) in self.template.resources_of_type("AWS::SecretsManager::Secret") {
+            let name = physical_name(&self.resolver.stack, id);
+            let found = secrets.describe_secret().secret_id(&name).send().await.ok();
+            self.count.tally(found.is_some());
+            let arn = match found {
+                Some(found) => found.arn,
+                None => {
+                    let value = secret_value(&resource.properties)?;
+                    let created = secrets
+                        .create_secret()
+                        .name(&name)
+                        .secret_string(value)
+                        .send()
+                        .await
+                        .map_err(sdk_setup("CreateSecret"))?;
+                    created.arn
+                }
+            };
+            self.resolver.resources.insert(id.to_owned(), Physical::Secret { arn: arn.unwrap_or_default() });
+        }
+        Ok(())
+    }
+
+    async fn state_machines(&mut self) -> Result<(), Error> {
+        let sfn = aws_sdk_sfn::Client::new(&self.sdk);
+        for (id, _) in self.template.resources_of_type("AWS::Serverless::StateMachine") {
+            let definition = state_machine_definition(self.template, id, self.resolver)?;
+            let name = physical_name(&self.resolver.stack, id);
+            let machines = sfn.list_state_machines().send().await.map_err(setup("ListStateMachines"))?;
+            let existing =
+                machines.state_machines().iter().find(|m| m.name() == name).map(|m| m.state_machine_arn().to_owned());
+            self.count.tally(existing.is_some());
+            let arn = match existing {
+                Some(arn) => {
+                    // The ASL may have changed since: the new definition applies to new executions.
+                    sfn.update_state_machine()
+                        .state_machine_arn(&arn)
+                        .definition(&definition)
+                        .send()
+                        .await
+                        .map_err(sdk_setup("UpdateStateMachine"))?;
+                    arn
+                }
+                None => self.moto.create_state_machine(&name, &definition).await?,
+            };
+            self.resolver.resources.insert(id.to_owned(), Physical::StateMachine { arn, name });
+        }
+        Ok(())
+    }
 }
 
 fn state_machine_definition(template: &Template, id: &str, resolver: &Resolver) -> Result<String, Error> {
