@@ -157,16 +157,16 @@ impl TraceContext {
 
     /// 32 lowercase hex digits.
     pub fn trace_id(&self) -> String {
-        lower_hex(&self.trace_id.to_be_bytes())
+        hex::encode(self.trace_id.to_be_bytes())
     }
 
     /// 16 lowercase hex digits.
     pub fn span_id(&self) -> String {
-        lower_hex(&self.span_id.to_be_bytes())
+        hex::encode(self.span_id.to_be_bytes())
     }
 
     pub fn parent_id(&self) -> Option<String> {
-        self.parent_id.map(|id| lower_hex(&id.to_be_bytes()))
+        self.parent_id.map(|id| hex::encode(id.to_be_bytes()))
     }
 
     pub fn sampled(&self) -> bool {
@@ -175,14 +175,14 @@ impl TraceContext {
 
     /// The `traceparent` header that makes the receiver a child of this span.
     pub fn traceparent(&self) -> String {
-        let mut header = String::with_capacity(55);
-        header.push_str("00-");
-        push_lower_hex(&mut header, &self.trace_id.to_be_bytes());
-        header.push('-');
-        push_lower_hex(&mut header, &self.span_id.to_be_bytes());
-        header.push('-');
-        push_lower_hex(&mut header, &[self.flags]);
-        header
+        // Written into one buffer: `format!` with `{:032x}` was 3 % of a gateway order view's
+        // instructions (a traceparent per downstream call).
+        let mut header = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        let hex = "the buffer holds every field";
+        hex::encode_to_slice(self.trace_id.to_be_bytes(), &mut header[3..35]).expect(hex);
+        hex::encode_to_slice(self.span_id.to_be_bytes(), &mut header[36..52]).expect(hex);
+        hex::encode_to_slice([self.flags], &mut header[53..55]).expect(hex);
+        String::from_utf8(header.to_vec()).expect("hex digits and dashes are ASCII")
     }
 
     /// The same trace id as X-Ray writes it: `1-<8 hex digits of time>-<24 hex digits>`.
@@ -232,23 +232,6 @@ pub fn current() -> Option<TraceContext> {
     CURRENT.try_with(|context| *context).ok()
 }
 
-/// Appends `bytes` as lowercase hex, two digits each: what `{:032x}` writes for a `u128`'s
-/// big-endian bytes, at a tenth of `format!`'s cost (a traceparent is written for every
-/// downstream call).
-fn push_lower_hex(text: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        text.push(DIGITS[usize::from(byte >> 4)] as char);
-        text.push(DIGITS[usize::from(byte & 0xf)] as char);
-    }
-}
-
-fn lower_hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len() * 2);
-    push_lower_hex(&mut text, bytes);
-    text
-}
-
 /// The `traceparent` to send with an outgoing call or to put in a published event: the current
 /// span as the parent. `None` outside any traced invocation.
 pub fn current_traceparent() -> Option<String> {
@@ -271,7 +254,7 @@ mod trace_tests {
     use super::*;
 
     proptest::proptest! {
-        /// The hex writer spells every id as `format!`'s zero-padded lowercase hex does.
+        /// Every id is spelt as `format!`'s zero-padded lowercase hex.
         #[test]
         fn ids_are_written_as_zero_padded_lowercase_hex(trace_id: u128, span_id: u64, parent: u64, flags: u8) {
             let context = TraceContext { trace_id, span_id, parent_id: Some(parent), flags };
