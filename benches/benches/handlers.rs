@@ -22,7 +22,7 @@ use lambda_http::RequestExt;
 use serde_json::{Value, json};
 use shared::publisher::{EventEntry, EventPublisher, PublishError};
 use shared::resilience::{ServiceClient, Transport};
-use shared::saga::{ReportError, TaskOutcome, TaskReporter};
+use shared::saga::{CommandHandler, ReportError, TaskOutcome, TaskReporter};
 use tower::ServiceExt;
 
 const CUSTOMER: &str = "cust-42";
@@ -86,8 +86,11 @@ trait Scenario: Send + Sync {
 /// The router and the fixture's order as a client sends it (read and encoded once).
 struct OrdersPlace(axum::Router, bytes::Bytes);
 struct OrdersGet(axum::Router, String);
-struct InventoryReserve(Arc<inventory::saga::InventorySagaWorker>, Value, inventory::service::InventoryService);
-struct PaymentsCharge(Arc<payments::saga::PaymentsSagaWorker>, Value, payments::service::PaymentService);
+/// A saga worker on its in-memory adapters, its command fixture, and its service (whose router
+/// the gateway scenario reads).
+struct SagaStep<W, S>(Arc<W>, Value, S);
+type InventoryReserve = SagaStep<inventory::saga::InventorySagaWorker, inventory::service::InventoryService>;
+type PaymentsCharge = SagaStep<payments::saga::PaymentsSagaWorker, payments::service::PaymentService>;
 /// The router, the order's path, and its caller as API Gateway's JWT authorizer describes it
 /// (made once: lambda_http builds it from the event before the router runs, as it builds every
 /// other scenario's request).
@@ -122,9 +125,7 @@ impl Scenario for OrdersPlace {
     }
 
     async fn run(&self, input: Input) {
-        let Input::Http(request) = input else { unreachable!("an HTTP scenario") };
-        let (status, body) = send(&self.0, request).await;
-        assert_eq!(status, StatusCode::CREATED, "{body:?}");
+        answered(&self.0, input, StatusCode::CREATED).await;
     }
 }
 
@@ -135,37 +136,30 @@ impl Scenario for OrdersGet {
     }
 
     async fn run(&self, input: Input) {
-        let Input::Http(request) = input else { unreachable!("an HTTP scenario") };
-        let (status, body) = send(&self.0, request).await;
-        assert_eq!(status, StatusCode::OK, "{body:?}");
+        answered(&self.0, input, StatusCode::OK).await;
     }
 }
 
-/// A saga command (an EventBridge event) for order `n`.
-fn command(template: &Value, n: u64) -> EventBridgeEvent<Value> {
+/// Sends an HTTP scenario's request and checks the answer's status.
+async fn answered(router: &axum::Router, input: Input, expected: StatusCode) {
+    let Input::Http(request) = input else { unreachable!("an HTTP scenario") };
+    let (status, body) = send(router, request).await;
+    assert_eq!(status, expected, "{}", String::from_utf8_lossy(&body));
+}
+
+/// A saga command (an EventBridge event) from a fixture, for order `order_id`.
+fn command(template: &Value, order_id: &str) -> EventBridgeEvent<Value> {
     let mut event = template.clone();
-    let order_id = format!("0193a3c2-5f00-7000-8000-{n:012x}");
     event["detail"]["aggregate_id"] = json!(order_id);
     event["detail"]["data"]["order_id"] = json!(order_id);
     serde_json::from_value(event).unwrap()
 }
 
 #[async_trait]
-impl Scenario for InventoryReserve {
+impl<W: CommandHandler + 'static, S: Send + Sync> Scenario for SagaStep<W, S> {
+    /// The command for order `n`.
     fn input(&self, n: u64) -> Input {
-        Input::Command(command(&self.1, n))
-    }
-
-    async fn run(&self, input: Input) {
-        let Input::Command(command) = input else { unreachable!("a saga command scenario") };
-        shared::saga::dispatch(command, self.0.as_ref(), &Discard).await.unwrap();
-    }
-}
-
-#[async_trait]
-impl Scenario for PaymentsCharge {
-    fn input(&self, n: u64) -> Input {
-        Input::Command(command(&self.1, n))
+        Input::Command(command(&self.1, &format!("0193a3c2-5f00-7000-8000-{n:012x}")))
     }
 
     async fn run(&self, input: Input) {
@@ -181,9 +175,7 @@ impl Scenario for GatewayOrderView {
     }
 
     async fn run(&self, input: Input) {
-        let Input::Http(request) = input else { unreachable!("an HTTP scenario") };
-        let (status, body) = send(&self.0, request).await;
-        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        answered(&self.0, input, StatusCode::OK).await;
     }
 }
 
@@ -213,7 +205,7 @@ async fn inventory_reserve() -> InventoryReserve {
         service.restock("SKU-RED-MUG", &restock, &correlation).await.unwrap();
     }
     let worker = inventory::saga::InventorySagaWorker::new(service.clone());
-    InventoryReserve(Arc::new(worker), fixture("inventory-saga-worker", "reserve-inventory.json"), service)
+    SagaStep(Arc::new(worker), fixture("inventory-saga-worker", "reserve-inventory.json"), service)
 }
 
 fn payments_charge() -> PaymentsCharge {
@@ -222,7 +214,7 @@ fn payments_charge() -> PaymentsCharge {
         Arc::new(payments::adapters::memory::ScriptedProvider::new()),
         payments::service::LeaseConfig::default(),
     );
-    PaymentsCharge(
+    SagaStep(
         Arc::new(payments::saga::PaymentsSagaWorker::new(service.clone())),
         fixture("payments-saga-worker", "process-payment.json"),
         service,
@@ -236,17 +228,10 @@ async fn gateway_order_view() -> GatewayOrderView {
     let (orders_api, orders) = orders_router();
     let order_id = placed_order(&orders).await;
     let reserve = inventory_reserve().await;
-    let mut command = fixture("inventory-saga-worker", "reserve-inventory.json");
-    command["detail"]["aggregate_id"] = json!(order_id);
-    command["detail"]["data"]["order_id"] = json!(order_id);
-    let command: EventBridgeEvent<Value> = serde_json::from_value(command).unwrap();
-    shared::saga::dispatch(command, reserve.0.as_ref(), &Discard).await.unwrap();
+    shared::saga::dispatch(command(&reserve.1, &order_id), reserve.0.as_ref(), &Discard).await.unwrap();
     let inventory_api = inventory::http::router(reserve.2.clone());
     let charge = payments_charge();
-    let mut command = charge.1.clone();
-    command["detail"]["aggregate_id"] = json!(order_id);
-    command["detail"]["data"]["order_id"] = json!(order_id);
-    shared::saga::dispatch(serde_json::from_value(command).unwrap(), charge.0.as_ref(), &Discard).await.unwrap();
+    shared::saga::dispatch(command(&charge.1, &order_id), charge.0.as_ref(), &Discard).await.unwrap();
     let payments_api = payments::http::router(charge.2.clone());
     let vars: HashMap<String, String> = ["ORDERS", "INVENTORY", "PAYMENTS"]
         .into_iter()
@@ -314,12 +299,16 @@ async fn prepared(name: &str, requests: u64) -> (Box<dyn Scenario>, Vec<Input>) 
     (scenario, inputs)
 }
 
-async fn timed(name: &str, requests: u64) -> Duration {
-    let (scenario, inputs) = prepared(name, requests).await;
-    let started = Instant::now();
+async fn run_all(scenario: &dyn Scenario, inputs: Vec<Input>) {
     for input in inputs {
         scenario.run(input).await;
     }
+}
+
+async fn timed(name: &str, requests: u64) -> Duration {
+    let (scenario, inputs) = prepared(name, requests).await;
+    let started = Instant::now();
+    run_all(scenario.as_ref(), inputs).await;
     started.elapsed()
 }
 
@@ -327,11 +316,7 @@ async fn timed(name: &str, requests: u64) -> Duration {
 /// only what runs inside it (`--toggle-collect`).
 #[inline(never)]
 fn measured_requests(runtime: &tokio::runtime::Runtime, scenario: &dyn Scenario, inputs: Vec<Input>) {
-    runtime.block_on(async {
-        for input in inputs {
-            scenario.run(input).await;
-        }
-    });
+    runtime.block_on(run_all(scenario, inputs));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
