@@ -168,7 +168,7 @@ impl IamVerifier {
             }
         }
         let url = format!("http://{host}{path_and_query}");
-        match self.expected(method, &url, signed, body, signed_at)? {
+        match self.expected(method, &url, signed, body, signed_at) {
             Some((signature, signed_headers))
                 if signature == authorization.signature && signed_headers == authorization.signed_headers.join(";") =>
             {
@@ -200,7 +200,8 @@ impl IamVerifier {
         Ok(authorization)
     }
 
-    /// The signature and signed headers the local credentials give this request at `signed_at`.
+    /// The signature and signed headers the local credentials give this request at `signed_at`
+    /// (`None` when the request cannot be signed: no signature can match it).
     fn expected(
         &self,
         method: &str,
@@ -208,7 +209,7 @@ impl IamVerifier {
         signed: Vec<(&str, &str)>,
         body: &[u8],
         signed_at: SystemTime,
-    ) -> Result<Option<(String, String)>, Forbidden> {
+    ) -> Option<(String, String)> {
         let mut settings = SigningSettings::default();
         settings.excluded_headers = Some(Vec::new());
         let identity: aws_smithy_runtime_api::client::identity::Identity = self.credentials.clone().into();
@@ -219,16 +220,13 @@ impl IamVerifier {
             .time(signed_at)
             .settings(settings)
             .build()
-            .map_err(|_| Forbidden::mismatch())?
+            .ok()?
             .into();
-        let request = SignableRequest::new(method, url, signed.into_iter(), SignableBody::Bytes(body))
-            .map_err(|_| Forbidden::mismatch())?;
-        let (instructions, _) = sign(request, &params).map_err(|_| Forbidden::mismatch())?.into_parts();
+        let request = SignableRequest::new(method, url, signed.into_iter(), SignableBody::Bytes(body)).ok()?;
+        let (instructions, _) = sign(request, &params).ok()?.into_parts();
         let (expected, _) = instructions.into_parts();
-        Ok(expected
-            .iter()
-            .find(|h| h.name().eq_ignore_ascii_case("authorization"))
-            .and_then(|h| parse_authorization(h.value()).map(|a| (a.signature.to_owned(), a.signed_headers.join(";")))))
+        let authorization = expected.iter().find(|h| h.name().eq_ignore_ascii_case("authorization"))?;
+        parse_authorization(authorization.value()).map(|a| (a.signature.to_owned(), a.signed_headers.join(";")))
     }
 }
 
