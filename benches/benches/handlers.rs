@@ -20,9 +20,10 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
-use shared::publisher::{EventEntry, EventPublisher, PublishError};
+use shared::publisher::{EventPublisher, PublishError};
 use shared::resilience::{ServiceClient, Transport};
 use shared::saga::{CommandHandler, ReportError, TaskOutcome, TaskReporter};
+use shared_core::envelope::EventEntry;
 use tower::ServiceExt;
 
 const CUSTOMER: &str = "cust-42";
@@ -108,7 +109,7 @@ fn orders_router() -> (axum::Router, orders::service::OrderService) {
 
 async fn placed_order(service: &orders::service::OrderService) -> String {
     let request: orders::domain::PlaceOrderRequest = serde_json::from_value(place_order_body()).unwrap();
-    let placed = service.place_order(request, &shared::CorrelationId::generate(), None).await.unwrap();
+    let placed = service.place_order(request, &shared_core::CorrelationId::generate(), None).await.unwrap();
     placed.order.id.to_string()
 }
 
@@ -196,9 +197,12 @@ async fn inventory_reserve() -> InventoryReserve {
     use inventory::domain::{ProductSpec, Restock};
     let store = Arc::new(inventory::adapters::memory::InMemoryInventoryStore::new());
     let service = inventory::service::InventoryService::new(store);
-    let correlation = shared::CorrelationId::generate();
-    let spec =
-        ProductSpec { name: "Red mug".into(), price: shared::money::Money::new(1250, "EUR"), low_stock_threshold: 0 };
+    let correlation = shared_core::CorrelationId::generate();
+    let spec = ProductSpec {
+        name: "Red mug".into(),
+        price: shared_core::money::Money::new(1250, "EUR"),
+        low_stock_threshold: 0,
+    };
     service.put_product("SKU-RED-MUG", &spec, &correlation).await.unwrap();
     for round in 0..20 {
         let restock = Restock { restock_id: format!("bench-{round}"), quantity: inventory::domain::MAX_RESTOCK };

@@ -13,6 +13,8 @@ pub type TransactError = SdkError<TransactWriteItemsError, aws_sdk_dynamodb::con
 
 /// DynamoDB accepts at most 100 items in one TransactWriteItems.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+// An order is reserved in one transaction: a stock update per line, the reservation, its event.
+const _: () = assert!(shared_core::validation::MAX_ORDER_LINES + 2 <= MAX_TRANSACTION_ITEMS);
 const TRANSACTION_ATTEMPTS: u32 = 3;
 
 /// A storage failure rendered with its whole cause chain (the SDK hides the useful part there).

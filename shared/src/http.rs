@@ -10,8 +10,9 @@ use http::{HeaderValue, header};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::correlation::{CORRELATION_HEADER, CorrelationId};
-use crate::problem::{ApiError, InvalidParam};
+use crate::problem::ApiError;
+use shared_core::InvalidParam;
+use shared_core::correlation::{CORRELATION_HEADER, CorrelationId};
 
 /// Largest request body any of our APIs accepts: 128 KiB. It must admit the largest order the
 /// public document allows (98 lines of 64-character skus, every character written as a 12-byte
@@ -91,14 +92,14 @@ fn strip_position(message: &str) -> String {
 /// log line of the request has it), stores it in the request extensions for handlers, and
 /// echoes it on the response. The W3C `traceparent` header is continued the same way: the
 /// request runs as a new span of the caller's trace (or of a new one), its `trace_id` on every
-/// log line, and [`crate::observability::current_traceparent`] answers with it for the calls and
+/// log line, and [`shared_core::trace::current_traceparent`] answers with it for the calls and
 /// events the request makes.
 pub async fn correlation_layer(mut req: Request, next: Next) -> Response {
     let correlation_id =
         CorrelationId::from_header_or_new(req.headers().get(CORRELATION_HEADER).and_then(|v| v.to_str().ok()));
     req.extensions_mut().insert(correlation_id.clone());
-    let trace = crate::observability::TraceContext::continue_from(
-        req.headers().get(crate::observability::TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()),
+    let trace = shared_core::trace::TraceContext::continue_from(
+        req.headers().get(shared_core::trace::TRACEPARENT_HEADER).and_then(|v| v.to_str().ok()),
     );
     req.extensions_mut().insert(trace);
     let span = tracing::info_span!(
@@ -212,7 +213,7 @@ mod tests {
         let _guard = tracing::subscriber::set_default(subscriber);
         let router = finish_router(Router::new().route(
             "/t",
-            axum::routing::get(|| async { crate::observability::current_traceparent().unwrap_or_default() }),
+            axum::routing::get(|| async { shared_core::trace::current_traceparent().unwrap_or_default() }),
         ));
         let request = Request::get("/t")
             .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
@@ -221,7 +222,7 @@ mod tests {
             .unwrap();
         let response = router.oneshot(request).await.unwrap();
         let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
-        let seen = crate::observability::TraceContext::parse(std::str::from_utf8(&body).unwrap()).unwrap();
+        let seen = shared_core::trace::TraceContext::parse(std::str::from_utf8(&body).unwrap()).unwrap();
         assert_eq!(seen.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736", "calls made by the handler continue the trace");
         assert_ne!(seen.span_id(), "00f067aa0ba902b7");
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();

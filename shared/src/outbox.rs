@@ -15,7 +15,8 @@ use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{CorrelationId, DomainEvent, EventEntry, EventPublisher};
+use crate::EventPublisher;
+use shared_core::{CorrelationId, DomainEvent, envelope::EventEntry};
 
 /// Value of the `entity` attribute of outbox items; the relay's stream filter selects it.
 pub const ENTITY_OUTBOX: &str = "OUTBOX";
@@ -310,8 +311,7 @@ mod tests {
     #[tokio::test]
     async fn the_writer_s_trace_header_travels_with_its_record_to_the_relay() {
         let writer =
-            crate::observability::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-                .unwrap();
+            shared_core::trace::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
         let event = writer
             .child()
             .scope(async { DomainEvent::new("Tested", "agg-1", CorrelationId::generate(), Utc::now(), 1) })

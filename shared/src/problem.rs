@@ -6,25 +6,12 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
+use shared_core::InvalidParam;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 /// Base of the `type` URIs. They name the problem kind; they need not resolve.
 const TYPE_BASE: &str = "https://errors.shop.example/";
-
-/// One invalid field, named by its JSON path (`items[2].quantity`), as in RFC 9457's example.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct InvalidParam {
-    pub name: String,
-    pub reason: String,
-}
-
-impl InvalidParam {
-    pub fn new(name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { name: name.into(), reason: reason.into() }
-    }
-}
 
 /// The problem document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,29 +14,7 @@ use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 /// EventBridge accepts at most 10 entries per PutEvents call.
 pub const MAX_BATCH: usize = 10;
-/// EventBridge rejects entries larger than 256 KB, measured as [`EventEntry::size`].
-pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
-
-/// One event ready for the bus.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventEntry {
-    pub source: String,
-    pub detail_type: String,
-    /// The JSON envelope, as sent.
-    pub detail: String,
-    /// The X-Ray trace header EventBridge passes on to the targets' own traces (PutEvents
-    /// `TraceHeader`; not part of the event the targets receive, nor of its size:
-    /// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-xray-integ.html>).
-    pub trace_header: Option<String>,
-}
-
-impl EventEntry {
-    /// Size as EventBridge computes it: the UTF-8 bytes of source, detail-type and detail (we
-    /// send no `Time` and no `Resources`; the trace header does not count).
-    pub fn size(&self) -> usize {
-        self.source.len() + self.detail_type.len() + self.detail.len()
-    }
-}
+use shared_core::envelope::{EventEntry, MAX_ENTRY_BYTES};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FailureReason {

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::correlation::CorrelationId;
-use crate::envelope::rfc3339_millis;
+use shared_core::correlation::CorrelationId;
+use shared_core::envelope::rfc3339_millis;
 
 /// The `source` of saga commands on the bus.
 pub const COMMAND_SOURCE: &str = "shop.saga";
@@ -280,7 +280,7 @@ pub async fn dispatch(
         reporter.report(&command.task_token, &outcome).await?;
         return Ok(outcome);
     }
-    let trace = crate::observability::TraceContext::continue_from(command.traceparent.as_deref());
+    let trace = shared_core::trace::TraceContext::continue_from(command.traceparent.as_deref());
     let span = tracing::info_span!(
         "saga_command",
         command = %command.event_type,

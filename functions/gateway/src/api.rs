@@ -5,19 +5,20 @@
 //!
 //! Request constraints repeat the services' rules as JSON Schema, so that a request matching the
 //! document is accepted and one violating it is refused with 400; `documented_limits_are_the_
-//! services_limits` in the tests keeps the numbers in step with `shared::validation`.
+//! services_limits` in the tests keeps the numbers in step with `shared_core::validation`.
 
 use serde::{Deserialize, Serialize};
-use shared::validation::{MAX_ID_LEN, MAX_ORDER_LINES, MAX_QUANTITY};
+use shared_core::validation::{MAX_ID_LEN, MAX_ORDER_LINES, MAX_QUANTITY};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
-pub use shared::money::Money;
-pub use shared::problem::{InvalidParam, Problem};
+pub use shared::problem::Problem;
+pub use shared_core::InvalidParam;
+pub use shared_core::money::Money;
 
 pub use crate::saga::Progress as SagaProgress;
 
-/// An identifier as `shared::validation::check_identifier` accepts it: not blank, at most
+/// An identifier as `shared_core::validation::check_identifier` accepts it: not blank, at most
 /// `MAX_ID_LEN` characters, no control characters.
 fn identifier() -> Object {
     const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
@@ -303,9 +304,9 @@ fn product_name() -> Object {
         .build()
 }
 
-/// An ISO 4217 currency code, as `shared::money::Currency` knows them.
+/// An ISO 4217 currency code, as `shared_core::money::Currency` knows them.
 fn currency() -> Object {
-    let codes: Vec<&str> = shared::money::Currency::all().map(|c| c.code).collect();
+    let codes: Vec<&str> = shared_core::money::Currency::all().map(|c| c.code).collect();
     ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes)).build()
 }
 

@@ -11,9 +11,10 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use shared::ApiError;
 use shared::config::Lookup;
 use shared::resilience::{CallError, Idempotency, Policy, ServiceClientConfig, Verdict};
-use shared::{ApiError, CorrelationId};
+use shared_core::CorrelationId;
 
 /// Headers that describe one connection, not the message: never forwarded (RFC 9110 7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -104,7 +105,7 @@ impl Legacy {
         let mut headers = forwardable(&parts.headers);
         headers.remove(header::HOST);
         if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
-            headers.insert(HeaderName::from_static(shared::correlation::CORRELATION_HEADER), value);
+            headers.insert(HeaderName::from_static(shared_core::correlation::CORRELATION_HEADER), value);
         }
         let mut body = Some(reqwest::Body::wrap_stream(body.into_data_stream()));
         let result = self

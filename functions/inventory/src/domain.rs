@@ -5,19 +5,19 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use shared::InvalidParam;
-use shared::money::check_currency;
-use shared::validation::{check_identifier, check_lines, repeated_skus};
+use shared_core::InvalidParam;
+use shared_core::money::check_currency;
+use shared_core::validation::{check_identifier, check_lines, repeated_skus};
 
 /// A reservation is one DynamoDB transaction: one stock update per line, plus the reservation
 /// record and its outbox event. DynamoDB allows 100 items per transaction.
-pub const MAX_RESERVATION_LINES: usize = shared::validation::MAX_ORDER_LINES;
+pub const MAX_RESERVATION_LINES: usize = shared_core::validation::MAX_ORDER_LINES;
 pub const MAX_RESTOCK: u32 = 1_000_000;
 /// Prices up to 100 million major units (in minor units), far above any real product.
 pub const MAX_PRICE_MINOR: u64 = 10_000_000_000;
 pub const MAX_NAME_LEN: usize = 200;
 
-pub use shared::money::Money;
+pub use shared_core::money::Money;
 
 /// A product of the catalogue with its stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +29,7 @@ pub struct Product {
     pub available: u64,
     /// `StockLow` is published when `available` drops below this.
     pub low_stock_threshold: u64,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -151,9 +151,9 @@ pub struct Reservation {
     /// repeated, reserves nothing. Always `Released` with no lines.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tombstone: bool,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
 }
 

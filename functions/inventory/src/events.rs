@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::outbox::OutboxEvent;
-use shared::{CorrelationId, DomainEvent};
+use shared_core::{CorrelationId, DomainEvent};
 
 use crate::domain::{Reservation, ReservedLine, Shortage};
 

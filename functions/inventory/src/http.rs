@@ -6,8 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use shared::ApiError;
 use shared::http::{StrictJson, finish_router};
-use shared::{ApiError, CorrelationId};
+use shared_core::CorrelationId;
 
 use crate::domain::{Money, Product, ProductSpec, Reservation, Restock};
 use crate::ports::{RestockOutcome, StoreError};

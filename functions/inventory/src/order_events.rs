@@ -5,7 +5,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::{CorrelationId, DomainEvent};
+use shared_core::{CorrelationId, DomainEvent};
 
 use crate::domain::ReservationStatus;
 use crate::service::{InventoryError, InventoryService};
@@ -48,7 +48,7 @@ pub async fn consume_order_event(
     service: &InventoryService,
 ) -> Result<Consumed, ConsumerError> {
     let text = |field: &str| event.detail.get(field).and_then(Value::as_str).map(str::to_owned);
-    let trace = shared::observability::TraceContext::continue_from(text("traceparent").as_deref());
+    let trace = shared_core::trace::TraceContext::continue_from(text("traceparent").as_deref());
     let span = tracing::info_span!(
         "order_event",
         correlation_id = text("correlation_id").unwrap_or_default(),

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use shared::CorrelationId;
 use shared::outbox::OutboxEvent;
+use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, Restock};
 

@@ -8,8 +8,9 @@
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use shared::EventPublisher;
 use shared::outbox::{RelayItem, derived_event_id, outbox_only, relay_with};
-use shared::{CorrelationId, DomainEvent, EventPublisher};
+use shared_core::{CorrelationId, DomainEvent};
 
 use crate::adapters::dynamodb::{ENTITY_PRODUCT, ProductItem};
 use crate::domain::crosses_low_stock;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
-use shared::validation::check_identifier;
-use shared::{CorrelationId, InvalidParam};
+use shared_core::validation::check_identifier;
+use shared_core::{CorrelationId, InvalidParam};
 
 use crate::domain::{
     PlanError, Product, ProductSpec, RequestedLine, Reservation, ReservationStatus, Restock, validate_lines,

@@ -1,50 +1,15 @@
 //! The orders domain: plain types and rules, no AWS and no HTTP.
 
-use std::fmt;
-
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use shared::InvalidParam;
-pub use shared::validation::MAX_ID_LEN;
-use shared::validation::{check_identifier, check_lines, repeated_skus};
-use uuid::Uuid;
+pub use shared_core::validation::MAX_ID_LEN;
+use shared_core::validation::{check_identifier, check_lines, repeated_skus};
+use shared_core::{InvalidParam, OrderId};
 
 /// An order must fit one reservation (see `MAX_ORDER_LINES`).
-pub const MAX_LINES: usize = shared::validation::MAX_ORDER_LINES;
-pub use shared::validation::MAX_QUANTITY;
+pub const MAX_LINES: usize = shared_core::validation::MAX_ORDER_LINES;
+pub use shared_core::validation::MAX_QUANTITY;
 pub const MAX_PAYMENT_METHOD_LEN: usize = 255;
-
-/// An order id: a UUID (v7 for new orders, so ids sort by creation time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub struct OrderId(Uuid);
-
-impl OrderId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    /// Parses the canonical hyphenated form only, so an id has exactly one spelling.
-    pub fn parse(raw: &str) -> Option<Self> {
-        if raw.len() != 36 {
-            return None;
-        }
-        Uuid::try_parse(raw).ok().filter(|u| u.hyphenated().to_string() == raw.to_ascii_lowercase()).map(Self)
-    }
-}
-
-impl Default for OrderId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for OrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -91,9 +56,9 @@ pub struct Order {
     /// Why and until when a `COMPENSATION_PENDING` order is parked; kept once it is cancelled.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub parking: Option<crate::parking::Parking>,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
     /// Incremented on every change; the store uses it for optimistic locking.
     pub version: u64,

@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::{CorrelationId, DomainEvent};
+use shared_core::{CorrelationId, DomainEvent};
 
-use crate::domain::{Order, OrderId, OrderLine};
+use crate::domain::{Order, OrderLine};
 use crate::ports::OutboxEvent;
+use shared_core::OrderId;
 
 pub const SERVICE: &str = "orders";
 pub const ORDER_CREATED: &str = "OrderCreated";

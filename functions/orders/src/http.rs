@@ -7,12 +7,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use shared::ApiError;
 use shared::http::{StrictJson, finish_router};
-use shared::{ApiError, CorrelationId, InvalidParam};
+use shared_core::{CorrelationId, InvalidParam};
 
-use crate::domain::{Order, OrderId, PlaceOrderRequest};
+use crate::domain::{Order, PlaceOrderRequest};
 use crate::ports::StoreError;
 use crate::service::{OrderService, OrdersError};
+use shared_core::OrderId;
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// Set on a response that repeats an earlier one for the same idempotency key.

@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use shared::{CorrelationId, DomainEvent};
+use shared_core::{CorrelationId, DomainEvent};
 
-use crate::domain::{IllegalTransition, Order, OrderId, OrderStatus};
+use crate::domain::{IllegalTransition, Order, OrderStatus};
 use crate::events::SERVICE;
 use crate::ports::OutboxEvent;
+use shared_core::OrderId;
 
 /// Published when an order is parked: something for an operator's dashboard or pager.
 pub const ORDER_COMPENSATION_PENDING: &str = "OrderCompensationPending";
@@ -60,10 +61,10 @@ pub struct Parking {
     /// Compensation attempts started so far: the saga's is the first; each retry the sweeper
     /// starts adds one and is named after it.
     pub attempts: u32,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub parked_at: DateTime<Utc>,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub next_attempt_at: DateTime<Utc>,
 }
@@ -248,7 +249,7 @@ pub struct OrderCompensationPending {
     pub failed_step: String,
     pub error: String,
     pub owed: Owed,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     #[cfg_attr(feature = "schema", schemars(with = "DateTime<Utc>"))]
     pub next_attempt_at: DateTime<Utc>,
 }

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 pub use shared::outbox::OutboxEvent;
 
-use crate::domain::{Order, OrderId};
+use crate::domain::Order;
+use shared_core::OrderId;
 
 /// A client's idempotency key and the request it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::DomainEvent;
 use shared::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
+use shared_core::DomainEvent;
 
-use crate::domain::{OrderId, OrderLine};
+use crate::domain::OrderLine;
 use crate::events::{ORDER_CREATED, OrderCreated, SERVICE};
 use crate::service::{OrderService, OrdersError};
+use shared_core::OrderId;
 
 pub const CONFIRM_ORDER: &str = "ConfirmOrder";
 pub const CANCEL_ORDER: &str = "CancelOrder";
@@ -70,7 +71,7 @@ pub struct SagaInput {
     pub customer_id: String,
     pub payment_method: String,
     pub lines: Vec<OrderLine>,
-    pub correlation_id: shared::CorrelationId,
+    pub correlation_id: shared_core::CorrelationId,
     /// The W3C `traceparent` of the starter's span, continuing the `OrderCreated` event's trace.
     /// The state machine copies it into every command, so the workers continue the order's
     /// trace. The starter always sets it (the ASL's `$.traceparent` must exist).
@@ -112,12 +113,12 @@ pub async fn start_for_event(
     starter: &dyn SagaStarter,
     settings: SagaSettings,
 ) -> Result<StartOutcome, StartError> {
-    if event.source != shared::envelope::source_for(SERVICE) || event.detail_type != ORDER_CREATED {
+    if event.source != shared_core::envelope::source_for(SERVICE) || event.detail_type != ORDER_CREATED {
         return Err(StartError::NotOrderCreated(format!("{} from {}", event.detail_type, event.source)));
     }
     let created: DomainEvent<OrderCreated> = serde_path_to_error::deserialize(&event.detail)
         .map_err(|e| StartError::NotOrderCreated(format!("at {}: {}", e.path(), e.inner())))?;
-    let trace = shared::observability::TraceContext::continue_from(created.traceparent.as_deref());
+    let trace = shared_core::trace::TraceContext::continue_from(created.traceparent.as_deref());
     let input = SagaInput {
         order_id: created.data.order_id,
         customer_id: created.data.customer_id,

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use shared::validation::check_identifier;
-use shared::{CorrelationId, InvalidParam};
+use shared_core::validation::check_identifier;
+use shared_core::{CorrelationId, InvalidParam};
 
-use crate::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, Refusal};
+use crate::domain::{Order, OrderStatus, PlaceOrderRequest, Refusal};
 use crate::events;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, StoreError};
+use shared_core::OrderId;
 
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;

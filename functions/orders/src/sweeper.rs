@@ -26,13 +26,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::CorrelationId;
+use shared_core::CorrelationId;
 
-use crate::domain::{Order, OrderId, OrderStatus};
+use crate::domain::{Order, OrderStatus};
 use crate::parking::{Backoff, Owed, ParkReport, Queue, SHARDS};
 use crate::ports::{OrderStore, StoreError};
 use crate::saga::{SagaSettings, StartError, StartOutcome};
 use crate::service::OrdersError;
+use shared_core::OrderId;
 
 /// Orders taken from each shard of each queue per run: a run stays well inside its timeout, and
 /// the next run takes the rest.
@@ -297,8 +298,8 @@ impl Sweeper {
             attempt: parking.attempts,
             owed: parking.owed,
             error: CaughtError { error: parking.reason.clone(), cause: parking.detail.clone() },
-            traceparent: shared::observability::TraceContext::continue_from(
-                shared::observability::current_traceparent().as_deref(),
+            traceparent: shared_core::trace::TraceContext::continue_from(
+                shared_core::trace::current_traceparent().as_deref(),
             )
             .traceparent(),
             settings: self.settings,

@@ -13,9 +13,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::InvalidParam;
-use shared::money::{Money, check_currency};
-use shared::validation::check_identifier;
+use shared_core::InvalidParam;
+use shared_core::money::{Money, check_currency};
+use shared_core::validation::check_identifier;
 
 /// Charges up to one million major units, far above any real basket.
 pub const MAX_AMOUNT_MINOR: u64 = 100_000_000;
@@ -139,9 +139,9 @@ pub struct Payment {
     pub tombstone: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     pub created_at: DateTime<Utc>,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -1,9 +1,9 @@
 //! The events the payments service publishes: its part of the event catalogue (see README).
 
 use serde::{Deserialize, Serialize};
-use shared::money::Money;
 use shared::outbox::OutboxEvent;
-use shared::{CorrelationId, DomainEvent};
+use shared_core::money::Money;
+use shared_core::{CorrelationId, DomainEvent};
 
 use crate::domain::Payment;
 
@@ -19,7 +19,7 @@ pub const PAYMENT_REFUNDED: &str = "PaymentRefunded";
 pub struct PaymentCompleted {
     pub order_id: String,
     pub provider_payment_id: String,
-    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
 }
@@ -29,7 +29,7 @@ pub struct PaymentCompleted {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentDeclined {
     pub order_id: String,
-    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
     pub reason: String,
@@ -41,7 +41,7 @@ pub struct PaymentDeclined {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentVoided {
     pub order_id: String,
-    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
 }
@@ -53,7 +53,7 @@ pub struct PaymentRefunded {
     pub order_id: String,
     pub provider_payment_id: String,
     pub refund_id: String,
-    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::ApiError;
 use shared::http::finish_router;
-use shared::money::Money;
+use shared_core::money::Money;
 
 use crate::domain::{Payment, PaymentStatus, PublicDecline};
 use crate::service::{PaymentError, PaymentService};
@@ -39,9 +39,9 @@ struct PaymentView {
     refund_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     decline: Option<PublicDecline>,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     created_at: DateTime<Utc>,
-    #[serde(with = "shared::envelope::rfc3339_millis")]
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
     updated_at: DateTime<Utc>,
 }
 

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::money::Money;
 use shared::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
+use shared_core::money::Money;
 
 use crate::domain::{ChargeRequest, PaymentStatus};
 use crate::service::{PaymentError, PaymentService};
@@ -26,7 +26,7 @@ pub struct ProcessData {
     pub order_id: String,
     /// `Money` itself is strict (it is in HTTP bodies too); a command reads it tolerantly.
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
-    #[serde(deserialize_with = "shared::envelope::tolerant_money")]
+    #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
     pub amount: Money,
     pub payment_method: String,
 }

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use shared::money::Money;
-use shared::validation::check_identifier;
-use shared::{CorrelationId, InvalidParam};
+use shared_core::money::Money;
+use shared_core::validation::check_identifier;
+use shared_core::{CorrelationId, InvalidParam};
 
 use crate::domain::{ChargeRequest, IllegalTransition, Lease, Payment, PaymentStatus, provider_idempotency_key};
 use crate::events;

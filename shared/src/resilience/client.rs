@@ -46,7 +46,7 @@ use super::{
     BreakerConfig, Bulkhead, CallError, CircuitBreaker, Idempotency, Policy, RetryConfig, SlidingWindow, Verdict,
 };
 use crate::config::ConfigError as EnvError;
-use crate::correlation::{CORRELATION_HEADER, CorrelationId};
+use shared_core::correlation::{CORRELATION_HEADER, CorrelationId};
 
 static HTTP_CLIENT: LazyLock<reqwest::Client> = LazyLock::new(reqwest::Client::new);
 
@@ -424,8 +424,8 @@ impl ServiceClient {
         };
         header(CORRELATION_HEADER, correlation_id.as_str()).map_err(bad)?;
         // The downstream continues this invocation's trace (W3C Trace Context).
-        if let Some(traceparent) = crate::observability::current_traceparent() {
-            header(crate::observability::TRACEPARENT_HEADER, &traceparent).map_err(bad)?;
+        if let Some(traceparent) = shared_core::trace::current_traceparent() {
+            header(shared_core::trace::TRACEPARENT_HEADER, &traceparent).map_err(bad)?;
         }
         if let Some(key) = idempotency_key {
             header("idempotency-key", key).map_err(bad)?;

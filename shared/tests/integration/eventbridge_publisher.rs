@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use local_aws::{EventTap, Moto, unique_name};
 use serde_json::{Value, json};
-use shared::publisher::{EventBridgePublisher, FailureReason, MAX_ENTRY_BYTES};
-use shared::{EventEntry, EventPublisher};
+use shared::EventPublisher;
+use shared::publisher::{EventBridgePublisher, FailureReason};
+use shared_core::envelope::EventEntry;
+use shared_core::envelope::MAX_ENTRY_BYTES;
 use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

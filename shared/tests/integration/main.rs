@@ -4,6 +4,7 @@
 mod breaker_state_dynamodb;
 mod circuit_breaker;
 mod eventbridge_publisher;
+mod layers;
 mod retry_and_policy;
 mod saga;
 mod service_client;

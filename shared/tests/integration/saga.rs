@@ -92,7 +92,7 @@ struct TraceEcho;
 #[async_trait]
 impl CommandHandler for TraceEcho {
     async fn handle(&self, _: &SagaCommand) -> TaskOutcome {
-        TaskOutcome::Success(json!(shared::observability::current_traceparent()))
+        TaskOutcome::Success(json!(shared_core::trace::current_traceparent()))
     }
 }
 
@@ -105,13 +105,13 @@ async fn a_step_runs_as_a_new_span_of_the_commands_trace_and_a_broken_traceparen
     else {
         panic!("the step failed")
     };
-    let seen = shared::observability::TraceContext::parse(seen.as_str().unwrap()).unwrap();
+    let seen = shared_core::trace::TraceContext::parse(seen.as_str().unwrap()).unwrap();
     assert_eq!(seen.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_ne!(seen.span_id(), "00f067aa0ba902b7");
 
     detail["traceparent"] = json!("not a traceparent");
     let outcome = dispatch(event("DoIt", detail), &TraceEcho, &reporter).await.unwrap();
     let TaskOutcome::Success(seen) = outcome else { panic!("a broken traceparent failed the command: {outcome:?}") };
-    let seen = shared::observability::TraceContext::parse(seen.as_str().unwrap()).unwrap();
+    let seen = shared_core::trace::TraceContext::parse(seen.as_str().unwrap()).unwrap();
     assert_ne!(seen.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
 }

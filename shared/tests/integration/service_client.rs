@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::json;
-use shared::CorrelationId;
 use shared::config::ConfigError;
 use shared::resilience::{BreakerState, CallError, HttpError, ServiceClient, ServiceClientConfig};
+use shared_core::CorrelationId;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -236,10 +236,9 @@ async fn a_call_made_inside_a_traced_invocation_carries_its_traceparent_and_one_
     Mock::given(method("GET")).and(path("/x")).respond_with(ResponseTemplate::new(200)).mount(&server).await;
     let client = ServiceClient::new(&config(&server.uri(), &[])).unwrap();
     let correlation = CorrelationId::generate();
-    let invocation =
-        shared::observability::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-            .unwrap()
-            .child();
+    let invocation = shared_core::trace::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .unwrap()
+        .child();
     invocation.scope(client.get("/x", &correlation)).await.unwrap();
     client.get("/x", &correlation).await.unwrap();
     let received = server.received_requests().await.unwrap();

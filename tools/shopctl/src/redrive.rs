@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::EventPublisher;
 use shared::outbox::{ENTITY_OUTBOX, OutboxRecord, RelayItem};
-use shared::publisher::EventEntry;
+use shared_core::envelope::EventEntry;
 
 use crate::Error;
 use crate::dlq::StreamBatch;
@@ -49,7 +49,7 @@ pub fn entry_of(event: &Value) -> Result<EventEntry, Error> {
     let detail = event.get("detail").ok_or_else(|| Error::Letter("no detail".into()))?;
     // EventBridge keeps a DLQ message's X-Ray header in a message attribute, not in the event;
     // the envelope's `traceparent` names the same trace.
-    let trace_header = shared::observability::xray_header_of(detail.get("traceparent").and_then(Value::as_str));
+    let trace_header = shared_core::trace::xray_header_of(detail.get("traceparent").and_then(Value::as_str));
     Ok(EventEntry {
         source: text("source")?,
         detail_type: text("detail-type")?,

@@ -11,7 +11,7 @@ use axum::body::Body;
 use gateway::api::{LARGEST_PLACE_ORDER_BYTES, MAX_PAYMENT_METHOD_LEN};
 use http::{Request, StatusCode};
 use serde_json::Value;
-use shared::validation::{MAX_ID_LEN, MAX_ORDER_LINES, MAX_QUANTITY};
+use shared_core::validation::{MAX_ID_LEN, MAX_ORDER_LINES, MAX_QUANTITY};
 
 /// `c` as JSON writes it at its longest: a non-BMP character as an escaped surrogate pair.
 fn escaped(c: char) -> String {

@@ -62,13 +62,13 @@ fn documented_limits_are_the_services_limits() {
     let doc = generated();
     let schemas = &doc["components"]["schemas"];
     let items = &schemas["PlaceOrder"]["properties"]["items"];
-    assert_eq!(items["maxItems"], shared::validation::MAX_ORDER_LINES);
+    assert_eq!(items["maxItems"], shared_core::validation::MAX_ORDER_LINES);
     assert_eq!(items["minItems"], 1);
     let item = &schemas["OrderItem"]["properties"];
-    assert_eq!(item["quantity"]["maximum"], shared::validation::MAX_QUANTITY);
+    assert_eq!(item["quantity"]["maximum"], shared_core::validation::MAX_QUANTITY);
     assert_eq!(item["quantity"]["minimum"], 1);
     for identifier in [&item["sku"], &schemas["Restock"]["properties"]["restock_id"]] {
-        assert_eq!(identifier["maxLength"], shared::validation::MAX_ID_LEN, "{identifier}");
+        assert_eq!(identifier["maxLength"], shared_core::validation::MAX_ID_LEN, "{identifier}");
     }
     assert_eq!(schemas["PlaceOrder"]["properties"]["payment_method"]["maxLength"], 255);
     assert_eq!(schemas["PlaceOrder"]["additionalProperties"], false);

@@ -19,9 +19,9 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update};
 use chrono::{Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use shared::CorrelationId;
 use shared::dynamo::{self, failed_conditions, names, values};
 use shared::outbox::{OutboxEvent, OutboxRecord};
+use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};

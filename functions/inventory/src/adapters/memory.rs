@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{SubsecRound, Utc};
-use shared::CorrelationId;
 use shared::outbox::OutboxEvent;
+use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};

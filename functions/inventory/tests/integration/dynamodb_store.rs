@@ -8,7 +8,7 @@ use inventory::domain::{Money, ProductSpec, RequestedLine, ReservationStatus, Re
 use inventory::ports::{InventoryStore, RestockOutcome};
 use inventory::service::InventoryService;
 use local_aws::Moto;
-use shared::CorrelationId;
+use shared_core::CorrelationId;
 
 async fn service(moto: &Moto) -> (InventoryService, Arc<DynamoDbInventoryStore>) {
     let table = moto.create_project_table("InventoryTable", "inventory").await.unwrap();

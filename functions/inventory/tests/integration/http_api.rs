@@ -11,7 +11,7 @@ use inventory::domain::RequestedLine;
 use inventory::http::router;
 use inventory::service::InventoryService;
 use serde_json::{Value, json};
-use shared::CorrelationId;
+use shared_core::CorrelationId;
 
 fn fixture(name: &str) -> lambda_http::Request {
     local_aws::fixtures::http("inventory-api", name).unwrap()

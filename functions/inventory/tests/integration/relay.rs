@@ -10,8 +10,8 @@ use inventory::relay::relay;
 use inventory::service::InventoryService;
 use local_aws::{EventTap, Moto, StreamReader, unique_name};
 use serde_json::{Value, json};
-use shared::CorrelationId;
 use shared::publisher::{EventBridgePublisher, InMemoryPublisher};
+use shared_core::CorrelationId;
 
 fn fixture() -> Event {
     let path = format!("{}/../../events/inventory-outbox-relay/stream.json", env!("CARGO_MANIFEST_DIR"));

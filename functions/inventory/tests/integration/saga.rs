@@ -10,8 +10,8 @@ use inventory::saga::InventorySagaWorker;
 use inventory::service::InventoryService;
 use local_aws::fixtures;
 use serde_json::json;
-use shared::CorrelationId;
 use shared::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
+use shared_core::CorrelationId;
 
 use local_aws::fixtures::ORDER_ID;
 const SKU: &str = "SKU-RED-MUG";
@@ -184,7 +184,7 @@ type Event = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>
 /// What a newer producer sends: the same event with one more field in every object of its detail
 /// (envelope, data, lines).
 fn widened(mut event: Event) -> Event {
-    event.detail = shared::envelope::widened(&event.detail);
+    event.detail = shared_core::envelope::widened(&event.detail);
     event
 }
 

@@ -6,7 +6,7 @@ use inventory::adapters::memory::InMemoryInventoryStore;
 use inventory::domain::{Money, ProductSpec, RequestedLine, ReservationStatus, Restock};
 use inventory::ports::RestockOutcome;
 use inventory::service::{InventoryError, InventoryService};
-use shared::CorrelationId;
+use shared_core::CorrelationId;
 
 async fn setup(stock: &[(&str, u32)]) -> (InventoryService, Arc<InMemoryInventoryStore>, CorrelationId) {
     let store = Arc::new(InMemoryInventoryStore::new());

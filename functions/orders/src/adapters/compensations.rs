@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::domain::OrderId;
 use crate::saga::{StartError, StartOutcome};
 use crate::sweeper::{CompensationInput, Compensations, SagaRun};
+use shared_core::OrderId;
 
 /// The client is built on first use: most sweeps find nothing parked, and building an SDK
 /// client (it parses the SDK's endpoint partition table) is cold-start time (`make
@@ -59,7 +59,7 @@ impl Compensations for StepFunctionsCompensations {
     }
 
     async fn start(&self, name: &str, input: &CompensationInput) -> Result<StartOutcome, StartError> {
-        let trace_header = shared::observability::xray_header_of(Some(&input.traceparent));
+        let trace_header = shared_core::trace::xray_header_of(Some(&input.traceparent));
         let input = serde_json::to_string(input).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let result = self
             .client()

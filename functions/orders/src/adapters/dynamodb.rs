@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use shared::dynamo::{self, failed_conditions};
 use shared::outbox::OutboxRecord;
 
-use crate::domain::{Order, OrderId};
+use crate::domain::Order;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
+use shared_core::OrderId;
 
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 pub const ENTITY_ORDER: &str = "ORDER";

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::domain::{Order, OrderId};
+use crate::domain::Order;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
+use shared_core::OrderId;
 
 mod saga_starter;
 mod sweep;

@@ -25,7 +25,7 @@ impl StepFunctionsSagaStarter {
 impl SagaStarter for StepFunctionsSagaStarter {
     async fn start(&self, name: &str, input: &SagaInput) -> Result<StartOutcome, StartError> {
         // The execution joins the saga input's trace in X-Ray as well as in the logs.
-        let trace_header = shared::observability::xray_header_of(input.traceparent.as_deref());
+        let trace_header = shared_core::trace::xray_header_of(input.traceparent.as_deref());
         let input = serde_json::to_string(input).map_err(|e| StartError::Unavailable(e.to_string()))?;
         let result = self
             .client

@@ -1,8 +1,9 @@
 //! The orders domain without any I/O: validation and status transitions.
 
 use chrono::Utc;
-use orders::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, Refusal, RequestedItem, contains_card_number};
+use orders::domain::{Order, OrderStatus, PlaceOrderRequest, Refusal, RequestedItem, contains_card_number};
 use proptest::prelude::*;
+use shared_core::OrderId;
 
 fn request(items: Vec<(&str, u32)>) -> PlaceOrderRequest {
     PlaceOrderRequest {

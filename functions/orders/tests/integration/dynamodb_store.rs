@@ -9,7 +9,7 @@ use orders::domain::{Order, OrderStatus, PlaceOrderRequest, RequestedItem};
 use orders::events;
 use orders::ports::{CreateOutcome, IdempotencyClaim, OrderStore, StoreError};
 use orders::service::{OrderService, OrdersError};
-use shared::CorrelationId;
+use shared_core::CorrelationId;
 
 async fn store(moto: &Moto) -> (DynamoDbOrderStore, aws_sdk_dynamodb::Client, String) {
     let table = moto.create_project_table("OrdersTable", "orders").await.unwrap();
@@ -47,7 +47,7 @@ async fn an_order_and_its_outbox_event_are_written_together_and_read_back() {
     let again = store.create(&order, &[events::order_created(&order, &CorrelationId::generate())], None).await;
     assert!(matches!(again, Err(StoreError::AlreadyExists(id)) if id == order.id), "{again:?}");
     assert_eq!(item_count(&client, &table).await, 2);
-    assert_eq!(store.get(orders::domain::OrderId::new()).await.unwrap(), None);
+    assert_eq!(store.get(shared_core::OrderId::new()).await.unwrap(), None);
 }
 
 #[tokio::test]

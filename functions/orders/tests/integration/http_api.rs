@@ -7,11 +7,12 @@ use std::sync::Arc;
 use axum::body::Body;
 use http::{Request, StatusCode};
 use orders::adapters::memory::InMemoryOrderStore;
-use orders::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, RequestedItem};
+use orders::domain::{Order, OrderStatus, PlaceOrderRequest, RequestedItem};
 use orders::http::router;
 use orders::service::OrderService;
 use serde_json::{Value, json};
-use shared::CorrelationId;
+use shared_core::CorrelationId;
+use shared_core::OrderId;
 
 fn fixture(name: &str) -> String {
     local_aws::fixtures::text("orders-api", name).unwrap()

@@ -35,7 +35,7 @@ async fn the_fixture_record_is_published_with_its_envelope_unchanged() {
     let detail: Value = serde_json::from_str(&published[0].detail).unwrap();
     assert_eq!(detail["event_id"], "0193a3c2-6000-7000-8000-0000000e0001");
     // The envelope in the fixture is a valid OrderCreated.
-    let _: shared::DomainEvent<orders::events::OrderCreated> = serde_json::from_value(detail).unwrap();
+    let _: shared_core::DomainEvent<orders::events::OrderCreated> = serde_json::from_value(detail).unwrap();
 }
 
 /// A batch of five outbox records with sequence numbers 1..=5, plus an order record in the middle.
@@ -107,7 +107,7 @@ async fn an_order_placed_reaches_the_bus_through_the_stream_and_a_retry_keeps_it
         payment_method: "pm_card_visa".into(),
         items: vec![RequestedItem { sku: "SKU-1".into(), quantity: 2 }],
     };
-    let correlation = shared::CorrelationId::generate();
+    let correlation = shared_core::CorrelationId::generate();
     let placed = OrderService::new(Arc::new(store)).place_order(request, &correlation, None).await.unwrap();
 
     // Nothing is published yet: a crash here loses nothing, the record waits in the stream.
@@ -148,7 +148,10 @@ async fn store_more_and_relay_to(
         payment_method: "pm_card_visa".into(),
         items: vec![RequestedItem { sku: "SKU-2".into(), quantity: 1 }],
     };
-    OrderService::new(Arc::new(store)).place_order(request, &shared::CorrelationId::generate(), None).await.unwrap();
+    OrderService::new(Arc::new(store))
+        .place_order(request, &shared_core::CorrelationId::generate(), None)
+        .await
+        .unwrap();
     let batch = stream.poll_event().await.unwrap();
     let outbox_sequence = batch
         .records

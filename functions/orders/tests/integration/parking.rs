@@ -10,15 +10,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use local_aws::fixtures;
 use orders::adapters::memory::{InMemoryCompensations, InMemoryOrderStore};
-use orders::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, RequestedItem};
+use orders::domain::{Order, OrderStatus, PlaceOrderRequest, RequestedItem};
 use orders::parking::{Backoff, Owed, Queue, SHARDS, sweep_key};
 use orders::ports::OrderStore;
 use orders::saga::OrdersSagaWorker;
 use orders::service::OrderService;
 use orders::sweeper::{SagaRun, SweepIndex, Sweeper, SweeperInput};
 use serde_json::json;
-use shared::CorrelationId;
 use shared::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
+use shared_core::CorrelationId;
+use shared_core::OrderId;
 
 use local_aws::fixtures::ORDER_ID;
 

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use chrono::Utc;
 use local_aws::fixtures;
 use orders::adapters::memory::{InMemoryOrderStore, InMemorySagaStarter};
-use orders::domain::{Order, OrderId, OrderStatus, PlaceOrderRequest, RequestedItem};
+use orders::domain::{Order, OrderStatus, PlaceOrderRequest, RequestedItem};
 use orders::ports::OrderStore;
 use orders::saga::{OrdersSagaWorker, SagaSettings, StartError, StartOutcome, start_for_event};
 use orders::service::OrderService;
 use serde_json::json;
 use shared::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
+use shared_core::OrderId;
 
 use local_aws::fixtures::ORDER_ID;
 
@@ -34,7 +35,7 @@ async fn the_starter_fixture_starts_one_execution_named_after_the_order_and_a_du
     // The fixture carries no traceparent: the saga starts a new trace, which every command continues.
     let mut input = serde_json::to_value(input).unwrap();
     let traceparent = input.as_object_mut().unwrap().remove("traceparent").unwrap();
-    assert!(shared::observability::TraceContext::parse(traceparent.as_str().unwrap()).is_some(), "{traceparent}");
+    assert!(shared_core::trace::TraceContext::parse(traceparent.as_str().unwrap()).is_some(), "{traceparent}");
     assert_eq!(
         input,
         json!({"order_id": ORDER_ID, "customer_id": "cust-42", "payment_method": "pm_card_visa",
@@ -157,7 +158,7 @@ async fn a_confirmation_or_cancellation_done_by_a_worker_that_died_before_answer
 /// What a newer producer sends: the same event with one more field in every object of its detail
 /// (envelope, data, lines).
 fn widened(mut event: Command) -> Command {
-    event.detail = shared::envelope::widened(&event.detail);
+    event.detail = shared_core::envelope::widened(&event.detail);
     event
 }
 
@@ -192,7 +193,7 @@ async fn the_saga_input_continues_the_trace_of_the_order_created_event() {
     event.detail["traceparent"] = json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     start_for_event(event, &starter, SagaSettings::default()).await.unwrap();
     let input = &starter.started()[0].1;
-    let ours = shared::observability::TraceContext::parse(input.traceparent.as_deref().unwrap()).unwrap();
+    let ours = shared_core::trace::TraceContext::parse(input.traceparent.as_deref().unwrap()).unwrap();
     assert_eq!(ours.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736", "the same trace");
     assert_ne!(ours.span_id(), "00f067aa0ba902b7", "a span of its own");
 }

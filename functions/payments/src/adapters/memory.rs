@@ -331,7 +331,7 @@ mod tests {
             let provider = ScriptedProvider::new();
             let charge = ProviderCharge {
                 order_id: "order-1".into(),
-                amount: shared::money::Money::new(2500, "EUR"),
+                amount: shared_core::money::Money::new(2500, "EUR"),
                 payment_method: "pm_card_visa".into(),
                 idempotency_key: "key-1".into(),
             };

@@ -49,8 +49,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
-use shared::money::{Currency, Money};
 use shared::resilience::{CallError, HttpError, HttpReply, Idempotency, Policy, ServiceClientConfig, Verdict};
+use shared_core::money::{Currency, Money};
 
 pub use super::provider_key::ProviderKey;
 use crate::domain::Decline;

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use payments::domain::{ChargeRequest, Decline, Lease, Payment, PaymentStatus};
-use shared::money::Money;
+use shared_core::money::Money;
 
 fn pending() -> Payment {
     let request =

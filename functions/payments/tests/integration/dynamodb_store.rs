@@ -13,9 +13,9 @@ use payments::adapters::stripe::{ApiKey, SecretError, StripeProvider};
 use payments::domain::{ChargeRequest, Lease, Payment, PaymentStatus};
 use payments::ports::PaymentStore;
 use payments::service::{LeaseConfig, PaymentService};
-use shared::CorrelationId;
-use shared::money::Money;
 use shared::resilience::ServiceClientConfig;
+use shared_core::CorrelationId;
+use shared_core::money::Money;
 
 const KEY: &str = "sk_test_moto";
 

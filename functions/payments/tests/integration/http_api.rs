@@ -9,8 +9,8 @@ use payments::domain::ChargeRequest;
 use payments::http::router;
 use payments::service::{LeaseConfig, PaymentService};
 use serde_json::{Value, json};
-use shared::CorrelationId;
-use shared::money::Money;
+use shared_core::CorrelationId;
+use shared_core::money::Money;
 
 use local_aws::fixtures::ORDER_ID;
 

@@ -7,8 +7,8 @@ use local_aws::LocalStripe;
 use payments::adapters::stripe::{ApiKey, StripeProvider};
 use payments::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome};
 use serde_json::Value;
-use shared::money::Money;
 use shared::resilience::ServiceClientConfig;
+use shared_core::money::Money;
 
 const KEY: &str = "sk_test_localstripe";
 

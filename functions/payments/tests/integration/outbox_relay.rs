@@ -12,7 +12,7 @@ use payments::events::{PaymentCompleted, PaymentRefunded};
 use payments::service::{LeaseConfig, PaymentService};
 use shared::outbox::{outbox_only, relay_with};
 use shared::publisher::InMemoryPublisher;
-use shared::{CorrelationId, DomainEvent};
+use shared_core::{CorrelationId, DomainEvent};
 
 fn fixture() -> Event {
     let path = format!("{}/../../events/payments-outbox-relay/outbox-stream.json", env!("CARGO_MANIFEST_DIR"));
@@ -44,7 +44,7 @@ async fn a_charge_and_its_refund_reach_the_publisher_through_the_stream_in_order
     let correlation = CorrelationId::generate();
     let request = ChargeRequest {
         order_id: "o-1".into(),
-        amount: shared::money::Money::new(1999, "USD"),
+        amount: shared_core::money::Money::new(1999, "USD"),
         payment_method: "pm_card_visa".into(),
     };
     service.charge(&request, &correlation).await.unwrap();

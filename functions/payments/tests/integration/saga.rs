@@ -103,7 +103,7 @@ type Command = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Valu
 /// What a newer producer sends: the same command with one more field in every object of its
 /// detail (envelope, data, amount).
 fn widened(mut event: Command) -> Command {
-    event.detail = shared::envelope::widened(&event.detail);
+    event.detail = shared_core::envelope::widened(&event.detail);
     event
 }
 

@@ -9,8 +9,8 @@ use payments::adapters::memory::{InMemoryPaymentStore, ScriptedProvider};
 use payments::domain::{ChargeRequest, Decline, Lease, Payment, PaymentStatus};
 use payments::ports::{ChargeOutcome, PaymentStore, ProviderError, RefundOutcome};
 use payments::service::{LeaseConfig, PaymentError, PaymentService};
-use shared::CorrelationId;
-use shared::money::Money;
+use shared_core::CorrelationId;
+use shared_core::money::Money;
 
 struct Fixture {
     store: Arc<InMemoryPaymentStore>,

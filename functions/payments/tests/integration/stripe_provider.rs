@@ -13,9 +13,9 @@ use payments::adapters::stripe::{ApiKey, STRIPE_API_VERSION, StripeProvider, str
 use payments::domain::{ChargeRequest, PaymentStatus};
 use payments::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome};
 use payments::service::{LeaseConfig, PaymentError, PaymentService};
-use shared::CorrelationId;
-use shared::money::Money;
 use shared::resilience::{BreakerState, ServiceClientConfig};
+use shared_core::CorrelationId;
+use shared_core::money::Money;
 
 const KEY: &str = "sk_test_adapter";
 

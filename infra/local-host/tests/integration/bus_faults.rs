@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use inventory::domain::{Money, ProductSpec, Restock};
 use local_host::{Delivery, Host, HostConfig};
-use orders::domain::{OrderId, OrderStatus, PlaceOrderRequest, RequestedItem};
+use orders::domain::{OrderStatus, PlaceOrderRequest, RequestedItem};
 use orders::service::OrderService;
-use shared::CorrelationId;
+use shared_core::CorrelationId;
+use shared_core::OrderId;
 
 const SKU: &str = "SKU-MUG";
 const WINDOW: Duration = Duration::from_secs(6);

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use local_host::{Host, HostConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::CorrelationId;
 use shared::metrics::{Series, names};
 use shared::resilience::{Policy, ServiceClient, SigV4};
+use shared_core::CorrelationId;
 
 struct Client {
     api: ServiceClient,

@@ -14,8 +14,8 @@ use orders::service::OrderService;
 use payments::domain::PaymentStatus;
 use payments::service::PaymentService;
 use serde_json::Value;
-use shared::CorrelationId;
 use shared::saga::TaskOutcome;
+use shared_core::CorrelationId;
 
 const SKU: &str = "SKU-MUG";
 const PRICE: u64 = 1250;
@@ -339,7 +339,7 @@ async fn a_compensation_that_fails_transiently_is_retried_until_it_succeeds() {
 #[tokio::test]
 async fn a_confirmation_done_by_a_worker_that_died_before_answering_is_found_done_and_the_saga_succeeds() {
     let stack = stack(SagaSettings { task_timeout_seconds: 4, payment_timeout_seconds: 10 }).await;
-    let placed = std::sync::Arc::new(std::sync::OnceLock::<orders::domain::OrderId>::new());
+    let placed = std::sync::Arc::new(std::sync::OnceLock::<shared_core::OrderId>::new());
     let confirms = std::sync::atomic::AtomicUsize::new(0);
     let (orders, order_id) = (stack.orders.clone(), placed.clone());
     stack.intercept(move |command| {

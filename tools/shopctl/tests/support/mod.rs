@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use local_aws::EventTap;
 use local_host::{Host, HostConfig, Physical};
 use serde_json::Value;
-use shared::CorrelationId;
+use shared_core::CorrelationId;
 
 pub async fn host() -> Host {
     Host::start(HostConfig { http_port: 0, ..HostConfig::default() })

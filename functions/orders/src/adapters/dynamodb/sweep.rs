@@ -8,10 +8,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::{DynamoDbOrderStore, sdk_backend};
-use crate::domain::OrderId;
 use crate::parking::{Queue, due_bound, shard_key};
 use crate::ports::StoreError;
 use crate::sweeper::SweepIndex;
+use shared_core::OrderId;
 
 pub const SWEEP_INDEX: &str = "sweep";
 

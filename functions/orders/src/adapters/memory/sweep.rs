@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::InMemoryOrderStore;
-use crate::domain::OrderId;
 use crate::parking::{Queue, due_bound, shard_key, sweep_key};
 use crate::ports::StoreError;
 use crate::saga::{StartError, StartOutcome};
 use crate::sweeper::{CompensationInput, Compensations, SagaRun, SweepIndex};
+use shared_core::OrderId;
 
 #[async_trait]
 impl SweepIndex for InMemoryOrderStore {

@@ -200,7 +200,7 @@ fn only_the_state_machines_publish_saga_commands_and_each_relay_only_its_service
     let deployed = sam::translated();
     let mut roles: Vec<(String, String)> = Vec::new();
     for (_, function) in sam::of_type(&deployed, "AWS::Lambda::Function") {
-        // The relay of functions/<service> publishes shop.<service> (shared::envelope::source_for).
+        // The relay of functions/<service> publishes shop.<service> (shared_core::envelope::source_for).
         let binary = function["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
         let service = crate_of(binary).trim_start_matches("functions/").to_owned();
         roles.push((role_of(function).to_owned(), format!("shop.{service}")));
@@ -228,7 +228,7 @@ fn only_the_state_machines_publish_saga_commands_and_each_relay_only_its_service
     // The sources the code publishes.
     let saga = std::fs::read_to_string(project_root().join("shared/src/saga.rs")).unwrap();
     assert!(saga.contains("pub const COMMAND_SOURCE: &str = \"shop.saga\";"));
-    let envelope = std::fs::read_to_string(project_root().join("shared/src/envelope.rs")).unwrap();
+    let envelope = std::fs::read_to_string(project_root().join("shared/core/src/envelope.rs")).unwrap();
     assert!(envelope.contains("format!(\"shop.{service}\")"), "relays publish shop.<service>");
     for service in ["orders", "inventory", "payments"] {
         let events =

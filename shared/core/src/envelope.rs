@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::correlation::CorrelationId;
-use crate::publisher::EventEntry;
 
 /// Version of the envelope layout itself. Payload changes that break consumers get a new
 /// event type (`OrderCreatedV2`) rather than a silent change under the same name.
@@ -32,7 +31,7 @@ pub struct DomainEvent<T> {
     pub correlation_id: CorrelationId,
     pub version: u32,
     /// The W3C `traceparent` of the span that published it: consumers continue the trace
-    /// (see [`crate::observability::TraceContext::continue_from`]). Absent from events published
+    /// (see [`crate::trace::TraceContext::continue_from`]). Absent from events published
     /// outside a traced invocation; a malformed one starts a new trace, never an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
@@ -54,9 +53,33 @@ impl<T> DomainEvent<T> {
             occurred_at,
             correlation_id,
             version: ENVELOPE_VERSION,
-            traceparent: crate::observability::current_traceparent(),
+            traceparent: crate::trace::current_traceparent(),
             data,
         }
+    }
+}
+
+/// EventBridge rejects entries larger than 256 KB, measured as [`EventEntry::size`].
+pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
+
+/// One event ready for the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventEntry {
+    pub source: String,
+    pub detail_type: String,
+    /// The JSON envelope, as sent.
+    pub detail: String,
+    /// The X-Ray trace header EventBridge passes on to the targets' own traces (PutEvents
+    /// `TraceHeader`; not part of the event the targets receive, nor of its size:
+    /// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-xray-integ.html>).
+    pub trace_header: Option<String>,
+}
+
+impl EventEntry {
+    /// Size as EventBridge computes it: the UTF-8 bytes of source, detail-type and detail (we
+    /// send no `Time` and no `Resources`; the trace header does not count).
+    pub fn size(&self) -> usize {
+        self.source.len() + self.detail_type.len() + self.detail.len()
     }
 }
 
@@ -67,7 +90,7 @@ impl<T: Serialize> DomainEvent<T> {
             source: source_for(service),
             detail_type: self.event_type.clone(),
             detail: serde_json::to_string(self)?,
-            trace_header: crate::observability::xray_header_of(self.traceparent.as_deref()),
+            trace_header: crate::trace::xray_header_of(self.traceparent.as_deref()),
         })
     }
 }

@@ -1,0 +1,62 @@
+//! Ids every service reads in the same form.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An order id: a UUID (v7 for new orders, so ids sort by creation time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OrderId(Uuid);
+
+impl OrderId {
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Parses the canonical hyphenated form only, so an id has exactly one spelling.
+    pub fn parse(raw: &str) -> Option<Self> {
+        if raw.len() != 36 {
+            return None;
+        }
+        Uuid::try_parse(raw).ok().filter(|u| u.hyphenated().to_string() == raw.to_ascii_lowercase()).map(Self)
+    }
+}
+
+impl Default for OrderId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_id_has_one_spelling() {
+        let id = OrderId::new();
+        let text = id.to_string();
+        assert_eq!(OrderId::parse(&text), Some(id));
+        assert_eq!(OrderId::parse(&text.to_ascii_uppercase()), Some(id), "hex digits in either case");
+        assert_eq!(OrderId::parse(&text.replace('-', "")), None, "the simple form is another spelling");
+        assert_eq!(OrderId::parse(&format!("{{{text}}}")), None, "so is the braced one");
+        assert_eq!(OrderId::parse(&format!("urn:uuid:{text}")), None, "and the URN");
+        assert_eq!(OrderId::parse("order-1"), None);
+    }
+
+    #[test]
+    fn new_order_ids_are_v7_and_sort_by_creation_time() {
+        let (a, b) = (OrderId::new(), OrderId::new());
+        assert_eq!(a.0.get_version_num(), 7);
+        assert!(a < b);
+    }
+}
