@@ -14,7 +14,7 @@ use orders::service::OrderService;
 use payments::domain::PaymentStatus;
 use payments::service::PaymentService;
 use serde_json::Value;
-use shared::saga::TaskOutcome;
+use shared::aws::saga::TaskOutcome;
 use shared_core::CorrelationId;
 
 const SKU: &str = "SKU-MUG";
@@ -491,10 +491,13 @@ async fn an_order_whose_parking_failed_too_is_found_by_the_sweeper_after_its_sag
     let still_broken = broken.clone();
     stack.intercept(move |command| match command {
         // The release fails for good, and so does parking (the bus, say): the saga ends FAILED
-        // with the order PENDING and nobody else to finish it.
-        "ReleaseInventory" | "ParkOrder" if still_broken.load(std::sync::atomic::Ordering::SeqCst) => {
+        // with the order PENDING and nobody else to finish it. Parking stays broken: a command
+        // delivered twice (at least once, as EventBridge does) would otherwise park the order
+        // from its late copy, and the sweeper would never have to find it.
+        "ReleaseInventory" if still_broken.load(std::sync::atomic::Ordering::SeqCst) => {
             Delivery::Answer(TaskOutcome::failure("InvalidCommand", "injected: cannot be done"))
         }
+        "ParkOrder" => Delivery::Answer(TaskOutcome::failure("InvalidCommand", "injected: cannot be done")),
         _ => Delivery::Handle,
     });
     let order = place(&stack, 2, "pm_card_visa_chargeDeclined").await;
