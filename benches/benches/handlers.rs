@@ -20,9 +20,9 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use lambda_http::RequestExt;
 use serde_json::{Value, json};
-use shared::publisher::{EventPublisher, PublishError};
+use shared::aws::publisher::{EventPublisher, PublishError};
+use shared::aws::saga::{CommandHandler, ReportError, TaskOutcome, TaskReporter};
 use shared::resilience::{ServiceClient, Transport};
-use shared::saga::{CommandHandler, ReportError, TaskOutcome, TaskReporter};
 use shared_core::envelope::EventEntry;
 use tower::ServiceExt;
 
@@ -165,7 +165,7 @@ impl<W: CommandHandler + 'static, S: Send + Sync> Scenario for SagaStep<W, S> {
 
     async fn run(&self, input: Input) {
         let Input::Command(command) = input else { unreachable!("a saga command scenario") };
-        shared::saga::dispatch(command, self.0.as_ref(), &Discard).await.unwrap();
+        shared::aws::saga::dispatch(command, self.0.as_ref(), &Discard).await.unwrap();
     }
 }
 
@@ -188,7 +188,7 @@ impl Scenario for OutboxRelay {
 
     async fn run(&self, input: Input) {
         let Input::Stream(batch) = input else { unreachable!("a stream scenario") };
-        let response = shared::outbox::relay_with(batch, self.0.as_ref(), &shared::outbox::outbox_only).await;
+        let response = shared::aws::outbox::relay_with(batch, self.0.as_ref(), &shared::aws::outbox::outbox_only).await;
         assert!(response.batch_item_failures.is_empty());
     }
 }
@@ -232,10 +232,10 @@ async fn gateway_order_view() -> GatewayOrderView {
     let (orders_api, orders) = orders_router();
     let order_id = placed_order(&orders).await;
     let reserve = inventory_reserve().await;
-    shared::saga::dispatch(command(&reserve.1, &order_id), reserve.0.as_ref(), &Discard).await.unwrap();
+    shared::aws::saga::dispatch(command(&reserve.1, &order_id), reserve.0.as_ref(), &Discard).await.unwrap();
     let inventory_api = inventory::http::router(reserve.2.clone());
     let charge = payments_charge();
-    shared::saga::dispatch(command(&charge.1, &order_id), charge.0.as_ref(), &Discard).await.unwrap();
+    shared::aws::saga::dispatch(command(&charge.1, &order_id), charge.0.as_ref(), &Discard).await.unwrap();
     let payments_api = payments::http::router(charge.2.clone());
     let vars: HashMap<String, String> = ["ORDERS", "INVENTORY", "PAYMENTS"]
         .into_iter()

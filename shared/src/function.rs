@@ -24,8 +24,8 @@ use aws_lambda_events::streams::DynamoDbEventResponse;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
+use crate::aws::saga::{CommandHandler, SfnTaskReporter, TaskOutcome};
 use crate::config::Lookup;
-use crate::saga::{CommandHandler, SfnTaskReporter, TaskOutcome};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -117,7 +117,7 @@ impl<F: InvokeFunction + 'static> Serve for Invoke<F> {
 }
 
 /// A saga worker as an [`EventFunction`]: each command is handled by `worker` and answered on
-/// its task token through Step Functions ([`crate::saga::dispatch`]).
+/// its task token through Step Functions ([`crate::aws::saga::dispatch`]).
 pub struct SagaWorker<W> {
     worker: W,
     reporter: SfnTaskReporter,
@@ -132,7 +132,7 @@ impl<W: CommandHandler> SagaWorker<W> {
 #[async_trait]
 impl<W: CommandHandler> EventFunction for SagaWorker<W> {
     async fn invoke(&self, event: EventBridgeEvent<Value>) -> Result<Option<TaskOutcome>, BoxError> {
-        Ok(Some(crate::saga::dispatch(event, &self.worker, &self.reporter).await?))
+        Ok(Some(crate::aws::saga::dispatch(event, &self.worker, &self.reporter).await?))
     }
 }
 

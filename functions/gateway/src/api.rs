@@ -12,7 +12,7 @@ use shared_core::validation::{MAX_ID_LEN, MAX_ORDER_LINES, MAX_QUANTITY};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
-pub use shared::problem::Problem;
+pub use shared::http::problem::Problem;
 pub use shared_core::InvalidParam;
 pub use shared_core::money::Money;
 

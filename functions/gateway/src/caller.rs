@@ -24,7 +24,7 @@ use lambda_http::RequestExt;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use lambda_http::request::RequestContext;
 use shared::config::Lookup;
-use shared::problem::{PROBLEM_CONTENT_TYPE, Problem};
+use shared::http::problem::{PROBLEM_CONTENT_TYPE, Problem};
 
 use crate::upstream::Upstreams;
 

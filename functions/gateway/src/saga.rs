@@ -44,7 +44,7 @@ impl StepFunctionsProgress {
 #[async_trait]
 impl SagaProgress for StepFunctionsProgress {
     async fn progress(&self, order_id: &str) -> Result<Option<Progress>, String> {
-        let arn = shared::saga::execution_arn(&self.state_machine_arn, order_id);
+        let arn = shared::aws::saga::execution_arn(&self.state_machine_arn, order_id);
         let execution = match self.client().describe_execution().execution_arn(&arn).send().await {
             Ok(execution) => execution,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_execution_does_not_exist()) => return Ok(None),

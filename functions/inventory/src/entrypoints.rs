@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
+use shared::aws::outbox::Relay;
+use shared::aws::saga::TaskOutcome;
 use shared::config::{Lookup, required};
 use shared::function::{BoxError, EventFunction, Events, Function, SagaWorker, Stream};
-use shared::outbox::Relay;
-use shared::saga::TaskOutcome;
 
 use crate::adapters::dynamodb::DynamoDbInventoryStore;
 use crate::saga::InventorySagaWorker;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::outbox::OutboxEvent;
+use shared::aws::outbox::OutboxEvent;
 use shared_core::{CorrelationId, DomainEvent};
 
 use crate::domain::{Reservation, ReservedLine, Shortage};

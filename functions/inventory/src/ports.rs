@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use shared::outbox::OutboxEvent;
+use shared::aws::outbox::OutboxEvent;
 use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, Restock};

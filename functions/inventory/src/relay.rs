@@ -9,7 +9,7 @@
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use shared::EventPublisher;
-use shared::outbox::{RelayItem, derived_event_id, outbox_only, relay_with};
+use shared::aws::outbox::{RelayItem, derived_event_id, outbox_only, relay_with};
 use shared_core::{CorrelationId, DomainEvent};
 
 use crate::adapters::dynamodb::{ENTITY_PRODUCT, ProductItem};

@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::Value;
+use shared::aws::outbox::Relay;
+use shared::aws::saga::TaskOutcome;
 use shared::config::{Lookup, required};
 use shared::function::{BoxError, EventFunction, Events, Function, Invoke, InvokeFunction, SagaWorker, Stream};
-use shared::outbox::Relay;
-use shared::saga::TaskOutcome;
 
 use crate::adapters::dynamodb::DynamoDbOrderStore;
 use crate::adapters::stepfunctions::StepFunctionsSagaStarter;
@@ -41,7 +41,7 @@ pub async fn api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxEr
 
 /// The outbox relay on the orders table stream (`EVENT_BUS_NAME`).
 pub async fn outbox_relay(sdk: &SdkConfig, env: Lookup<'_>) -> Result<Stream<Relay>, BoxError> {
-    Ok(Relay::new(sdk, env, &shared::outbox::outbox_only)?)
+    Ok(Relay::new(sdk, env, &shared::aws::outbox::outbox_only)?)
 }
 
 /// The saga starter: a rule on `OrderCreated` invokes it; it starts one execution per order.

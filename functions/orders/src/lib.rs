@@ -3,7 +3,7 @@
 //! - [`domain`]: Order, lines and statuses; validation and legal transitions. No I/O.
 //! - [`ports`]: the store trait the core needs; [`adapters`]: DynamoDB and in-memory.
 //! - [`service`]: the use cases; [`http`]: the axum router. The outbox relay is
-//!   `shared::outbox::relay` on this service's table stream.
+//!   `shared::aws::outbox::relay` on this service's table stream.
 //! - [`saga`]: the saga starter (one execution per order) and the worker for `ConfirmOrder` and
 //!   `CancelOrder`.
 //! - [`parking`]: `COMPENSATION_PENDING`, where an order waits when a compensation could not

@@ -1,7 +1,7 @@
 //! The ports of the orders service: what the core needs from the outside world.
 
 use async_trait::async_trait;
-pub use shared::outbox::OutboxEvent;
+pub use shared::aws::outbox::OutboxEvent;
 
 use crate::domain::Order;
 use shared_core::OrderId;

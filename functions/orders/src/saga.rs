@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use shared::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
+use shared::aws::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
 use shared_core::DomainEvent;
 
 use crate::domain::OrderLine;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use shared::aws::outbox::Relay;
 use shared::config::{Lookup, parsed_or, required};
 use shared::function::{BoxError, Events, Function, SagaWorker, Stream};
-use shared::outbox::Relay;
 use shared::resilience::ServiceClientConfig;
 use shared::resilience::store::DynamoDbBreakerStore;
 
@@ -68,7 +68,7 @@ pub async fn api(sdk: &SdkConfig, env: Lookup<'_>) -> Result<axum::Router, BoxEr
 
 /// The outbox relay on the payments table stream.
 pub async fn outbox_relay(sdk: &SdkConfig, env: Lookup<'_>) -> Result<Stream<Relay>, BoxError> {
-    Ok(Relay::new(sdk, env, &shared::outbox::outbox_only)?)
+    Ok(Relay::new(sdk, env, &shared::aws::outbox::outbox_only)?)
 }
 
 /// The payments saga worker: `ProcessPayment` and `RefundPayment`. The only function with the

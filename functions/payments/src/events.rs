@@ -1,7 +1,7 @@
 //! The events the payments service publishes: its part of the event catalogue (see README).
 
 use serde::{Deserialize, Serialize};
-use shared::outbox::OutboxEvent;
+use shared::aws::outbox::OutboxEvent;
 use shared_core::money::Money;
 use shared_core::{CorrelationId, DomainEvent};
 

@@ -1,7 +1,7 @@
 //! The ports of the payments service: where payments are kept, and who moves the money.
 
 use async_trait::async_trait;
-use shared::outbox::OutboxEvent;
+use shared::aws::outbox::OutboxEvent;
 use shared_core::money::Money;
 
 use crate::domain::{Decline, Lease, Payment, PaymentStatus};

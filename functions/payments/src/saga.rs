@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
+use shared::aws::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
 use shared_core::money::Money;
 
 use crate::domain::{ChargeRequest, PaymentStatus};

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shared::saga::SfnTaskReporter;
+use shared::aws::saga::SfnTaskReporter;
 
 use crate::{Delivery, Invocation};
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use local_aws::{Moto, Template};
 use payment_provider_sim::{RunningSimulator, Simulator, SimulatorConfig};
-use shared::saga::SfnTaskReporter;
+use shared::aws::saga::SfnTaskReporter;
 use tokio::task::JoinHandle;
 
 use crate::activity::Activity;

@@ -41,7 +41,7 @@ pub use filter::matches;
 pub use host::{FunctionInfo, Host, HostConfig};
 pub use provision::{Provisioned, physical_name};
 pub use resolve::{Physical, Resolver};
-use shared::saga::TaskOutcome;
+use shared::aws::saga::TaskOutcome;
 pub use triggers::TimeScale;
 
 #[derive(Debug, thiserror::Error)]

@@ -37,7 +37,7 @@ impl Host {
     /// The execution of an order's saga (executions are named after the order).
     pub fn execution_arn(&self, order_id: &str) -> String {
         let machine = self.state_machine_arn().unwrap_or_default();
-        shared::saga::execution_arn(&machine, order_id)
+        shared::aws::saga::execution_arn(&machine, order_id)
     }
 
     /// Waits until the order's saga has finished and nothing was delivered for a moment.

@@ -1,5 +1,5 @@
 //! The error every check reports: one invalid field, as RFC 9457's `invalid-params` lists them.
-//! The HTTP layer (`shared::problem`) turns a list of them into a problem document.
+//! The HTTP layer (`shared::http::problem`) turns a list of them into a problem document.
 
 use serde::{Deserialize, Serialize};
 

@@ -17,7 +17,7 @@ pub fn check_identifier(name: &str, value: &str, violations: &mut Vec<InvalidPar
 }
 
 /// Most lines in one order. An order is reserved in one DynamoDB transaction (at most 100 items,
-/// `shared::dynamo::MAX_TRANSACTION_ITEMS`, which checks this bound): one stock update per line,
+/// `shared::aws::dynamo::MAX_TRANSACTION_ITEMS`, which checks this bound): one stock update per line,
 /// plus the reservation and its outbox event.
 pub const MAX_ORDER_LINES: usize = 98;
 

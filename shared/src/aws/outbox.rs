@@ -240,7 +240,7 @@ fn relay_lag_of(records: &[EventRecord], published: &[Sent], entries: &[EventEnt
 /// An outbox relay as a stream function: each batch of the table's stream is published to the
 /// bus ([`relay_with`]), what could not be is reported as the batch's item failures.
 pub struct Relay {
-    publisher: crate::publisher::EventBridgePublisher,
+    publisher: crate::aws::publisher::EventBridgePublisher,
     extract: &'static Extractor,
 }
 
@@ -267,9 +267,9 @@ impl crate::function::StreamFunction for Relay {
 pub fn relay_publisher(
     config: &aws_config::SdkConfig,
     lookup: crate::config::Lookup<'_>,
-) -> Result<crate::publisher::EventBridgePublisher, crate::config::ConfigError> {
+) -> Result<crate::aws::publisher::EventBridgePublisher, crate::config::ConfigError> {
     let bus = crate::config::required(lookup, "EVENT_BUS_NAME")?;
-    Ok(crate::publisher::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), bus))
+    Ok(crate::aws::publisher::EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(config), bus))
 }
 
 /// A deterministic UUID v7 for an event derived from a stream record (rather than written to the

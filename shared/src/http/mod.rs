@@ -1,5 +1,8 @@
-//! HTTP plumbing shared by every service's axum router: a strict JSON body extractor, the
-//! correlation-id middleware, and problem+json answers for unknown routes and methods.
+//! The HTTP layer, shared by every service's axum router: problem+json errors ([`problem`]), a
+//! strict JSON body extractor, the correlation-id middleware, and problem+json answers for unknown
+//! routes and methods.
+
+pub mod problem;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -10,7 +13,7 @@ use http::{HeaderValue, header};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::problem::ApiError;
+use problem::ApiError;
 use shared_core::InvalidParam;
 use shared_core::correlation::{CORRELATION_HEADER, CorrelationId};
 

@@ -102,7 +102,7 @@ fn now_ms() -> u64 {
 }
 
 fn key(name: &str) -> HashMap<String, AttributeValue> {
-    crate::dynamo::key(format!("BREAKER#{name}"), "BREAKER")
+    crate::aws::dynamo::key(format!("BREAKER#{name}"), "BREAKER")
 }
 
 impl DynamoDbBreakerStore {
@@ -114,14 +114,14 @@ impl DynamoDbBreakerStore {
 fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
     err: aws_sdk_dynamodb::error::SdkError<E, R>,
 ) -> StoreError {
-    StoreError(crate::dynamo::describe(&err))
+    StoreError(crate::aws::dynamo::describe(&err))
 }
 
 #[async_trait]
 impl BreakerStateStore for DynamoDbBreakerStore {
     async fn load(&self, name: &str) -> Result<Option<SharedState>, StoreError> {
         let item: Option<BreakerItem> =
-            crate::dynamo::get_item(&self.client, &self.table, key(name), false).await.map_err(StoreError)?;
+            crate::aws::dynamo::get_item(&self.client, &self.table, key(name), false).await.map_err(StoreError)?;
         let Some(item) = item else { return Ok(None) };
         let now = now_ms();
         Ok(Some(if item.state == "OPEN" && item.open_until_ms > now {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use local_aws::{EventTap, Moto, unique_name};
 use serde_json::{Value, json};
 use shared::EventPublisher;
-use shared::publisher::{EventBridgePublisher, FailureReason};
+use shared::aws::publisher::{EventBridgePublisher, FailureReason};
 use shared_core::envelope::EventEntry;
 use shared_core::envelope::MAX_ENTRY_BYTES;
 use wiremock::matchers::{header, method};

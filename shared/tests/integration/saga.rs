@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::{Value, json};
-use shared::saga::{
+use shared::aws::saga::{
     CommandHandler, INVALID_COMMAND, InMemoryTaskReporter, SagaCommand, TaskOutcome, WorkerError, dispatch,
 };
 

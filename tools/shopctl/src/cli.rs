@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
-use shared::publisher::EventBridgePublisher;
+use shared::aws::publisher::EventBridgePublisher;
 
 use crate::Error;
 use crate::dlq::{self, Group, Letter, Letterbox};

@@ -155,7 +155,7 @@ impl Letter {
             Letter::StreamBatch(_) => Group::StreamFailures,
             Letter::Unreadable { .. } => Group::Unreadable,
             _ if self.event().and_then(|e| e.get("source")).and_then(Value::as_str)
-                == Some(shared::saga::COMMAND_SOURCE) =>
+                == Some(shared::aws::saga::COMMAND_SOURCE) =>
             {
                 Group::SagaCommands
             }

@@ -19,7 +19,7 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::EventPublisher;
-use shared::outbox::{ENTITY_OUTBOX, OutboxRecord, RelayItem};
+use shared::aws::outbox::{ENTITY_OUTBOX, OutboxRecord, RelayItem};
 use shared_core::envelope::EventEntry;
 
 use crate::Error;
@@ -69,7 +69,7 @@ type Extract = fn(&mut EventRecord) -> Result<Option<RelayItem>, String>;
 pub fn extractor(logical_id: &str) -> Extract {
     match logical_id {
         "InventoryTable" => inventory::relay::extract,
-        _ => shared::outbox::outbox_only,
+        _ => shared::aws::outbox::outbox_only,
     }
 }
 

@@ -35,7 +35,7 @@ pub fn excludes_saga_commands(pattern: &Value) -> Result<(), String> {
     let Some(sources) = sources.as_array() else { return Err("its source pattern is not a list".into()) };
     for source in sources {
         match source.as_str() {
-            Some(shared::saga::COMMAND_SOURCE) => return Err("it receives the saga's commands".into()),
+            Some(shared::aws::saga::COMMAND_SOURCE) => return Err("it receives the saga's commands".into()),
             Some(_) => {}
             None => return Err(format!("its source matcher {source} may admit shop.saga")),
         }

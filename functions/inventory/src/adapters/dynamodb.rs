@@ -5,7 +5,7 @@
 //!   `SET available = available ± :q` updates, so concurrent reservations can never oversell;
 //! - reservation: `pk = RESERVATION#<order_id>`, `sk = RESERVATION`;
 //! - applied restock: `pk = RESTOCK#<sku>#<restock_id>`, `sk = RESTOCK`, expiring after 30 days;
-//! - outbox event: `pk` of its aggregate, `sk = OUTBOX#<event_id>` (see `shared::outbox`);
+//! - outbox event: `pk` of its aggregate, `sk = OUTBOX#<event_id>` (see `shared::aws::outbox`);
 //! - consumed event handled: `pk = EVENT#<event_id>`, `sk = PROCESSED`, expiring after 7 days
 //!   (longer than EventBridge retries and Lambda's async retries together).
 //!
@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update};
 use chrono::{Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use shared::dynamo::{self, failed_conditions, names, values};
-use shared::outbox::{OutboxEvent, OutboxRecord};
+use shared::aws::dynamo::{self, failed_conditions, names, values};
+use shared::aws::outbox::{OutboxEvent, OutboxRecord};
 use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{SubsecRound, Utc};
-use shared::outbox::OutboxEvent;
+use shared::aws::outbox::OutboxEvent;
 use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};

@@ -10,7 +10,7 @@ use inventory::relay::relay;
 use inventory::service::InventoryService;
 use local_aws::{EventTap, Moto, StreamReader, unique_name};
 use serde_json::{Value, json};
-use shared::publisher::{EventBridgePublisher, InMemoryPublisher};
+use shared::aws::publisher::{EventBridgePublisher, InMemoryPublisher};
 use shared_core::CorrelationId;
 
 fn fixture() -> Event {

@@ -10,7 +10,7 @@ use inventory::saga::InventorySagaWorker;
 use inventory::service::InventoryService;
 use local_aws::fixtures;
 use serde_json::json;
-use shared::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
+use shared::aws::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
 use shared_core::CorrelationId;
 
 use local_aws::fixtures::ORDER_ID;

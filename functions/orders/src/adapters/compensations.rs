@@ -47,7 +47,7 @@ fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
 #[async_trait]
 impl Compensations for StepFunctionsCompensations {
     async fn saga(&self, order_id: OrderId) -> Result<SagaRun, StartError> {
-        let arn = shared::saga::execution_arn(&self.fulfilment_arn, &order_id.to_string());
+        let arn = shared::aws::saga::execution_arn(&self.fulfilment_arn, &order_id.to_string());
         match self.client().describe_execution().execution_arn(arn).send().await {
             Ok(execution) => Ok(match execution.status.as_str() {
                 "RUNNING" | "PENDING_REDRIVE" => SagaRun::Running,
@@ -75,7 +75,7 @@ impl Compensations for StepFunctionsCompensations {
             // The attempt's execution exists already (a start repeated after a crash): it is this attempt.
             Err(err) if err.as_service_error().is_some_and(|e| e.is_execution_already_exists()) => {
                 Ok(StartOutcome::AlreadyStarted {
-                    execution_arn: shared::saga::execution_arn(&self.compensation_arn, name),
+                    execution_arn: shared::aws::saga::execution_arn(&self.compensation_arn, name),
                 })
             }
             Err(err) => Err(unavailable(err)),

@@ -19,8 +19,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use shared::dynamo::{self, failed_conditions};
-use shared::outbox::OutboxRecord;
+use shared::aws::dynamo::{self, failed_conditions};
+use shared::aws::outbox::OutboxRecord;
 
 use crate::domain::Order;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};

@@ -17,7 +17,7 @@ impl StepFunctionsSagaStarter {
 
     /// `arn:...:stateMachine:M` and `N` give `arn:...:execution:M:N`.
     fn execution_arn(&self, name: &str) -> String {
-        shared::saga::execution_arn(&self.state_machine_arn, name)
+        shared::aws::saga::execution_arn(&self.state_machine_arn, name)
     }
 }
 

@@ -10,8 +10,8 @@ use orders::adapters::dynamodb::DynamoDbOrderStore;
 use orders::domain::{PlaceOrderRequest, RequestedItem};
 use orders::service::OrderService;
 use serde_json::{Value, json};
-use shared::outbox::relay;
-use shared::publisher::{EventBridgePublisher, InMemoryPublisher};
+use shared::aws::outbox::relay;
+use shared::aws::publisher::{EventBridgePublisher, InMemoryPublisher};
 
 fn fixture() -> Event {
     let path = format!("{}/../../events/orders-outbox-relay/outbox-stream.json", env!("CARGO_MANIFEST_DIR"));

@@ -17,7 +17,7 @@ use orders::saga::OrdersSagaWorker;
 use orders::service::OrderService;
 use orders::sweeper::{SagaRun, SweepIndex, Sweeper, SweeperInput};
 use serde_json::json;
-use shared::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
+use shared::aws::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
 use shared_core::CorrelationId;
 use shared_core::OrderId;
 

@@ -11,7 +11,7 @@ use orders::ports::OrderStore;
 use orders::saga::{OrdersSagaWorker, SagaSettings, StartError, StartOutcome, start_for_event};
 use orders::service::OrderService;
 use serde_json::json;
-use shared::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
+use shared::aws::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
 use shared_core::OrderId;
 
 use local_aws::fixtures::ORDER_ID;

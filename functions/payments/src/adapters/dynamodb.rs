@@ -3,7 +3,7 @@
 //! Layout (single table):
 //! - payment: `pk = PAYMENT#<order_id>`, `sk = PAYMENT`, with an optional `lease` map
 //!   (`owner`, `until_ms`) while a caller talks to the provider;
-//! - outbox event: `pk = PAYMENT#<order_id>`, `sk = OUTBOX#<event_id>` (see `shared::outbox`).
+//! - outbox event: `pk = PAYMENT#<order_id>`, `sk = OUTBOX#<event_id>` (see `shared::aws::outbox`).
 //!
 //! Every status change is one transaction: the conditional put of the payment (still in the
 //! status it is leaving) and the put of its outbox event.
@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
-use shared::dynamo::{self, failed_conditions, names, values};
-use shared::outbox::{OutboxEvent, OutboxRecord};
+use shared::aws::dynamo::{self, failed_conditions, names, values};
+use shared::aws::outbox::{OutboxEvent, OutboxRecord};
 
 use crate::domain::{Lease, Payment, PaymentStatus};
 use crate::ports::{PaymentStore, StoreError};

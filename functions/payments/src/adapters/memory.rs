@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use shared::outbox::OutboxEvent;
+use shared::aws::outbox::OutboxEvent;
 
 use crate::domain::{Lease, Payment, PaymentStatus};
 use crate::ports::{

@@ -10,8 +10,8 @@ use payments::adapters::memory::ScriptedProvider;
 use payments::domain::ChargeRequest;
 use payments::events::{PaymentCompleted, PaymentRefunded};
 use payments::service::{LeaseConfig, PaymentService};
-use shared::outbox::{outbox_only, relay_with};
-use shared::publisher::InMemoryPublisher;
+use shared::aws::outbox::{outbox_only, relay_with};
+use shared::aws::publisher::InMemoryPublisher;
 use shared_core::{CorrelationId, DomainEvent};
 
 fn fixture() -> Event {

@@ -10,7 +10,7 @@ use payments::ports::{ChargeOutcome, ProviderError};
 use payments::saga::PaymentsSagaWorker;
 use payments::service::{LeaseConfig, PaymentService};
 use serde_json::json;
-use shared::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
+use shared::aws::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
 
 use local_aws::fixtures::ORDER_ID;
 

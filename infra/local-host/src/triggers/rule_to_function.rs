@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use local_aws::EventTap;
 use serde_json::{Value, json};
-use shared::saga::TaskReporter;
+use shared::aws::saga::TaskReporter;
 use tokio::sync::Semaphore;
 
 use super::rule_dlq::{Undelivered, dead_letter};
@@ -114,8 +114,11 @@ async fn deliver(
         dead_letter(sqs, &target.delivery, &function_arn(&target.binary), &body, &why).await;
         return activity.record(invocation(Err(format!("{}: {}", why.code, why.message)), Duration::ZERO, 0));
     }
-    let delivery =
-        if event.source == shared::saga::COMMAND_SOURCE { activity.delivery_of(&trigger) } else { Delivery::Handle };
+    let delivery = if event.source == shared::aws::saga::COMMAND_SOURCE {
+        activity.delivery_of(&trigger)
+    } else {
+        Delivery::Handle
+    };
     let times = match delivery {
         Delivery::Drop => return activity.record(invocation(Ok(None), Duration::ZERO, 0)),
         Delivery::Answer(outcome) => {

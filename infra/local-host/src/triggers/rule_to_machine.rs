@@ -218,7 +218,7 @@ mod tests {
         };
         let target = MachineTarget { rule: "R".into(), tap, machines: vec![(machine.into(), delivery)] };
         let sfn = aws_sdk_sfn::Client::new(&sdk);
-        let activity = Arc::new(Activity::new(false, shared::saga::SfnTaskReporter::new(sfn.clone())));
+        let activity = Arc::new(Activity::new(false, shared::aws::saga::SfnTaskReporter::new(sfn.clone())));
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
             .event_bus_name("bus")
             .source("shop.orders")

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Value, json};
-use shared::saga::{InMemoryTaskReporter, SagaCommand, TaskOutcome};
+use shared::aws::saga::{InMemoryTaskReporter, SagaCommand, TaskOutcome};
 use shared_core::envelope::{ENVELOPE_VERSION, widened};
 use shared_core::money::Money;
 use shared_core::{CorrelationId, DomainEvent};
@@ -112,7 +112,7 @@ fn schema<T: JsonSchema>(name: &str, kind: Kind, example: &Value) -> Value {
     let what = data.and_then(|d| d["description"].as_str()).unwrap_or_default().replace('\n', " ");
     let envelope = match kind {
         Kind::Event => "In the event envelope (shared_core::envelope::DomainEvent).",
-        Kind::Command => "In the saga command envelope (shared::saga::SagaCommand): answer with the task token.",
+        Kind::Command => "In the saga command envelope (shared::aws::saga::SagaCommand): answer with the task token.",
     };
     schema["title"] = json!(name);
     schema["description"] =
@@ -306,14 +306,14 @@ fn contracts() -> Vec<Contract> {
                 },
             ),
         ),
-        contract::<DomainEvent<shared::saga::SagaCompensationFailed>>(
-            shared::saga::SAGA_COMPENSATION_FAILED,
+        contract::<DomainEvent<shared::aws::saga::SagaCompensationFailed>>(
+            shared::aws::saga::SAGA_COMPENSATION_FAILED,
             "shop.saga",
             SAGA,
             Event,
             event(
-                shared::saga::SAGA_COMPENSATION_FAILED,
-                shared::saga::SagaCompensationFailed {
+                shared::aws::saga::SAGA_COMPENSATION_FAILED,
+                shared::aws::saga::SagaCompensationFailed {
                     order_id: ORDER_ID.into(),
                     execution_arn: format!(
                         "arn:aws:states:us-east-1:123456789012:execution:FulfilmentStateMachine:{ORDER_ID}"
@@ -649,12 +649,12 @@ async fn feed(function: &str, event: EventBridgeEvent<Value>) -> Result<String, 
             order.id = OrderId::parse(ORDER_ID).unwrap();
             store.create(&order, &[], None).await.unwrap();
             let worker = orders::saga::OrdersSagaWorker::new(orders::service::OrderService::new(store));
-            answer(shared::saga::dispatch(event, &worker, &reporter).await.map_err(|e| e.to_string())?)
+            answer(shared::aws::saga::dispatch(event, &worker, &reporter).await.map_err(|e| e.to_string())?)
         }
         "InventorySagaWorkerFunction" => {
             let service = stocked_inventory().await;
             let worker = inventory::saga::InventorySagaWorker::new(service);
-            answer(shared::saga::dispatch(event, &worker, &reporter).await.map_err(|e| e.to_string())?)
+            answer(shared::aws::saga::dispatch(event, &worker, &reporter).await.map_err(|e| e.to_string())?)
         }
         "InventoryOrderEventsFunction" => {
             let service = stocked_inventory().await;
@@ -669,7 +669,7 @@ async fn feed(function: &str, event: EventBridgeEvent<Value>) -> Result<String, 
             let provider = Arc::new(payments::adapters::memory::ScriptedProvider::new());
             let service = payments::service::PaymentService::new(store, provider, Default::default());
             let worker = payments::saga::PaymentsSagaWorker::new(service);
-            answer(shared::saga::dispatch(event, &worker, &reporter).await.map_err(|e| e.to_string())?)
+            answer(shared::aws::saga::dispatch(event, &worker, &reporter).await.map_err(|e| e.to_string())?)
         }
         other => {
             Err(format!("{other} consumes from the bus but tests/integration/contracts.rs does not feed it: add it"))

@@ -13,7 +13,7 @@ use super::sam;
 
 /// The AWS calls each function binary makes, read from its code path (reviewed by hand; each
 /// one is also checked below to exist in the crate's code). IAM has no action of its own for
-/// TransactWriteItems: each item needs its PutItem or UpdateItem (`shared::dynamo`).
+/// TransactWriteItems: each item needs its PutItem or UpdateItem (`shared::aws::dynamo`).
 const CALLS: &[(&str, &[&str])] = &[
     ("orders-api", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]),
     ("orders-outbox-relay", &["events:PutEvents"]),
@@ -226,7 +226,7 @@ fn only_the_state_machines_publish_saga_commands_and_each_relay_only_its_service
     }
     assert_eq!(publishers, 3 + machines, "the three relays and the state machines publish");
     // The sources the code publishes.
-    let saga = std::fs::read_to_string(project_root().join("shared/src/saga.rs")).unwrap();
+    let saga = std::fs::read_to_string(project_root().join("shared/src/aws/saga.rs")).unwrap();
     assert!(saga.contains("pub const COMMAND_SOURCE: &str = \"shop.saga\";"));
     let envelope = std::fs::read_to_string(project_root().join("shared/core/src/envelope.rs")).unwrap();
     assert!(envelope.contains("format!(\"shop.{service}\")"), "relays publish shop.<service>");
