@@ -248,9 +248,54 @@ impl Reservation {
             updated_at: now,
         }
     }
+
+    /// The reservation moved to `to` (`Committed` or `Released`) at `now`: `Some` when it is still
+    /// `Reserved`; `None` when it was finished already, which a repeated command finds (nothing to
+    /// do); [`CannotCommit`] for a commit of stock that was released or never held.
+    pub fn finish(&self, to: ReservationStatus, now: DateTime<Utc>) -> Result<Option<Self>, CannotCommit> {
+        match (self.status, to) {
+            (ReservationStatus::Reserved, _) => {
+                Ok(Some(Self { status: to, updated_at: now.trunc_subsecs(3), ..self.clone() }))
+            }
+            (status @ (ReservationStatus::Released | ReservationStatus::Rejected), ReservationStatus::Committed) => {
+                Err(CannotCommit(status))
+            }
+            _ => Ok(None),
+        }
+    }
 }
+
+/// A commit of a reservation in this status: it holds no stock to sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a reservation that is {0:?} cannot be committed")]
+pub struct CannotCommit(pub ReservationStatus);
 
 /// True when a change of `available` from `before` to `after` crosses below `threshold`.
 pub fn crosses_low_stock(before: u64, after: u64, threshold: u64) -> bool {
     before >= threshold && after < threshold
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reservation(status: ReservationStatus) -> Reservation {
+        Reservation { status, ..Reservation::tombstone("o-1", Utc::now()) }
+    }
+
+    #[test]
+    fn only_a_held_reservation_finishes_and_a_commit_of_released_stock_is_refused() {
+        use ReservationStatus::*;
+        let now = Utc::now();
+        for to in [Committed, Released] {
+            let next = reservation(Reserved).finish(to, now).unwrap().unwrap();
+            assert_eq!((next.status, next.updated_at), (to, now.trunc_subsecs(3)));
+        }
+        for (from, to) in [(Committed, Committed), (Committed, Released), (Released, Released), (Rejected, Released)] {
+            assert_eq!(reservation(from).finish(to, now), Ok(None), "{from:?} -> {to:?}: finished already");
+        }
+        for from in [Released, Rejected] {
+            assert_eq!(reservation(from).finish(Committed, now), Err(CannotCommit(from)));
+        }
+    }
 }

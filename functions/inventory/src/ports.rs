@@ -7,6 +7,7 @@ use shared::aws::outbox::OutboxEvent;
 use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, Restock};
+use shared_core::Conditional;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestockOutcome {
@@ -15,9 +16,11 @@ pub enum RestockOutcome {
     AlreadyApplied(Product),
 }
 
+/// What writing a reservation did: its two ways to lose are named (see `shared_core::write`).
+#[must_use]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
-    Written,
+    Applied,
     /// A reservation for this order exists already: nothing changed.
     AlreadyExists,
     /// Stock or price changed since the products were read: nothing changed; read and plan again.
@@ -67,13 +70,13 @@ pub trait InventoryStore: Send + Sync {
     ) -> Result<WriteOutcome, StoreError>;
 
     /// Moves a `Reserved` reservation to `Committed` or `Released` (then returning its stock),
-    /// with its events, atomically. `Ok(false)` when it was no longer `Reserved`.
+    /// with its events, atomically. `Lost` (nothing written) when it was no longer `Reserved`.
     async fn finish_reservation(
         &self,
         reservation: &Reservation,
         events: &[OutboxEvent],
         correlation_id: &CorrelationId,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Conditional, StoreError>;
 
     /// True if an event with this id was marked as handled (within the marker's lifetime).
     async fn was_processed(&self, event_id: &str) -> Result<bool, StoreError>;

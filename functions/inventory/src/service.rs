@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 use shared_core::validation::check_identifier;
 use shared_core::{CorrelationId, InvalidParam};
 
 use crate::domain::{
-    PlanError, Product, ProductSpec, RequestedLine, Reservation, ReservationStatus, Restock, validate_lines,
+    CannotCommit, PlanError, Product, ProductSpec, RequestedLine, Reservation, ReservationStatus, Restock,
+    validate_lines,
 };
 use crate::events;
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
@@ -109,7 +110,7 @@ impl InventoryService {
                 _ => events::reservation_failed(&reservation, correlation_id),
             };
             match self.store.create_reservation(&reservation, &[event], correlation_id).await? {
-                WriteOutcome::Written => {
+                WriteOutcome::Applied => {
                     tracing::info!(
                         order_id,
                         status = ?reservation.status,
@@ -170,30 +171,25 @@ impl InventoryService {
                 // racing, exactly one writes and the other finds it.
                 let tombstone = Reservation::tombstone(order_id, Utc::now());
                 match self.store.create_reservation(&tombstone, &[], correlation_id).await? {
-                    WriteOutcome::Written => {
+                    WriteOutcome::Applied => {
                         tracing::info!(order_id, "released before any reservation: tombstone written");
                         return Ok(Some(tombstone));
                     }
                     WriteOutcome::AlreadyExists | WriteOutcome::Stale => continue,
                 }
             };
-            match (current.status, to) {
-                (ReservationStatus::Reserved, _) => {}
-                (status, ReservationStatus::Committed)
-                    if matches!(status, ReservationStatus::Released | ReservationStatus::Rejected) =>
-                {
+            let next = match current.finish(to, Utc::now()) {
+                Ok(Some(next)) => next,
+                Ok(None) => return Ok(Some(current)),
+                Err(CannotCommit(status)) => {
                     return Err(InventoryError::CannotCommit { order_id: order_id.to_owned(), status });
                 }
-                _ => return Ok(Some(current)),
-            }
-            let mut next = current.clone();
-            next.status = to;
-            next.updated_at = Utc::now().trunc_subsecs(3);
+            };
             let events = match to {
                 ReservationStatus::Released => vec![events::released(&next, correlation_id)],
                 _ => Vec::new(),
             };
-            if self.store.finish_reservation(&next, &events, correlation_id).await? {
+            if self.store.finish_reservation(&next, &events, correlation_id).await?.is_applied() {
                 tracing::info!(order_id, status = ?to, "reservation finished");
                 return Ok(Some(next));
             }

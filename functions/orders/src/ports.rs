@@ -4,6 +4,7 @@ use async_trait::async_trait;
 pub use shared::aws::outbox::OutboxEvent;
 
 use crate::domain::Order;
+use shared_core::Conditional;
 use shared_core::OrderId;
 
 /// A client's idempotency key and the request it came with.
@@ -45,8 +46,6 @@ pub enum StoreError {
     AlreadyExists(OrderId),
     #[error("the idempotency key was already used with a different request")]
     IdempotencyMismatch,
-    #[error("order {0} was changed concurrently")]
-    VersionConflict(OrderId),
     #[error("the cursor is not valid for this query")]
     InvalidCursor,
     #[error("order store unavailable: {0}")]
@@ -75,6 +74,6 @@ pub trait OrderStore: Send + Sync {
     ) -> Result<OrderPage, StoreError>;
 
     /// Saves a changed order (whose `version` is one more than the stored one) and its events
-    /// atomically; fails with `VersionConflict` if someone else changed it first.
-    async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<(), StoreError>;
+    /// atomically; `Lost` (nothing written) if someone else changed it first.
+    async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<Conditional, StoreError>;
 }

@@ -9,6 +9,7 @@ use shared_core::{CorrelationId, InvalidParam};
 use crate::domain::{Order, OrderStatus, PlaceOrderRequest, Refusal};
 use crate::events;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, StoreError};
+use shared_core::Conditional;
 use shared_core::OrderId;
 
 pub const DEFAULT_PAGE_SIZE: usize = 20;
@@ -193,7 +194,7 @@ impl OrderService {
                 _ => events::order_cancelled(&order, correlation_id),
             };
             match self.store.update(&order, &[event]).await {
-                Ok(()) => {
+                Ok(Conditional::Applied) => {
                     tracing::info!(order_id = %id, status = ?order.status, "order status changed");
                     let saga = (order.updated_at - order.created_at).to_std().unwrap_or_default();
                     match (&order.status, &order.cancellation_reason) {
@@ -205,7 +206,7 @@ impl OrderService {
                     }
                     return Ok(order);
                 }
-                Err(StoreError::VersionConflict(_)) => continue,
+                Ok(Conditional::Lost) => continue,
                 Err(err) => return Err(err.into()),
             }
         }

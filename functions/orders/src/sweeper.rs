@@ -33,6 +33,7 @@ use crate::parking::{Backoff, Owed, ParkReport, Queue, SHARDS};
 use crate::ports::{OrderStore, StoreError};
 use crate::saga::{SagaSettings, StartError, StartOutcome};
 use crate::service::OrdersError;
+use shared_core::Conditional;
 use shared_core::OrderId;
 
 /// Orders taken from each shard of each queue per run: a run stays well inside its timeout, and
@@ -337,7 +338,7 @@ pub async fn park(
             crate::parking::order_compensation_pending(&order).into_iter().collect()
         };
         match store.update(&order, &events).await {
-            Ok(()) => {
+            Ok(Conditional::Applied) => {
                 let parking = order.parking.as_ref().expect("parked");
                 tracing::warn!(
                     order_id = %id,
@@ -349,7 +350,7 @@ pub async fn park(
                 );
                 return Ok(order);
             }
-            Err(StoreError::VersionConflict(_)) => continue,
+            Ok(Conditional::Lost) => continue,
             Err(err) => return Err(err.into()),
         }
     }
@@ -372,9 +373,9 @@ async fn claim(
     }
     order.claim_retry(backoff, now).map_err(|e| e.to_string())?;
     match store.update(&order, &[]).await {
-        Ok(()) => Ok(Some(order)),
+        Ok(Conditional::Applied) => Ok(Some(order)),
         // Someone else changed it (another sweeper claimed it, or it was re-parked): their turn.
-        Err(StoreError::VersionConflict(_)) => Ok(None),
+        Ok(Conditional::Lost) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -5,6 +5,7 @@ use shared::aws::outbox::OutboxEvent;
 use shared_core::money::Money;
 
 use crate::domain::{Decline, Lease, Payment, PaymentStatus};
+use shared_core::Conditional;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -16,8 +17,8 @@ pub enum StoreError {
 pub trait PaymentStore: Send + Sync {
     async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError>;
 
-    /// Creates the payment unless the order has one already (`Ok(false)`, nothing written).
-    async fn create(&self, payment: &Payment) -> Result<bool, StoreError>;
+    /// Creates the payment unless the order has one already (`Lost`, nothing written).
+    async fn create(&self, payment: &Payment) -> Result<Conditional, StoreError>;
 
     /// Takes `lease` on the order's payment if it is in `status` and nobody holds it at
     /// `now_ms`. With `charging`, also records that the provider may be contacted from now on.
@@ -36,9 +37,13 @@ pub trait PaymentStore: Send + Sync {
     async fn release_lease(&self, order_id: &str, owner: &str, provider_contacted: bool) -> Result<(), StoreError>;
 
     /// Replaces the payment with `next` if it is still in `from`, with `events`, atomically.
-    /// `Ok(false)` when it had moved on (nothing written).
-    async fn transition(&self, next: &Payment, from: PaymentStatus, events: &[OutboxEvent])
-    -> Result<bool, StoreError>;
+    /// `Lost` when it had moved on (nothing written).
+    async fn transition(
+        &self,
+        next: &Payment,
+        from: PaymentStatus,
+        events: &[OutboxEvent],
+    ) -> Result<Conditional, StoreError>;
 }
 
 /// What the provider is asked to charge. `idempotency_key` is the key of creating the

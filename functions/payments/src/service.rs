@@ -245,7 +245,7 @@ impl PaymentService {
             let Some(current) = self.store.get(order_id).await? else {
                 let lease = self.new_lease();
                 let payment = Payment::pending(request, lease.clone(), now());
-                if self.store.create(&payment).await? {
+                if self.store.create(&payment).await?.is_applied() {
                     tracing::info!(order_id, amount = %payment.amount, "payment created, charging");
                     return self.settle_charge(payment, &lease, correlation_id).await;
                 }
@@ -322,7 +322,7 @@ impl PaymentService {
                 updated_at: now(),
                 ..payment
             };
-            if !self.store.transition(&next, PaymentStatus::Pending, &[]).await? {
+            if !self.store.transition(&next, PaymentStatus::Pending, &[]).await?.is_applied() {
                 return self.current(&order_id).await;
             }
             next
@@ -391,7 +391,7 @@ impl PaymentService {
         correlation_id: &CorrelationId,
     ) -> Result<Payment, PaymentError> {
         let events: Vec<_> = events::for_payment(&next, correlation_id).into_iter().collect();
-        if self.store.transition(&next, from, &events).await? {
+        if self.store.transition(&next, from, &events).await?.is_applied() {
             tracing::info!(order_id = next.order_id, status = ?next.status, "payment {:?}", next.status);
             if let (PaymentStatus::Declined, Some(decline)) = (next.status, &next.decline) {
                 shared::metrics::payment_declined(&decline.reason);
@@ -415,7 +415,7 @@ impl PaymentService {
         let started = tokio::time::Instant::now();
         loop {
             let Some(current) = self.store.get(order_id).await? else {
-                if self.store.create(&Payment::tombstone(order_id, now())).await? {
+                if self.store.create(&Payment::tombstone(order_id, now())).await?.is_applied() {
                     tracing::info!(order_id, "no payment for this order: tombstone left, nothing to refund");
                     return Ok(None);
                 }
@@ -525,7 +525,8 @@ impl PaymentService {
         // about it instead of refunding again.
         tracing::warn!(order_id, error = %error, "refund not done");
         let next = Payment { refund_id: Some(refund_id), lease: None, updated_at: now(), ..payment };
-        self.store.transition(&next, PaymentStatus::Captured, &[]).await?;
+        // Lost: another attempt moved the payment on meanwhile, and its record stands.
+        let _ = self.store.transition(&next, PaymentStatus::Captured, &[]).await?;
         Err(error)
     }
 }

@@ -14,8 +14,10 @@ pub mod ids;
 pub mod money;
 pub mod trace;
 pub mod validation;
+pub mod write;
 
 pub use correlation::CorrelationId;
 pub use envelope::DomainEvent;
 pub use error::InvalidParam;
 pub use ids::OrderId;
+pub use write::Conditional;

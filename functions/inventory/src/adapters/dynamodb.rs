@@ -25,6 +25,7 @@ use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
+use shared_core::Conditional;
 
 pub const ENTITY_PRODUCT: &str = "PRODUCT";
 const ENTITY_RESERVATION: &str = "RESERVATION";
@@ -308,7 +309,7 @@ impl InventoryStore for DynamoDbInventoryStore {
         items.push(dynamo::put_new(&self.table, &item).map_err(backend)?);
         items.extend(self.outbox_puts(&pk, events)?);
         Ok(match self.transact(items).await? {
-            None => WriteOutcome::Written,
+            None => WriteOutcome::Applied,
             Some(failed) if failed.contains(&reservation_index) => WriteOutcome::AlreadyExists,
             Some(_) => WriteOutcome::Stale,
         })
@@ -319,7 +320,7 @@ impl InventoryStore for DynamoDbInventoryStore {
         reservation: &Reservation,
         events: &[OutboxEvent],
         correlation_id: &CorrelationId,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Conditional, StoreError> {
         let pk = reservation_pk(&reservation.order_id);
         let updated_at = reservation.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut items = vec![update(
@@ -348,8 +349,8 @@ impl InventoryStore for DynamoDbInventoryStore {
         }
         items.extend(self.outbox_puts(&pk, events)?);
         match self.transact(items).await? {
-            None => Ok(true),
-            Some(failed) if failed.contains(&0) => Ok(false),
+            None => Ok(Conditional::Applied),
+            Some(failed) if failed.contains(&0) => Ok(Conditional::Lost),
             Some(_) => Err(StoreError::Backend("a reserved product is missing from the catalogue".into())),
         }
     }

@@ -10,6 +10,7 @@ use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
+use shared_core::Conditional;
 
 #[derive(Default)]
 struct State {
@@ -113,7 +114,7 @@ impl InventoryStore for InMemoryInventoryStore {
         }
         state.reservations.insert(reservation.order_id.clone(), reservation.clone());
         state.outbox.extend_from_slice(events);
-        Ok(WriteOutcome::Written)
+        Ok(WriteOutcome::Applied)
     }
 
     async fn finish_reservation(
@@ -121,11 +122,11 @@ impl InventoryStore for InMemoryInventoryStore {
         reservation: &Reservation,
         events: &[OutboxEvent],
         _: &CorrelationId,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Conditional, StoreError> {
         let mut state = self.state.lock().unwrap();
         match state.reservations.get(&reservation.order_id) {
             Some(current) if current.status == ReservationStatus::Reserved => {}
-            _ => return Ok(false),
+            _ => return Ok(Conditional::Lost),
         }
         if reservation.status == ReservationStatus::Released {
             for line in &reservation.lines {
@@ -136,7 +137,7 @@ impl InventoryStore for InMemoryInventoryStore {
         }
         state.reservations.insert(reservation.order_id.clone(), reservation.clone());
         state.outbox.extend_from_slice(events);
-        Ok(true)
+        Ok(Conditional::Applied)
     }
 
     async fn was_processed(&self, event_id: &str) -> Result<bool, StoreError> {

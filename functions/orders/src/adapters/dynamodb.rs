@@ -24,6 +24,7 @@ use shared::aws::outbox::OutboxRecord;
 
 use crate::domain::Order;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
+use shared_core::Conditional;
 use shared_core::OrderId;
 
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
@@ -226,7 +227,7 @@ impl OrderStore for DynamoDbOrderStore {
         Ok(OrderPage { orders, next_cursor })
     }
 
-    async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<(), StoreError> {
+    async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<Conditional, StoreError> {
         let expected = HashMap::from([(":expected".to_owned(), AttributeValue::N((order.version - 1).to_string()))]);
         let mut items = vec![
             dynamo::put(&self.table, &OrderItem::new(order), "version = :expected", Some(expected))
@@ -234,9 +235,9 @@ impl OrderStore for DynamoDbOrderStore {
         ];
         items.extend(self.outbox_puts(order, events)?);
         match dynamo::transact(&self.client, items).await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Conditional::Applied),
             Err(err) => match failed_conditions(&err) {
-                Some(failed) if failed.contains(&0) => Err(StoreError::VersionConflict(order.id)),
+                Some(failed) if failed.contains(&0) => Ok(Conditional::Lost),
                 _ => Err(sdk_backend(err)),
             },
         }

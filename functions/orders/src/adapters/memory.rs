@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::domain::Order;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
+use shared_core::Conditional;
 use shared_core::OrderId;
 
 mod saga_starter;
@@ -96,15 +97,15 @@ impl OrderStore for InMemoryOrderStore {
         Ok(OrderPage { orders: page, next_cursor })
     }
 
-    async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<(), StoreError> {
+    async fn update(&self, order: &Order, events: &[OutboxEvent]) -> Result<Conditional, StoreError> {
         let mut state = self.state.lock().unwrap();
         match state.orders.get(&order.id) {
             Some(stored) if stored.version + 1 == order.version => {}
-            _ => return Err(StoreError::VersionConflict(order.id)),
+            _ => return Ok(Conditional::Lost),
         }
         state.orders.insert(order.id, order.clone());
         state.outbox.extend_from_slice(events);
-        Ok(())
+        Ok(Conditional::Applied)
     }
 }
 

@@ -19,6 +19,7 @@ use shared::aws::outbox::{OutboxEvent, OutboxRecord};
 
 use crate::domain::{Lease, Payment, PaymentStatus};
 use crate::ports::{PaymentStore, StoreError};
+use shared_core::Conditional;
 
 const ENTITY_PAYMENT: &str = "PAYMENT";
 
@@ -83,7 +84,7 @@ impl PaymentStore for DynamoDbPaymentStore {
         Ok(item.map(|i| i.payment))
     }
 
-    async fn create(&self, payment: &Payment) -> Result<bool, StoreError> {
+    async fn create(&self, payment: &Payment) -> Result<Conditional, StoreError> {
         let item = serde_dynamo::to_item(PaymentItem::new(payment)).map_err(backend)?;
         let result = self
             .client
@@ -94,8 +95,10 @@ impl PaymentStore for DynamoDbPaymentStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Ok(_) => Ok(Conditional::Applied),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(Conditional::Lost)
+            }
             Err(err) => Err(sdk_backend(err)),
         }
     }
@@ -162,7 +165,7 @@ impl PaymentStore for DynamoDbPaymentStore {
         next: &Payment,
         from: PaymentStatus,
         events: &[OutboxEvent],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Conditional, StoreError> {
         let pk = payment_pk(&next.order_id);
         let mut put =
             dynamo::put(&self.table, &PaymentItem::new(next), "#status = :from", Some(values([(":from", av(from)?)])))
@@ -175,9 +178,9 @@ impl PaymentStore for DynamoDbPaymentStore {
             items.push(dynamo::put_new(&self.table, &OutboxRecord::new(&pk, event)).map_err(StoreError::Backend)?);
         }
         match dynamo::transact(&self.client, items).await {
-            Ok(()) => Ok(true),
+            Ok(()) => Ok(Conditional::Applied),
             Err(err) => match failed_conditions(&err) {
-                Some(failed) if failed.contains(&0) => Ok(false),
+                Some(failed) if failed.contains(&0) => Ok(Conditional::Lost),
                 _ => Err(sdk_backend(err)),
             },
         }

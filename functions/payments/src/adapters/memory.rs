@@ -13,6 +13,7 @@ use crate::ports::{
     ChargeOutcome, PaymentProvider, PaymentStore, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome,
     StoreError,
 };
+use shared_core::Conditional;
 
 #[derive(Default)]
 struct StoreState {
@@ -41,13 +42,13 @@ impl PaymentStore for InMemoryPaymentStore {
         Ok(self.state.lock().unwrap().payments.get(order_id).cloned())
     }
 
-    async fn create(&self, payment: &Payment) -> Result<bool, StoreError> {
+    async fn create(&self, payment: &Payment) -> Result<Conditional, StoreError> {
         let mut state = self.state.lock().unwrap();
         if state.payments.contains_key(&payment.order_id) {
-            return Ok(false);
+            return Ok(Conditional::Lost);
         }
         state.payments.insert(payment.order_id.clone(), payment.clone());
-        Ok(true)
+        Ok(Conditional::Applied)
     }
 
     async fn take_lease(
@@ -85,15 +86,15 @@ impl PaymentStore for InMemoryPaymentStore {
         next: &Payment,
         from: PaymentStatus,
         events: &[OutboxEvent],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Conditional, StoreError> {
         let mut state = self.state.lock().unwrap();
         match state.payments.get(&next.order_id) {
             Some(current) if current.status == from => {
                 state.payments.insert(next.order_id.clone(), next.clone());
                 state.outbox.extend(events.iter().cloned());
-                Ok(true)
+                Ok(Conditional::Applied)
             }
-            _ => Ok(false),
+            _ => Ok(Conditional::Lost),
         }
     }
 }

@@ -14,6 +14,7 @@ use payments::domain::{ChargeRequest, Lease, Payment, PaymentStatus};
 use payments::ports::PaymentStore;
 use payments::service::{LeaseConfig, PaymentService};
 use shared::resilience::ServiceClientConfig;
+use shared_core::Conditional;
 use shared_core::CorrelationId;
 use shared_core::money::Money;
 
@@ -147,8 +148,8 @@ async fn leases_are_conditional_on_status_and_expiry_and_only_the_owner_gives_on
     let now_ms = now.timestamp_millis();
     let lease = |owner: &str, ms: i64| Lease { owner: owner.into(), until_ms: now_ms + ms };
     let pending = Payment::pending(&request("o-1", "pm_card_visa"), lease("a", 60_000), now);
-    assert!(stack.store.create(&pending).await.unwrap());
-    assert!(!stack.store.create(&pending).await.unwrap(), "one payment per order");
+    assert_eq!(stack.store.create(&pending).await.unwrap(), Conditional::Applied);
+    assert_eq!(stack.store.create(&pending).await.unwrap(), Conditional::Lost, "one payment per order");
 
     let store = &stack.store;
     assert_eq!(store.take_lease("o-1", PaymentStatus::Pending, &lease("b", 1000), now_ms, false).await.unwrap(), None);

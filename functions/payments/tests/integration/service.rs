@@ -9,6 +9,7 @@ use payments::adapters::memory::{InMemoryPaymentStore, ScriptedProvider};
 use payments::domain::{ChargeRequest, Decline, Lease, Payment, PaymentStatus};
 use payments::ports::{ChargeOutcome, PaymentStore, ProviderError, RefundOutcome};
 use payments::service::{LeaseConfig, PaymentError, PaymentService};
+use shared_core::Conditional;
 use shared_core::CorrelationId;
 use shared_core::money::Money;
 
@@ -293,7 +294,7 @@ async fn a_crashed_holders_lease_expires_and_the_next_caller_settles_with_the_sa
     let f = fixture_with(ScriptedProvider::new(), Duration::from_millis(300));
     let now = Utc::now();
     let stale = Lease { owner: "crashed".into(), until_ms: (now + Duration::from_millis(200)).timestamp_millis() };
-    assert!(f.store.create(&Payment::pending(&request("o-1"), stale, now)).await.unwrap());
+    assert_eq!(f.store.create(&Payment::pending(&request("o-1"), stale, now)).await.unwrap(), Conditional::Applied);
 
     let payment = f.service.charge(&request("o-1"), &correlation()).await.unwrap();
     assert_eq!(payment.status, PaymentStatus::Captured);
@@ -305,7 +306,7 @@ async fn a_holder_that_never_finishes_makes_callers_give_up_with_a_transient_err
     let f = fixture_with(ScriptedProvider::new(), Duration::from_millis(100));
     let now = Utc::now();
     let held = Lease { owner: "slow".into(), until_ms: (now + Duration::from_secs(60)).timestamp_millis() };
-    f.store.create(&Payment::pending(&request("o-1"), held, now)).await.unwrap();
+    assert_eq!(f.store.create(&Payment::pending(&request("o-1"), held, now)).await.unwrap(), Conditional::Applied);
     let err = f.service.charge(&request("o-1"), &correlation()).await.unwrap_err();
     assert!(matches!(err, PaymentError::InProgress(_)) && err.is_transient(), "{err:?}");
     assert_eq!(f.provider.charge_calls(), 0);
