@@ -11,10 +11,50 @@ use shared::ApiError;
 use shared::http::{StrictJson, finish_router};
 use shared_core::{CorrelationId, InvalidParam};
 
-use crate::domain::{Order, PlaceOrderRequest};
+use crate::domain::{Order, OrderLine, OrderStatus, PlaceOrderRequest};
+use crate::parking::Parking;
 use crate::ports::StoreError;
 use crate::service::{OrderService, OrdersError};
 use shared_core::OrderId;
+
+/// An order as the orders API answers it: the domain's fields without what only the store needs
+/// (`version`, the optimistic lock). A reader ignores fields it does not know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub id: OrderId,
+    pub customer_id: String,
+    /// A payment provider token (e.g. `pm_card_visa`), never card data.
+    pub payment_method: String,
+    pub lines: Vec<OrderLine>,
+    pub status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cancellation_reason: Option<String>,
+    /// Why and until when a `COMPENSATION_PENDING` order is parked; kept once it is cancelled.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parking: Option<Parking>,
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(with = "shared_core::envelope::rfc3339_millis")]
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Order> for OrderView {
+    fn from(order: Order) -> Self {
+        let Order {
+            id,
+            customer_id,
+            payment_method,
+            lines,
+            status,
+            cancellation_reason,
+            parking,
+            created_at,
+            updated_at,
+            version: _,
+        } = order;
+        Self { id, customer_id, payment_method, lines, status, cancellation_reason, parking, created_at, updated_at }
+    }
+}
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// Set on a response that repeats an earlier one for the same idempotency key.
@@ -59,7 +99,8 @@ async fn place_order(
     };
     let placed = service.place_order(request, &correlation_id, key).await?;
     let location = HeaderValue::from_str(&format!("/orders/{}", placed.order.id)).expect("ids are header-safe");
-    let mut response = (StatusCode::CREATED, [(header::LOCATION, location)], Json(placed.order)).into_response();
+    let mut response =
+        (StatusCode::CREATED, [(header::LOCATION, location)], Json(OrderView::from(placed.order))).into_response();
     if placed.replayed {
         response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     }
@@ -82,13 +123,14 @@ async fn get_order(
     State(service): State<OrderService>,
     Path(id): Path<String>,
     query: Result<Query<GetQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Order>, ApiError> {
+) -> Result<Json<OrderView>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id = parse_order_id(&id)?;
-    Ok(Json(match query.customer_id {
+    let order = match query.customer_id {
         Some(customer_id) => service.get_customer_order(id, &customer_id).await?,
         None => service.get_order(id).await?,
-    }))
+    };
+    Ok(Json(order.into()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,7 +142,7 @@ struct ListQuery {
 
 #[derive(Debug, Serialize)]
 struct OrderList {
-    orders: Vec<Order>,
+    orders: Vec<OrderView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<String>,
 }
@@ -118,5 +160,6 @@ async fn list_orders(
         })
         .transpose()?;
     let page = service.list_orders(&customer_id, limit, query.cursor.as_deref()).await?;
-    Ok(Json(OrderList { orders: page.orders, next_cursor: page.next_cursor }))
+    let orders = page.orders.into_iter().map(OrderView::from).collect();
+    Ok(Json(OrderList { orders, next_cursor: page.next_cursor }))
 }

@@ -75,7 +75,9 @@ fn as_customer(router: axum::Router) -> axum::Router {
     }))
 }
 
-/// An order as the orders service answers it (with its internal `version`).
+/// An order as the orders service answers it, plus a field outside the public contract (the
+/// `version` orders answered before it had a view of its own): the gateway drops what it does not
+/// know.
 fn order() -> Value {
     json!({
         "id": ID, "customer_id": "c-1", "payment_method": "pm_card_visa",
@@ -182,7 +184,7 @@ async fn a_failing_payments_service_degrades_the_view_instead_of_failing_it() {
 }
 
 /// The public contract is decoded, not hoped for: a service answering outside it is a service
-/// failing, and its internal fields (the order's `version`) never reach clients.
+/// failing, and fields outside the contract (an internal `version`) never reach clients.
 #[tokio::test]
 async fn an_answer_outside_the_contract_is_a_failure_and_internal_fields_stay_inside() {
     let d = downstreams().await;

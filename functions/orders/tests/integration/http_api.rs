@@ -8,7 +8,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use orders::adapters::memory::InMemoryOrderStore;
 use orders::domain::{Order, OrderStatus, PlaceOrderRequest, RequestedItem};
-use orders::http::router;
+use orders::http::{OrderView, router};
 use orders::service::OrderService;
 use serde_json::{Value, json};
 use shared_core::CorrelationId;
@@ -347,6 +347,35 @@ async fn every_api_fixture_is_routed_and_answered_without_a_server_error() {
 async fn a_status_read_back_matches_the_domain() {
     let api = Api::new();
     let (_, _, body) = api.send(lambda_request("place-order.json")).await;
-    let order: Order = serde_json::from_value(body).unwrap();
+    let order: OrderView = serde_json::from_value(body).unwrap();
     assert_eq!(order.status, OrderStatus::Pending);
+}
+
+/// The API answers a view, not the stored order: the optimistic lock's `version` stays inside.
+#[tokio::test]
+async fn answers_carry_the_order_but_not_its_storage() {
+    let api = Api::new();
+    let (_, _, placed) = api.send(lambda_request("place-order.json")).await;
+    let mut stored: Order = Order::place(
+        PlaceOrderRequest {
+            customer_id: "cust-42".into(),
+            payment_method: "pm_card_visa".into(),
+            items: vec![RequestedItem { sku: "SKU-RED-MUG".into(), quantity: 2 }],
+        }
+        .validate()
+        .unwrap(),
+        chrono::Utc::now(),
+    );
+    stored.id = OrderId::parse(ORDER_ID).unwrap();
+    orders::ports::OrderStore::create(api.store.as_ref(), &stored, &[], None).await.unwrap();
+    let (status, _, read) = api.send(lambda_request("get-order.json")).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    for body in [&placed, &read] {
+        let fields: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            fields,
+            ["created_at", "customer_id", "id", "lines", "payment_method", "status", "updated_at"],
+            "{body}"
+        );
+    }
 }
