@@ -100,3 +100,29 @@ async fn get_reservation(
         None => Err(ApiError::NotFound(format!("no reservation for order {order_id}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PlanError, ReservationStatus};
+    use http::StatusCode;
+    use shared_core::InvalidParam;
+
+    /// Each error answers the status its doc line names.
+    #[test]
+    fn each_error_answers_the_status_its_doc_names() {
+        let committed = InventoryError::CannotCommit { order_id: "o-1".into(), status: ReservationStatus::Released };
+        let cases = [
+            (InventoryError::Invalid(vec![InvalidParam::new("sku", "must not be empty")]), StatusCode::BAD_REQUEST),
+            (InventoryError::UnknownSku("SKU-X".into()), StatusCode::NOT_FOUND),
+            (InventoryError::Plan(PlanError::Overflow), StatusCode::UNPROCESSABLE_ENTITY),
+            (committed, StatusCode::CONFLICT),
+            (InventoryError::Contended, StatusCode::SERVICE_UNAVAILABLE),
+            (InventoryError::Store(StoreError::Backend("down".into())), StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (error, status) in cases {
+            let name = format!("{error:?}");
+            assert_eq!(ApiError::from(error).status(), status, "{name}");
+        }
+    }
+}

@@ -18,16 +18,22 @@ const PLAN_ATTEMPTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
+    /// 400: fields that are not valid, each named.
     #[error("invalid request")]
     Invalid(Vec<InvalidParam>),
+    /// 404.
     #[error("no product with sku {0}")]
     UnknownSku(String),
+    /// 422: the lines cannot be planned (products in two currencies, a total past 64 bits).
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// 409: the stock was released or never held.
     #[error("reservation of order {order_id} is {status:?} and cannot be committed")]
     CannotCommit { order_id: String, status: ReservationStatus },
+    /// 503: every attempt lost its race; the client retries.
     #[error("the reservation kept changing under concurrent writes; try again")]
     Contended,
+    /// 500, its cause logged and never sent.
     #[error(transparent)]
     Store(StoreError),
 }

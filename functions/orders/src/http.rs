@@ -163,3 +163,29 @@ async fn list_orders(
     let orders = page.orders.into_iter().map(OrderView::from).collect();
     Ok(Json(OrderList { orders, next_cursor: page.next_cursor }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::IllegalTransition;
+
+    /// Each error answers the status its doc line names.
+    #[test]
+    fn each_error_answers_the_status_its_doc_names() {
+        let id = OrderId::new();
+        let illegal = IllegalTransition { from: OrderStatus::Cancelled, to: OrderStatus::Confirmed };
+        let cases = [
+            (OrdersError::Invalid(vec![InvalidParam::new("items", "must not be empty")]), StatusCode::BAD_REQUEST),
+            (OrdersError::Unprocessable(Vec::new()), StatusCode::UNPROCESSABLE_ENTITY),
+            (OrdersError::NotFound(id), StatusCode::NOT_FOUND),
+            (OrdersError::IdempotencyKeyReused, StatusCode::UNPROCESSABLE_ENTITY),
+            (OrdersError::Illegal(illegal), StatusCode::CONFLICT),
+            (OrdersError::Contended(id), StatusCode::SERVICE_UNAVAILABLE),
+            (OrdersError::Store(StoreError::Backend("down".into())), StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (error, status) in cases {
+            let name = format!("{error:?}");
+            assert_eq!(ApiError::from(error).status(), status, "{name}");
+        }
+    }
+}

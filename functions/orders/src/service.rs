@@ -18,18 +18,25 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrdersError {
+    /// 400: fields that are not valid, each named.
     #[error("invalid request")]
     Invalid(Vec<InvalidParam>),
+    /// 422: valid fields that break a rule across them (a sku on two lines).
     #[error("valid fields that break a rule across them")]
     Unprocessable(Vec<InvalidParam>),
+    /// 404 (also for another customer's order).
     #[error("order {0} not found")]
     NotFound(OrderId),
+    /// 422: the key made an order from another body.
     #[error("the idempotency key was already used with a different request")]
     IdempotencyKeyReused,
+    /// 409: the order's status does not allow it.
     #[error(transparent)]
     Illegal(#[from] crate::domain::IllegalTransition),
+    /// 503: every attempt lost its race; the client retries.
     #[error("order {0} kept changing under concurrent writes; try again")]
     Contended(OrderId),
+    /// 500, its cause logged and never sent.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

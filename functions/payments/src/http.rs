@@ -75,3 +75,47 @@ async fn get_payment(
         None => Err(ApiError::NotFound(format!("no payment for order {order_id}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{IllegalTransition, PaymentStatus};
+    use crate::ports::{ProviderError, StoreError};
+    use http::StatusCode;
+    use shared_core::InvalidParam;
+
+    /// Each error answers the status its doc line names.
+    #[test]
+    fn each_error_answers_the_status_its_doc_names() {
+        let eur = |amount| Money::new(amount, "EUR");
+        let order_id = || "o-1".to_owned();
+        let refund_id = || "re_1".to_owned();
+        let illegal =
+            IllegalTransition { order_id: order_id(), from: PaymentStatus::Refunded, to: PaymentStatus::Captured };
+        let cases = [
+            (PaymentError::Invalid(vec![InvalidParam::new("order_id", "must not be empty")]), StatusCode::BAD_REQUEST),
+            (
+                PaymentError::AmountMismatch { order_id: order_id(), existing: eur(1), requested: eur(2) },
+                StatusCode::CONFLICT,
+            ),
+            (PaymentError::InProgress(order_id()), StatusCode::SERVICE_UNAVAILABLE),
+            (PaymentError::Processing(order_id()), StatusCode::INTERNAL_SERVER_ERROR),
+            (
+                PaymentError::RefundPending { order_id: order_id(), refund_id: refund_id() },
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                PaymentError::RefundFailed { order_id: order_id(), refund_id: refund_id(), reason: "failed".into() },
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (PaymentError::Unsettleable(order_id()), StatusCode::INTERNAL_SERVER_ERROR),
+            (PaymentError::Provider(ProviderError::Unavailable("timeout".into())), StatusCode::SERVICE_UNAVAILABLE),
+            (PaymentError::Store(StoreError::Backend("down".into())), StatusCode::INTERNAL_SERVER_ERROR),
+            (PaymentError::Illegal(illegal), StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (error, status) in cases {
+            let name = format!("{error:?}");
+            assert_eq!(ApiError::from(error).status(), status, "{name}");
+        }
+    }
+}

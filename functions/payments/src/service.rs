@@ -26,29 +26,37 @@ use crate::ports::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
+    /// 400: fields that are not valid, each named.
     #[error("invalid request")]
     Invalid(Vec<InvalidParam>),
+    /// 409: the order's payment exists with another amount.
     #[error("order {order_id} was charged {existing} before, not {requested}")]
     AmountMismatch { order_id: String, existing: Money, requested: Money },
+    /// 503: the client (the saga) retries.
     #[error("another attempt is still talking to the payment provider for order {0}; try again")]
     InProgress(String),
-    /// The provider is still processing the charge (neither captured nor declined yet).
+    /// The provider is still processing the charge (neither captured nor declined yet). 500 over
+    /// HTTP, which never charges; the saga worker answers it as transient.
     #[error("the payment provider is still processing the charge of order {0}; ask again later")]
     Processing(String),
-    /// The refund is under way at the provider.
+    /// The refund is under way at the provider (500 over HTTP; transient to the saga).
     #[error("the refund of order {order_id} ({refund_id}) is still pending at the payment provider")]
     RefundPending { order_id: String, refund_id: String },
-    /// The provider failed or canceled the refund: the money is still with the shop. Final.
+    /// The provider failed or canceled the refund: the money is still with the shop. Final
+    /// (500 over HTTP).
     #[error("the payment provider did not refund order {order_id} ({refund_id}): {reason}")]
     RefundFailed { order_id: String, refund_id: String, reason: String },
     /// A charge request may have reached the provider, but no provider payment id was recorded
-    /// (a record written before ids were recorded first): only a person can settle it.
+    /// (a record written before ids were recorded first): only a person can settle it (500).
     #[error("the charge of order {0} may have reached the provider but its payment id is unknown: settle it by hand")]
     Unsettleable(String),
+    /// 503: the provider did not answer or refused; its cause is the provider's error.
     #[error(transparent)]
     Provider(ProviderError),
+    /// 500, its cause logged and never sent.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// 500: a transition the payment's status does not allow (a bug, not a request).
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
 }
