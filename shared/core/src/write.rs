@@ -17,11 +17,6 @@ pub enum Conditional {
 }
 
 impl Conditional {
-    /// `Applied` when the condition held.
-    pub fn applied_if(held: bool) -> Self {
-        if held { Self::Applied } else { Self::Lost }
-    }
-
     pub fn is_applied(self) -> bool {
         self == Self::Applied
     }
