@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use shared::aws::outbox::OutboxEvent;
+use shared_core::Conditional;
 use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, Restock};
-use shared_core::Conditional;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestockOutcome {

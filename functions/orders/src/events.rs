@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use shared_core::OrderId;
 use shared_core::{CorrelationId, DomainEvent};
 
 use crate::domain::{Order, OrderLine};
 use crate::ports::OutboxEvent;
-use shared_core::OrderId;
 
 pub const SERVICE: &str = "orders";
 pub const ORDER_CREATED: &str = "OrderCreated";

@@ -9,13 +9,13 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::http::{StrictJson, finish_router};
+use shared_core::OrderId;
 use shared_core::{CorrelationId, InvalidParam};
 
 use crate::domain::{Order, OrderLine, OrderStatus, PlaceOrderRequest};
 use crate::parking::Parking;
 use crate::ports::StoreError;
 use crate::service::{OrderService, OrdersError};
-use shared_core::OrderId;
 
 /// An order as the orders API answers it: the domain's fields without what only the store needs
 /// (`version`, the optimistic lock). A reader ignores fields it does not know.

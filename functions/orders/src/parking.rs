@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
+use shared_core::OrderId;
 use shared_core::{CorrelationId, DomainEvent};
 
 use crate::domain::{IllegalTransition, Order, OrderStatus};
 use crate::events::SERVICE;
 use crate::ports::OutboxEvent;
-use shared_core::OrderId;
 
 /// Published when an order is parked: something for an operator's dashboard or pager.
 pub const ORDER_COMPENSATION_PENDING: &str = "OrderCompensationPending";

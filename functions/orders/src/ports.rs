@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 pub use shared::aws::outbox::OutboxEvent;
-
-use crate::domain::Order;
 use shared_core::Conditional;
 use shared_core::OrderId;
+
+use crate::domain::Order;
 
 /// A client's idempotency key and the request it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]

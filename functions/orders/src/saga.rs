@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::aws::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
 use shared_core::DomainEvent;
+use shared_core::OrderId;
 
 use crate::domain::OrderLine;
 use crate::events::{ORDER_CREATED, OrderCreated, SERVICE};
 use crate::service::{OrderService, OrdersError};
-use shared_core::OrderId;
 
 pub const CONFIRM_ORDER: &str = "ConfirmOrder";
 pub const CANCEL_ORDER: &str = "CancelOrder";

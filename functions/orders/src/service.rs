@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use shared_core::Conditional;
+use shared_core::OrderId;
 use shared_core::validation::check_identifier;
 use shared_core::{CorrelationId, InvalidParam};
 
 use crate::domain::{Order, OrderStatus, PlaceOrderRequest, Refusal};
 use crate::events;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, StoreError};
-use shared_core::Conditional;
-use shared_core::OrderId;
 
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;

@@ -26,15 +26,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared_core::Conditional;
 use shared_core::CorrelationId;
+use shared_core::OrderId;
 
 use crate::domain::{Order, OrderStatus};
 use crate::parking::{Backoff, Owed, ParkReport, Queue, SHARDS};
 use crate::ports::{OrderStore, StoreError};
 use crate::saga::{SagaSettings, StartError, StartOutcome};
 use crate::service::OrdersError;
-use shared_core::Conditional;
-use shared_core::OrderId;
 
 /// Orders taken from each shard of each queue per run: a run stays well inside its timeout, and
 /// the next run takes the rest.

@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 use shared::aws::outbox::OutboxEvent;
+use shared_core::Conditional;
 use shared_core::money::Money;
 
 use crate::domain::{Decline, Lease, Payment, PaymentStatus};
-use shared_core::Conditional;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

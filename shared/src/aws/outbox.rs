@@ -13,10 +13,10 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
+use shared_core::{CorrelationId, DomainEvent, envelope::EventEntry};
 use uuid::Uuid;
 
 use crate::EventPublisher;
-use shared_core::{CorrelationId, DomainEvent, envelope::EventEntry};
 
 /// Value of the `entity` attribute of outbox items; the relay's stream filter selects it.
 pub const ENTITY_OUTBOX: &str = "OUTBOX";

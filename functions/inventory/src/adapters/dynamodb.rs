@@ -21,11 +21,11 @@ use chrono::{Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use shared::aws::dynamo::{self, failed_conditions, names, values};
 use shared::aws::outbox::{OutboxEvent, OutboxRecord};
+use shared_core::Conditional;
 use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
-use shared_core::Conditional;
 
 pub const ENTITY_PRODUCT: &str = "PRODUCT";
 const ENTITY_RESERVATION: &str = "RESERVATION";

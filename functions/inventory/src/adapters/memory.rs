@@ -6,11 +6,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{SubsecRound, Utc};
 use shared::aws::outbox::OutboxEvent;
+use shared_core::Conditional;
 use shared_core::CorrelationId;
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
-use shared_core::Conditional;
 
 #[derive(Default)]
 struct State {

@@ -2,10 +2,10 @@
 //! (`DescribeExecution`), and named starts of the compensation machine (`StartExecution`).
 
 use async_trait::async_trait;
+use shared_core::OrderId;
 
 use crate::saga::{StartError, StartOutcome};
 use crate::sweeper::{CompensationInput, Compensations, SagaRun};
-use shared_core::OrderId;
 
 /// The client is built on first use: most sweeps find nothing parked, and building an SDK
 /// client (it parses the SDK's endpoint partition table) is cold-start time (`make

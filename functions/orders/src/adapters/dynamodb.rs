@@ -21,11 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use shared::aws::dynamo::{self, failed_conditions};
 use shared::aws::outbox::OutboxRecord;
+use shared_core::Conditional;
+use shared_core::OrderId;
 
 use crate::domain::Order;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
-use shared_core::Conditional;
-use shared_core::OrderId;
 
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
 pub const ENTITY_ORDER: &str = "ORDER";

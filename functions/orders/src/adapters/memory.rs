@@ -7,11 +7,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use shared_core::Conditional;
+use shared_core::OrderId;
 
 use crate::domain::Order;
 use crate::ports::{CreateOutcome, IdempotencyClaim, OrderPage, OrderStore, OutboxEvent, StoreError};
-use shared_core::Conditional;
-use shared_core::OrderId;
 
 mod saga_starter;
 mod sweep;

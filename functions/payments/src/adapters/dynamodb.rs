@@ -16,10 +16,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 use shared::aws::dynamo::{self, failed_conditions, names, values};
 use shared::aws::outbox::{OutboxEvent, OutboxRecord};
+use shared_core::Conditional;
 
 use crate::domain::{Lease, Payment, PaymentStatus};
 use crate::ports::{PaymentStore, StoreError};
-use shared_core::Conditional;
 
 const ENTITY_PAYMENT: &str = "PAYMENT";
 

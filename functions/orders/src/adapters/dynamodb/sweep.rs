@@ -6,12 +6,12 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use shared_core::OrderId;
 
 use super::{DynamoDbOrderStore, sdk_backend};
 use crate::parking::{Queue, due_bound, shard_key};
 use crate::ports::StoreError;
 use crate::sweeper::SweepIndex;
-use shared_core::OrderId;
 
 pub const SWEEP_INDEX: &str = "sweep";
 

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use shared_core::OrderId;
 
 use super::InMemoryOrderStore;
 use crate::parking::{Queue, due_bound, shard_key, sweep_key};
 use crate::ports::StoreError;
 use crate::saga::{StartError, StartOutcome};
 use crate::sweeper::{CompensationInput, Compensations, SagaRun, SweepIndex};
-use shared_core::OrderId;
 
 #[async_trait]
 impl SweepIndex for InMemoryOrderStore {
