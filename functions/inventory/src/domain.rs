@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use shared_core::InvalidParam;
 use shared_core::money::check_currency;
 use shared_core::validation::{check_identifier, check_lines, repeated_skus};
+use shared_core::{InvalidParam, OrderId};
 
 /// A reservation is one DynamoDB transaction: one stock update per line, plus the reservation
 /// record and its outbox event. DynamoDB allows 100 items per transaction.
@@ -138,7 +138,7 @@ pub struct Shortage {
 /// The reservation of one order, keyed by the order id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub status: ReservationStatus,
     pub lines: Vec<ReservedLine>,
     /// Empty when rejected.
@@ -171,7 +171,7 @@ impl Reservation {
     /// price atomically when it writes, so a stale read can only make the write fail, never
     /// oversell.
     pub fn plan(
-        order_id: &str,
+        order_id: OrderId,
         lines: &[RequestedLine],
         products: &HashMap<String, Product>,
         now: DateTime<Utc>,
@@ -192,7 +192,7 @@ impl Reservation {
             .collect();
         if !shortages.is_empty() {
             return Ok(Self {
-                order_id: order_id.to_owned(),
+                order_id,
                 status: ReservationStatus::Rejected,
                 lines: Vec::new(),
                 currency: String::new(),
@@ -218,7 +218,7 @@ impl Reservation {
             reserved.push(ReservedLine { sku: line.sku.clone(), quantity: line.quantity, unit_price_minor: price });
         }
         Ok(Self {
-            order_id: order_id.to_owned(),
+            order_id,
             status: ReservationStatus::Reserved,
             lines: reserved,
             currency: currencies.into_iter().next().unwrap_or_default().to_owned(),
@@ -234,10 +234,10 @@ impl Reservation {
 impl Reservation {
     /// The record a release leaves for an order with no reservation yet: it holds nothing, and
     /// makes any later reservation for the order find it and take nothing.
-    pub fn tombstone(order_id: &str, now: DateTime<Utc>) -> Self {
+    pub fn tombstone(order_id: OrderId, now: DateTime<Utc>) -> Self {
         let now = now.trunc_subsecs(3);
         Self {
-            order_id: order_id.to_owned(),
+            order_id,
             status: ReservationStatus::Released,
             lines: Vec::new(),
             currency: String::new(),
@@ -280,7 +280,7 @@ mod tests {
     use super::*;
 
     fn reservation(status: ReservationStatus) -> Reservation {
-        Reservation { status, ..Reservation::tombstone("o-1", Utc::now()) }
+        Reservation { status, ..Reservation::tombstone(OrderId::new(), Utc::now()) }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::aws::outbox::OutboxEvent;
-use shared_core::{CorrelationId, DomainEvent};
+use shared_core::{CorrelationId, DomainEvent, OrderId};
 
 use crate::domain::{Reservation, ReservedLine, Shortage};
 
@@ -17,7 +17,7 @@ pub const STOCK_LOW: &str = "StockLow";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InventoryReserved {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub lines: Vec<ReservedLine>,
     pub currency: String,
     pub total_minor: u64,
@@ -27,7 +27,7 @@ pub struct InventoryReserved {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InventoryReservationFailed {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub shortages: Vec<Shortage>,
 }
 
@@ -35,7 +35,7 @@ pub struct InventoryReservationFailed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct InventoryReleased {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub lines: Vec<ReservedLine>,
 }
 
@@ -55,13 +55,13 @@ fn outbox<T: Serialize>(
     at: DateTime<Utc>,
     data: T,
 ) -> OutboxEvent {
-    let event = DomainEvent::new(event_type, reservation.order_id.clone(), correlation_id.clone(), at, data);
+    let event = DomainEvent::new(event_type, reservation.order_id.to_string(), correlation_id.clone(), at, data);
     OutboxEvent::from_event(&event, SERVICE)
 }
 
 pub fn reserved(reservation: &Reservation, correlation_id: &CorrelationId) -> OutboxEvent {
     let data = InventoryReserved {
-        order_id: reservation.order_id.clone(),
+        order_id: reservation.order_id,
         lines: reservation.lines.clone(),
         currency: reservation.currency.clone(),
         total_minor: reservation.total_minor,
@@ -70,12 +70,11 @@ pub fn reserved(reservation: &Reservation, correlation_id: &CorrelationId) -> Ou
 }
 
 pub fn reservation_failed(reservation: &Reservation, correlation_id: &CorrelationId) -> OutboxEvent {
-    let data =
-        InventoryReservationFailed { order_id: reservation.order_id.clone(), shortages: reservation.shortages.clone() };
+    let data = InventoryReservationFailed { order_id: reservation.order_id, shortages: reservation.shortages.clone() };
     outbox(INVENTORY_RESERVATION_FAILED, reservation, correlation_id, reservation.created_at, data)
 }
 
 pub fn released(reservation: &Reservation, correlation_id: &CorrelationId) -> OutboxEvent {
-    let data = InventoryReleased { order_id: reservation.order_id.clone(), lines: reservation.lines.clone() };
+    let data = InventoryReleased { order_id: reservation.order_id, lines: reservation.lines.clone() };
     outbox(INVENTORY_RELEASED, reservation, correlation_id, reservation.updated_at, data)
 }

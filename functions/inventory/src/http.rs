@@ -95,7 +95,8 @@ async fn get_reservation(
     State(service): State<InventoryService>,
     Path(order_id): Path<String>,
 ) -> Result<(StatusCode, Json<Reservation>), ApiError> {
-    match service.get_reservation(&order_id).await? {
+    let order_id = shared::http::parse_order_id("order_id", &order_id)?;
+    match service.get_reservation(order_id).await? {
         Some(reservation) => Ok((StatusCode::OK, Json(reservation))),
         None => Err(ApiError::NotFound(format!("no reservation for order {order_id}"))),
     }
@@ -111,7 +112,8 @@ mod tests {
     /// Each error answers the status its doc line names.
     #[test]
     fn each_error_answers_the_status_its_doc_names() {
-        let committed = InventoryError::CannotCommit { order_id: "o-1".into(), status: ReservationStatus::Released };
+        let committed =
+            InventoryError::CannotCommit { order_id: shared_core::OrderId::new(), status: ReservationStatus::Released };
         let cases = [
             (InventoryError::Invalid(vec![InvalidParam::new("sku", "must not be empty")]), StatusCode::BAD_REQUEST),
             (InventoryError::UnknownSku("SKU-X".into()), StatusCode::NOT_FOUND),

@@ -5,7 +5,7 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::Deserialize;
 use serde_json::Value;
-use shared_core::{CorrelationId, DomainEvent};
+use shared_core::{CorrelationId, DomainEvent, OrderId};
 
 use crate::domain::ReservationStatus;
 use crate::service::{InventoryError, InventoryService};
@@ -16,7 +16,7 @@ const ORDERS_SOURCE: &str = "shop.orders";
 
 #[derive(Debug, Deserialize)]
 struct OrderOutcome {
-    order_id: String,
+    order_id: OrderId,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +71,7 @@ async fn consume(event: EventBridgeEvent<Value>, service: &InventoryService) -> 
         return Ok(Consumed::Duplicate);
     }
     let correlation_id: &CorrelationId = &envelope.correlation_id;
-    let order_id = &envelope.data.order_id;
+    let order_id = envelope.data.order_id;
     let consumed = if event.detail_type == ORDER_CONFIRMED {
         match service.commit(order_id, correlation_id).await? {
             Some(r) if r.status == ReservationStatus::Committed => Consumed::Committed,
@@ -85,6 +85,6 @@ async fn consume(event: EventBridgeEvent<Value>, service: &InventoryService) -> 
     };
     // Marked after the work: a crash in between repeats an idempotent commit or release.
     service.mark_processed(&event_id).await?;
-    tracing::info!(event_id, kind, order_id, outcome = ?consumed, "order outcome handled");
+    tracing::info!(event_id, kind, %order_id, outcome = ?consumed, "order outcome handled");
     Ok(consumed)
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use shared::aws::outbox::OutboxEvent;
 use shared_core::Conditional;
-use shared_core::CorrelationId;
+use shared_core::{CorrelationId, OrderId};
 
 use crate::domain::{Product, ProductSpec, Reservation, Restock};
 
@@ -58,7 +58,7 @@ pub trait InventoryStore: Send + Sync {
     /// Strongly consistent reads of the given skus; unknown skus are absent from the map.
     async fn get_products(&self, skus: &[String]) -> Result<HashMap<String, Product>, StoreError>;
 
-    async fn get_reservation(&self, order_id: &str) -> Result<Option<Reservation>, StoreError>;
+    async fn get_reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError>;
 
     /// Writes a new reservation with its events, atomically. A `Reserved` one also takes its
     /// lines' stock, on condition that each product still has the stock and the price planned.

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::aws::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
+use shared_core::OrderId;
 
 use crate::domain::{RequestedLine, ReservationStatus};
 use crate::service::{InventoryError, InventoryService};
@@ -20,14 +21,14 @@ pub const RESERVATION_IMPOSSIBLE: &str = "ReservationImpossible";
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReserveData {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub lines: Vec<RequestedLine>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReleaseData {
-    pub order_id: String,
+    pub order_id: OrderId,
 }
 
 fn failure_of(err: InventoryError) -> TaskOutcome {
@@ -59,7 +60,7 @@ impl InventorySagaWorker {
         Ok(match command.event_type.as_str() {
             RESERVE_INVENTORY => {
                 let data: ReserveData = command.data_as()?;
-                match self.service.reserve(&data.order_id, &data.lines, &command.correlation_id).await {
+                match self.service.reserve(data.order_id, &data.lines, &command.correlation_id).await {
                     Ok(r) if matches!(r.status, ReservationStatus::Reserved | ReservationStatus::Committed) => {
                         TaskOutcome::Success(json!({
                             "status": r.status,
@@ -87,7 +88,7 @@ impl InventorySagaWorker {
             }
             RELEASE_INVENTORY => {
                 let data: ReleaseData = command.data_as()?;
-                match self.service.release(&data.order_id, &command.correlation_id).await {
+                match self.service.release(data.order_id, &command.correlation_id).await {
                     Ok(Some(r)) => TaskOutcome::Success(json!({ "status": r.status })),
                     Ok(None) => TaskOutcome::Success(json!({ "status": "NONE" })),
                     Err(err) => failure_of(err),

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use shared_core::validation::check_identifier;
-use shared_core::{CorrelationId, InvalidParam};
+use shared_core::{CorrelationId, InvalidParam, OrderId};
 
 use crate::domain::{
     CannotCommit, PlanError, Product, ProductSpec, RequestedLine, Reservation, ReservationStatus, Restock,
@@ -29,7 +28,7 @@ pub enum InventoryError {
     Plan(#[from] PlanError),
     /// 409: the stock was released or never held.
     #[error("reservation of order {order_id} is {status:?} and cannot be committed")]
-    CannotCommit { order_id: String, status: ReservationStatus },
+    CannotCommit { order_id: OrderId, status: ReservationStatus },
     /// 503: every attempt lost its race; the client retries.
     #[error("the reservation kept changing under concurrent writes; try again")]
     Contended,
@@ -50,12 +49,6 @@ impl From<StoreError> for InventoryError {
 #[derive(Clone)]
 pub struct InventoryService {
     store: Arc<dyn InventoryStore>,
-}
-
-fn check_order_id(order_id: &str) -> Result<(), InventoryError> {
-    let mut violations = Vec::new();
-    check_identifier("order_id", order_id, &mut violations);
-    if violations.is_empty() { Ok(()) } else { Err(InventoryError::Invalid(violations)) }
 }
 
 impl InventoryService {
@@ -87,8 +80,7 @@ impl InventoryService {
         self.store.get_product(sku).await?.ok_or_else(|| InventoryError::UnknownSku(sku.to_owned()))
     }
 
-    pub async fn get_reservation(&self, order_id: &str) -> Result<Option<Reservation>, InventoryError> {
-        check_order_id(order_id)?;
+    pub async fn get_reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, InventoryError> {
         Ok(self.store.get_reservation(order_id).await?)
     }
 
@@ -98,11 +90,10 @@ impl InventoryService {
     /// order's release (the release's tombstone is the answer: nothing is reserved).
     pub async fn reserve(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         lines: &[RequestedLine],
         correlation_id: &CorrelationId,
     ) -> Result<Reservation, InventoryError> {
-        check_order_id(order_id)?;
         validate_lines(lines).map_err(InventoryError::Invalid)?;
         let skus: Vec<String> = lines.iter().map(|l| l.sku.clone()).collect();
         for _ in 0..PLAN_ATTEMPTS {
@@ -118,7 +109,7 @@ impl InventoryService {
             match self.store.create_reservation(&reservation, &[event], correlation_id).await? {
                 WriteOutcome::Applied => {
                     tracing::info!(
-                        order_id,
+                        %order_id,
                         status = ?reservation.status,
                         total_minor = reservation.total_minor,
                         shortages = reservation.shortages.len(),
@@ -129,7 +120,7 @@ impl InventoryService {
                 // Someone reserved for this order at the same time: theirs is the answer.
                 WriteOutcome::AlreadyExists => continue,
                 WriteOutcome::Stale => {
-                    tracing::info!(order_id, "stock or price moved during the reservation, planning again");
+                    tracing::info!(%order_id, "stock or price moved during the reservation, planning again");
                     continue;
                 }
             }
@@ -143,7 +134,7 @@ impl InventoryService {
     /// late or repeated, finds it and reserves nothing.
     pub async fn release(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         correlation_id: &CorrelationId,
     ) -> Result<Option<Reservation>, InventoryError> {
         self.finish(order_id, ReservationStatus::Released, correlation_id).await
@@ -153,7 +144,7 @@ impl InventoryService {
     /// committed; an error for a released or rejected reservation (nothing is held to sell).
     pub async fn commit(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         correlation_id: &CorrelationId,
     ) -> Result<Option<Reservation>, InventoryError> {
         self.finish(order_id, ReservationStatus::Committed, correlation_id).await
@@ -161,15 +152,14 @@ impl InventoryService {
 
     async fn finish(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         to: ReservationStatus,
         correlation_id: &CorrelationId,
     ) -> Result<Option<Reservation>, InventoryError> {
-        check_order_id(order_id)?;
         for _ in 0..PLAN_ATTEMPTS {
             let Some(current) = self.store.get_reservation(order_id).await? else {
                 if to != ReservationStatus::Released {
-                    tracing::info!(order_id, ?to, "no reservation for this order, nothing to do");
+                    tracing::info!(%order_id, ?to, "no reservation for this order, nothing to do");
                     return Ok(None);
                 }
                 // Released before reserved: the tombstone is written on the same condition as a
@@ -178,7 +168,7 @@ impl InventoryService {
                 let tombstone = Reservation::tombstone(order_id, Utc::now());
                 match self.store.create_reservation(&tombstone, &[], correlation_id).await? {
                     WriteOutcome::Applied => {
-                        tracing::info!(order_id, "released before any reservation: tombstone written");
+                        tracing::info!(%order_id, "released before any reservation: tombstone written");
                         return Ok(Some(tombstone));
                     }
                     WriteOutcome::AlreadyExists | WriteOutcome::Stale => continue,
@@ -188,7 +178,7 @@ impl InventoryService {
                 Ok(Some(next)) => next,
                 Ok(None) => return Ok(Some(current)),
                 Err(CannotCommit(status)) => {
-                    return Err(InventoryError::CannotCommit { order_id: order_id.to_owned(), status });
+                    return Err(InventoryError::CannotCommit { order_id, status });
                 }
             };
             let events = match to {
@@ -196,7 +186,7 @@ impl InventoryService {
                 _ => Vec::new(),
             };
             if self.store.finish_reservation(&next, &events, correlation_id).await?.is_applied() {
-                tracing::info!(order_id, status = ?to, "reservation finished");
+                tracing::info!(%order_id, status = ?to, "reservation finished");
                 return Ok(Some(next));
             }
         }

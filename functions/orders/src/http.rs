@@ -107,10 +107,6 @@ async fn place_order(
     Ok(response)
 }
 
-fn parse_order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::parse(raw).ok_or_else(|| ApiError::invalid("id", "must be an order id (a UUID)"))
-}
-
 /// `?customer_id=` scopes the read to that customer: another customer's order is a 404, as one
 /// that does not exist. The gateway always sends it for a customer; only an admin reads without.
 #[derive(Debug, Deserialize)]
@@ -125,7 +121,7 @@ async fn get_order(
     query: Result<Query<GetQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<OrderView>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let id = parse_order_id(&id)?;
+    let id = shared::http::parse_order_id("id", &id)?;
     let order = match query.customer_id {
         Some(customer_id) => service.get_customer_order(id, &customer_id).await?,
         None => service.get_order(id).await?,

@@ -147,13 +147,13 @@ pub async fn start_for_event(
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ConfirmData {
-    pub order_id: String,
+    pub order_id: OrderId,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CancelData {
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The saga's error name (`InsufficientStock`, `PaymentDeclined`, `States.Timeout`, ...).
     pub reason: String,
     #[serde(default)]
@@ -166,7 +166,7 @@ pub struct CancelData {
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ParkData {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub failed_step: String,
     pub compensation_error: crate::sweeper::CaughtError,
     pub owed: crate::parking::Owed,
@@ -212,11 +212,6 @@ impl OrdersSagaWorker {
     }
 }
 
-fn order_id(raw: &str) -> Result<OrderId, TaskOutcome> {
-    OrderId::parse(raw)
-        .ok_or_else(|| TaskOutcome::failure(INVALID_COMMAND, format!("order_id {raw:?} is not an order id")))
-}
-
 fn outcome_of(result: Result<crate::domain::Order, OrdersError>, illegal: &str) -> TaskOutcome {
     match result {
         Ok(order) => TaskOutcome::Success(json!({ "status": order.status })),
@@ -236,18 +231,18 @@ impl OrdersSagaWorker {
         Ok(match command.event_type.as_str() {
             CONFIRM_ORDER => {
                 let data: ConfirmData = command.data_as()?;
-                let id = order_id(&data.order_id)?;
+                let id = data.order_id;
                 outcome_of(self.service.confirm(id, correlation_id).await, ORDER_NOT_PENDING)
             }
             CANCEL_ORDER => {
                 let data: CancelData = command.data_as()?;
-                let id = order_id(&data.order_id)?;
+                let id = data.order_id;
                 tracing::info!(order_id = %id, reason = data.reason, detail = data.detail, "cancelling the order");
                 outcome_of(self.service.cancel(id, &data.reason, correlation_id).await, ORDER_ALREADY_CONFIRMED)
             }
             PARK_ORDER => {
                 let data: ParkData = command.data_as()?;
-                let id = order_id(&data.order_id)?;
+                let id = data.order_id;
                 self.park(command, data, id).await
             }
             other => TaskOutcome::failure(INVALID_COMMAND, format!("the orders worker does not handle {other}")),

@@ -135,7 +135,7 @@ pub enum SweeperInput {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RetryRequest {
-    order_id: String,
+    order_id: OrderId,
 }
 
 impl SweeperInput {
@@ -145,9 +145,7 @@ impl SweeperInput {
         if payload.get("order_id").is_some() {
             let request: RetryRequest =
                 serde_json::from_value(payload.clone()).map_err(|e| SweepError::BadInput(e.to_string()))?;
-            let id = OrderId::parse(&request.order_id)
-                .ok_or_else(|| SweepError::BadInput(format!("{:?} is not an order id", request.order_id)))?;
-            return Ok(Self::Retry(id));
+            return Ok(Self::Retry(request.order_id));
         }
         match (payload["source"].as_str(), payload["detail-type"].as_str()) {
             (Some("aws.events" | "aws.scheduler"), Some("Scheduled Event")) => Ok(Self::Scheduled),

@@ -13,9 +13,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared_core::InvalidParam;
 use shared_core::money::{Money, check_currency};
 use shared_core::validation::check_identifier;
+use shared_core::{InvalidParam, OrderId};
 
 /// Charges up to one million major units, far above any real basket.
 pub const MAX_AMOUNT_MINOR: u64 = 100_000_000;
@@ -118,7 +118,7 @@ pub struct Lease {
 /// The payment of one order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub status: PaymentStatus,
     pub amount: Money,
     pub payment_method: String,
@@ -149,7 +149,7 @@ pub struct Payment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeRequest {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub amount: Money,
     /// A provider payment method id (`pm_...`); never a card number.
     pub payment_method: String,
@@ -158,7 +158,6 @@ pub struct ChargeRequest {
 impl ChargeRequest {
     pub fn validate(&self) -> Result<(), Vec<InvalidParam>> {
         let mut violations = Vec::new();
-        check_identifier("order_id", &self.order_id, &mut violations);
         if !(1..=MAX_AMOUNT_MINOR).contains(&self.amount.amount_minor) {
             violations.push(InvalidParam::new("amount.amount_minor", format!("must be 1 to {MAX_AMOUNT_MINOR}")));
         }
@@ -175,7 +174,7 @@ impl ChargeRequest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("payment of order {order_id} cannot go from {from:?} to {to:?}")]
 pub struct IllegalTransition {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub from: PaymentStatus,
     pub to: PaymentStatus,
 }
@@ -184,7 +183,7 @@ impl Payment {
     /// A new pending payment, leased by the caller who is about to ask the provider.
     pub fn pending(request: &ChargeRequest, lease: Lease, now: DateTime<Utc>) -> Self {
         Self {
-            order_id: request.order_id.clone(),
+            order_id: request.order_id,
             status: PaymentStatus::Pending,
             amount: request.amount.clone(),
             payment_method: request.payment_method.clone(),
@@ -201,9 +200,9 @@ impl Payment {
 
     /// What a refund leaves for an order that has no payment: voided, with no amount (`0 XXX`,
     /// ISO 4217's "no currency"), so that a later charge command finds it and charges nothing.
-    pub fn tombstone(order_id: &str, now: DateTime<Utc>) -> Self {
+    pub fn tombstone(order_id: OrderId, now: DateTime<Utc>) -> Self {
         Self {
-            order_id: order_id.to_owned(),
+            order_id,
             status: PaymentStatus::Voided,
             amount: Money::new(0, "XXX"),
             payment_method: String::new(),
@@ -235,7 +234,7 @@ impl Payment {
                 | (PaymentStatus::Captured, PaymentStatus::Refunded)
         );
         if !allowed {
-            return Err(IllegalTransition { order_id: self.order_id.clone(), from: self.status, to });
+            return Err(IllegalTransition { order_id: self.order_id, from: self.status, to });
         }
         Ok(Self { status: to, lease: None, updated_at: now, ..self.clone() })
     }
@@ -261,11 +260,7 @@ impl Payment {
     /// Only a payment that never reached the provider can be voided: nothing can have moved.
     pub fn voided(&self, now: DateTime<Utc>) -> Result<Self, IllegalTransition> {
         if self.provider_contacted {
-            return Err(IllegalTransition {
-                order_id: self.order_id.clone(),
-                from: self.status,
-                to: PaymentStatus::Voided,
-            });
+            return Err(IllegalTransition { order_id: self.order_id, from: self.status, to: PaymentStatus::Voided });
         }
         self.moved(PaymentStatus::Voided, now)
     }
@@ -285,6 +280,6 @@ impl Payment {
 
 /// The idempotency key of a provider call: one per order and step (`create`, `confirm`,
 /// `refund`), so a retried or duplicated step can never charge or refund twice.
-pub fn provider_idempotency_key(order_id: &str, step: &str) -> String {
+pub fn provider_idempotency_key(order_id: OrderId, step: &str) -> String {
     format!("order-{order_id}-{step}")
 }

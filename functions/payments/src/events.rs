@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use shared::aws::outbox::OutboxEvent;
 use shared_core::money::Money;
-use shared_core::{CorrelationId, DomainEvent};
+use shared_core::{CorrelationId, DomainEvent, OrderId};
 
 use crate::domain::Payment;
 
@@ -17,7 +17,7 @@ pub const PAYMENT_REFUNDED: &str = "PaymentRefunded";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentCompleted {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub provider_payment_id: String,
     #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
@@ -28,7 +28,7 @@ pub struct PaymentCompleted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentDeclined {
-    pub order_id: String,
+    pub order_id: OrderId,
     #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
@@ -40,7 +40,7 @@ pub struct PaymentDeclined {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentVoided {
-    pub order_id: String,
+    pub order_id: OrderId,
     #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     pub amount: Money,
@@ -50,7 +50,7 @@ pub struct PaymentVoided {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PaymentRefunded {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub provider_payment_id: String,
     pub refund_id: String,
     #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
@@ -60,14 +60,14 @@ pub struct PaymentRefunded {
 
 fn outbox<T: Serialize>(event_type: &str, payment: &Payment, correlation_id: &CorrelationId, data: T) -> OutboxEvent {
     let event =
-        DomainEvent::new(event_type, payment.order_id.clone(), correlation_id.clone(), payment.updated_at, data);
+        DomainEvent::new(event_type, payment.order_id.to_string(), correlation_id.clone(), payment.updated_at, data);
     OutboxEvent::from_event(&event, SERVICE)
 }
 
 /// The event that announces `payment`'s current (final or captured) status.
 pub fn for_payment(payment: &Payment, correlation_id: &CorrelationId) -> Option<OutboxEvent> {
     use crate::domain::PaymentStatus::*;
-    let order_id = payment.order_id.clone();
+    let order_id = payment.order_id;
     let amount = payment.amount.clone();
     let provider_payment_id = payment.provider_payment_id.clone().unwrap_or_default();
     Some(match payment.status {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::ApiError;
 use shared::http::finish_router;
+use shared_core::OrderId;
 use shared_core::money::Money;
 
 use crate::domain::{Payment, PaymentStatus, PublicDecline};
@@ -29,7 +30,7 @@ impl From<PaymentError> for ApiError {
 /// public reasons (the provider's exact code stays in the table and the logs).
 #[derive(Debug, Serialize)]
 struct PaymentView {
-    order_id: String,
+    order_id: OrderId,
     status: PaymentStatus,
     amount: Money,
     payment_method: String,
@@ -70,7 +71,8 @@ async fn get_payment(
     State(service): State<PaymentService>,
     Path(order_id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    match service.get(&order_id).await? {
+    let order_id = shared::http::parse_order_id("order_id", &order_id)?;
+    match service.get(order_id).await? {
         Some(payment) => Ok(Json(payment.into())),
         None => Err(ApiError::NotFound(format!("no payment for order {order_id}"))),
     }
@@ -88,7 +90,7 @@ mod tests {
     #[test]
     fn each_error_answers_the_status_its_doc_names() {
         let eur = |amount| Money::new(amount, "EUR");
-        let order_id = || "o-1".to_owned();
+        let order_id = OrderId::new;
         let refund_id = || "re_1".to_owned();
         let illegal =
             IllegalTransition { order_id: order_id(), from: PaymentStatus::Refunded, to: PaymentStatus::Captured };

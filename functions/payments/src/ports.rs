@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use shared::aws::outbox::OutboxEvent;
-use shared_core::Conditional;
 use shared_core::money::Money;
+use shared_core::{Conditional, OrderId};
 
 use crate::domain::{Decline, Lease, Payment, PaymentStatus};
 
@@ -15,7 +15,7 @@ pub enum StoreError {
 
 #[async_trait]
 pub trait PaymentStore: Send + Sync {
-    async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError>;
+    async fn get(&self, order_id: OrderId) -> Result<Option<Payment>, StoreError>;
 
     /// Creates the payment unless the order has one already (`Lost`, nothing written).
     async fn create(&self, payment: &Payment) -> Result<Conditional, StoreError>;
@@ -25,7 +25,7 @@ pub trait PaymentStore: Send + Sync {
     /// Returns the payment as it was just before (`None`: not taken, nothing written).
     async fn take_lease(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         status: PaymentStatus,
         lease: &Lease,
         now_ms: i64,
@@ -34,7 +34,7 @@ pub trait PaymentStore: Send + Sync {
 
     /// Gives the lease back (if `owner` still holds it), recording whether the provider may have
     /// been contacted.
-    async fn release_lease(&self, order_id: &str, owner: &str, provider_contacted: bool) -> Result<(), StoreError>;
+    async fn release_lease(&self, order_id: OrderId, owner: &str, provider_contacted: bool) -> Result<(), StoreError>;
 
     /// Replaces the payment with `next` if it is still in `from`, with `events`, atomically.
     /// `Lost` when it had moved on (nothing written).
@@ -50,7 +50,7 @@ pub trait PaymentStore: Send + Sync {
 /// provider's payment (`order-<id>-create`); confirming it has its own (`order-<id>-confirm`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderCharge {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub amount: Money,
     pub payment_method: String,
     pub idempotency_key: String,
@@ -59,7 +59,7 @@ pub struct ProviderCharge {
 /// What the provider is asked to refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderRefund {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub provider_payment_id: String,
     pub amount: Money,
     pub idempotency_key: String,

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::aws::saga::{CommandHandler, INVALID_COMMAND, SagaCommand, TaskOutcome};
+use shared_core::OrderId;
 use shared_core::money::Money;
 
 use crate::domain::{ChargeRequest, PaymentStatus};
@@ -23,7 +24,7 @@ pub const REFUND_FAILED: &str = "RefundFailed";
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProcessData {
-    pub order_id: String,
+    pub order_id: OrderId,
     /// `Money` itself is strict (it is in HTTP bodies too); a command reads it tolerantly.
     #[cfg_attr(feature = "schema", schemars(with = "Money"))]
     #[serde(deserialize_with = "shared_core::envelope::tolerant_money")]
@@ -34,7 +35,7 @@ pub struct ProcessData {
 #[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RefundData {
-    pub order_id: String,
+    pub order_id: OrderId,
 }
 
 fn failure_of(err: PaymentError, final_error: &str) -> TaskOutcome {
@@ -86,7 +87,7 @@ impl PaymentsSagaWorker {
             }
             REFUND_PAYMENT => {
                 let data: RefundData = command.data_as()?;
-                match self.service.refund(&data.order_id, &command.correlation_id).await {
+                match self.service.refund(data.order_id, &command.correlation_id).await {
                     Ok(Some(p)) => TaskOutcome::Success(json!({ "status": p.status, "refund_id": p.refund_id })),
                     Ok(None) => TaskOutcome::Success(json!({ "status": "NONE" })),
                     Err(err) => failure_of(err, REFUND_FAILED),

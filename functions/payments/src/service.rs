@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use shared_core::money::Money;
-use shared_core::validation::check_identifier;
-use shared_core::{CorrelationId, InvalidParam};
+use shared_core::{CorrelationId, InvalidParam, OrderId};
 
 use crate::domain::{ChargeRequest, IllegalTransition, Lease, Payment, PaymentStatus, provider_idempotency_key};
 use crate::events;
@@ -31,25 +30,25 @@ pub enum PaymentError {
     Invalid(Vec<InvalidParam>),
     /// 409: the order's payment exists with another amount.
     #[error("order {order_id} was charged {existing} before, not {requested}")]
-    AmountMismatch { order_id: String, existing: Money, requested: Money },
+    AmountMismatch { order_id: OrderId, existing: Money, requested: Money },
     /// 503: the client (the saga) retries.
     #[error("another attempt is still talking to the payment provider for order {0}; try again")]
-    InProgress(String),
+    InProgress(OrderId),
     /// The provider is still processing the charge (neither captured nor declined yet). 500 over
     /// HTTP, which never charges; the saga worker answers it as transient.
     #[error("the payment provider is still processing the charge of order {0}; ask again later")]
-    Processing(String),
+    Processing(OrderId),
     /// The refund is under way at the provider (500 over HTTP; transient to the saga).
     #[error("the refund of order {order_id} ({refund_id}) is still pending at the payment provider")]
-    RefundPending { order_id: String, refund_id: String },
+    RefundPending { order_id: OrderId, refund_id: String },
     /// The provider failed or canceled the refund: the money is still with the shop. Final
     /// (500 over HTTP).
     #[error("the payment provider did not refund order {order_id} ({refund_id}): {reason}")]
-    RefundFailed { order_id: String, refund_id: String, reason: String },
+    RefundFailed { order_id: OrderId, refund_id: String, reason: String },
     /// A charge request may have reached the provider, but no provider payment id was recorded
     /// (a record written before ids were recorded first): only a person can settle it (500).
     #[error("the charge of order {0} may have reached the provider but its payment id is unknown: settle it by hand")]
-    Unsettleable(String),
+    Unsettleable(OrderId),
     /// 503: the provider did not answer or refused; its cause is the provider's error.
     #[error(transparent)]
     Provider(ProviderError),
@@ -197,12 +196,6 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
 }
 
-fn check_order_id(order_id: &str) -> Result<(), PaymentError> {
-    let mut violations = Vec::new();
-    check_identifier("order_id", order_id, &mut violations);
-    if violations.is_empty() { Ok(()) } else { Err(PaymentError::Invalid(violations)) }
-}
-
 const CREATE_STEP: &str = "create";
 const CONFIRM_STEP: &str = "confirm";
 const REFUND_STEP: &str = "refund";
@@ -218,8 +211,7 @@ impl PaymentService {
     }
 
     /// The order's payment; `None` if it has none (a tombstone is no payment).
-    pub async fn get(&self, order_id: &str) -> Result<Option<Payment>, PaymentError> {
-        check_order_id(order_id)?;
+    pub async fn get(&self, order_id: OrderId) -> Result<Option<Payment>, PaymentError> {
         Ok(self.store.get(order_id).await?.filter(|p| !p.tombstone))
     }
 
@@ -229,9 +221,9 @@ impl PaymentService {
     }
 
     /// Waits a little for the lease holder; `Err` once it has had longer than a lease.
-    async fn wait_for_holder(&self, order_id: &str, started: tokio::time::Instant) -> Result<(), PaymentError> {
+    async fn wait_for_holder(&self, order_id: OrderId, started: tokio::time::Instant) -> Result<(), PaymentError> {
         if started.elapsed() > self.lease.duration + self.lease.poll_interval {
-            return Err(PaymentError::InProgress(order_id.to_owned()));
+            return Err(PaymentError::InProgress(order_id));
         }
         tokio::time::sleep(self.lease.poll_interval).await;
         Ok(())
@@ -247,25 +239,25 @@ impl PaymentService {
         correlation_id: &CorrelationId,
     ) -> Result<Payment, PaymentError> {
         request.validate().map_err(PaymentError::Invalid)?;
-        let order_id = request.order_id.as_str();
+        let order_id = request.order_id;
         let started = tokio::time::Instant::now();
         loop {
             let Some(current) = self.store.get(order_id).await? else {
                 let lease = self.new_lease();
                 let payment = Payment::pending(request, lease.clone(), now());
                 if self.store.create(&payment).await?.is_applied() {
-                    tracing::info!(order_id, amount = %payment.amount, "payment created, charging");
+                    tracing::info!(%order_id, amount = %payment.amount, "payment created, charging");
                     return self.settle_charge(payment, &lease, correlation_id).await;
                 }
                 continue; // created concurrently: look at theirs
             };
             if current.is_compensated() {
-                tracing::info!(order_id, status = ?current.status, "the order was compensated: nothing to charge");
+                tracing::info!(%order_id, status = ?current.status, "the order was compensated: nothing to charge");
                 return Ok(current);
             }
             if current.amount != request.amount {
                 return Err(PaymentError::AmountMismatch {
-                    order_id: order_id.to_owned(),
+                    order_id,
                     existing: current.amount,
                     requested: request.amount.clone(),
                 });
@@ -283,7 +275,7 @@ impl PaymentService {
                 .take_lease(order_id, PaymentStatus::Pending, &lease, Utc::now().timestamp_millis(), false)
                 .await?;
             if let Some(before) = taken {
-                tracing::info!(order_id, "resuming an unfinished charge");
+                tracing::info!(%order_id, "resuming an unfinished charge");
                 return self.settle_charge(before, &lease, correlation_id).await;
             }
         }
@@ -297,23 +289,23 @@ impl PaymentService {
         lease: &Lease,
         correlation_id: &CorrelationId,
     ) -> Result<Payment, PaymentError> {
-        let order_id = payment.order_id.clone();
+        let order_id = payment.order_id;
         let contacted_before = payment.provider_contacted;
         let provider_payment_id = match payment.provider_payment_id.clone() {
             Some(id) => id,
             None => {
                 let charge = ProviderCharge {
-                    order_id: order_id.clone(),
+                    order_id,
                     amount: payment.amount.clone(),
                     payment_method: payment.payment_method.clone(),
-                    idempotency_key: provider_idempotency_key(&order_id, CREATE_STEP),
+                    idempotency_key: provider_idempotency_key(order_id, CREATE_STEP),
                 };
                 match self.provider.create_payment(&charge).await {
                     Ok(id) => id,
                     Err(err) => {
                         // Creating charges nothing: the payment can still be voided.
-                        tracing::warn!(order_id, error = %err, "provider payment not created");
-                        self.store.release_lease(&order_id, &lease.owner, contacted_before).await?;
+                        tracing::warn!(%order_id, error = %err, "provider payment not created");
+                        self.store.release_lease(order_id, &lease.owner, contacted_before).await?;
                         return Err(PaymentError::Provider(err));
                     }
                 }
@@ -331,20 +323,20 @@ impl PaymentService {
                 ..payment
             };
             if !self.store.transition(&next, PaymentStatus::Pending, &[]).await?.is_applied() {
-                return self.current(&order_id).await;
+                return self.current(order_id).await;
             }
             next
         } else {
             payment
         };
-        let confirm_key = provider_idempotency_key(&order_id, CONFIRM_STEP);
+        let confirm_key = provider_idempotency_key(order_id, CONFIRM_STEP);
         match self.provider.confirm_payment(&provider_payment_id, &confirm_key).await {
             Ok(outcome) => self.record_charge(payment, outcome, lease, correlation_id).await,
             Err(err) => {
                 // A confirm that never left changes nothing about what the provider may have seen.
                 let contacted = contacted_before || !matches!(err, ProviderError::NotSent(_));
-                tracing::warn!(order_id, error = %err, contacted, "charge not settled");
-                self.store.release_lease(&order_id, &lease.owner, contacted).await?;
+                tracing::warn!(%order_id, error = %err, contacted, "charge not settled");
+                self.store.release_lease(order_id, &lease.owner, contacted).await?;
                 Err(PaymentError::Provider(err))
             }
         }
@@ -359,7 +351,7 @@ impl PaymentService {
         lease: &Lease,
         correlation_id: &CorrelationId,
     ) -> Result<Payment, PaymentError> {
-        let order_id = payment.order_id.clone();
+        let order_id = payment.order_id;
         let next = match outcome {
             ChargeOutcome::Captured { provider_payment_id } => payment.captured(provider_payment_id, now())?,
             ChargeOutcome::Declined { provider_payment_id, decline } => {
@@ -367,8 +359,8 @@ impl PaymentService {
                 payment.declined(id, decline, now())?
             }
             ChargeOutcome::Processing { .. } => {
-                tracing::info!(order_id, "the provider is still processing the charge");
-                self.store.release_lease(&order_id, &lease.owner, true).await?;
+                tracing::info!(%order_id, "the provider is still processing the charge");
+                self.store.release_lease(order_id, &lease.owner, true).await?;
                 return Err(PaymentError::Processing(order_id));
             }
             ChargeOutcome::NotCharged { provider_payment_id } => {
@@ -383,7 +375,7 @@ impl PaymentService {
         self.record(next, PaymentStatus::Pending, correlation_id).await
     }
 
-    async fn current(&self, order_id: &str) -> Result<Payment, PaymentError> {
+    async fn current(&self, order_id: OrderId) -> Result<Payment, PaymentError> {
         self.store
             .get(order_id)
             .await?
@@ -400,13 +392,13 @@ impl PaymentService {
     ) -> Result<Payment, PaymentError> {
         let events: Vec<_> = events::for_payment(&next, correlation_id).into_iter().collect();
         if self.store.transition(&next, from, &events).await?.is_applied() {
-            tracing::info!(order_id = next.order_id, status = ?next.status, "payment {:?}", next.status);
+            tracing::info!(order_id = %next.order_id, status = ?next.status, "payment {:?}", next.status);
             if let (PaymentStatus::Declined, Some(decline)) = (next.status, &next.decline) {
                 shared::metrics::payment_declined(&decline.reason);
             }
             return Ok(next);
         }
-        self.current(&next.order_id).await
+        self.current(next.order_id).await
     }
 
     /// Gives back exactly what was captured, once. A no-op for a declined, voided or already
@@ -416,15 +408,14 @@ impl PaymentService {
     /// its payment (never charged again): what it took is refunded, what it did not is voided.
     pub async fn refund(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         correlation_id: &CorrelationId,
     ) -> Result<Option<Payment>, PaymentError> {
-        check_order_id(order_id)?;
         let started = tokio::time::Instant::now();
         loop {
             let Some(current) = self.store.get(order_id).await? else {
                 if self.store.create(&Payment::tombstone(order_id, now())).await?.is_applied() {
-                    tracing::info!(order_id, "no payment for this order: tombstone left, nothing to refund");
+                    tracing::info!(%order_id, "no payment for this order: tombstone left, nothing to refund");
                     return Ok(None);
                 }
                 continue; // a charge created it meanwhile: settle that
@@ -450,7 +441,7 @@ impl PaymentService {
                     return self.record(voided, PaymentStatus::Pending, correlation_id).await.map(Some);
                 }
                 PaymentStatus::Pending => {
-                    tracing::info!(order_id, "asking the provider what became of an unfinished charge");
+                    tracing::info!(%order_id, "asking the provider what became of an unfinished charge");
                     self.settle_unknown_charge(before, &lease, correlation_id).await?;
                 }
                 PaymentStatus::Captured => return self.settle_refund(before, &lease, correlation_id).await.map(Some),
@@ -467,9 +458,9 @@ impl PaymentService {
         lease: &Lease,
         correlation_id: &CorrelationId,
     ) -> Result<Payment, PaymentError> {
-        let order_id = payment.order_id.clone();
+        let order_id = payment.order_id;
         let Some(provider_payment_id) = payment.provider_payment_id.clone() else {
-            self.store.release_lease(&order_id, &lease.owner, true).await?;
+            self.store.release_lease(order_id, &lease.owner, true).await?;
             return Err(PaymentError::Unsettleable(order_id));
         };
         match self.provider.payment_status(&provider_payment_id).await {
@@ -480,8 +471,8 @@ impl PaymentService {
             }
             Ok(outcome) => self.record_charge(payment, outcome, lease, correlation_id).await,
             Err(err) => {
-                tracing::warn!(order_id, error = %err, "could not learn what became of the charge");
-                self.store.release_lease(&order_id, &lease.owner, true).await?;
+                tracing::warn!(%order_id, error = %err, "could not learn what became of the charge");
+                self.store.release_lease(order_id, &lease.owner, true).await?;
                 Err(PaymentError::Provider(err))
             }
         }
@@ -496,15 +487,15 @@ impl PaymentService {
         lease: &Lease,
         correlation_id: &CorrelationId,
     ) -> Result<Payment, PaymentError> {
-        let order_id = payment.order_id.clone();
+        let order_id = payment.order_id;
         let outcome = match &payment.refund_id {
             Some(refund_id) => self.provider.refund_status(refund_id).await,
             None => {
                 let refund = ProviderRefund {
-                    order_id: order_id.clone(),
+                    order_id,
                     provider_payment_id: payment.provider_payment_id.clone().unwrap_or_default(),
                     amount: payment.amount.clone(),
-                    idempotency_key: provider_idempotency_key(&order_id, REFUND_STEP),
+                    idempotency_key: provider_idempotency_key(order_id, REFUND_STEP),
                 };
                 self.provider.refund(&refund).await
             }
@@ -515,23 +506,22 @@ impl PaymentService {
                 return self.record(next, PaymentStatus::Captured, correlation_id).await;
             }
             Ok(RefundOutcome::Pending { refund_id }) => {
-                let error = PaymentError::RefundPending { order_id: order_id.clone(), refund_id: refund_id.clone() };
+                let error = PaymentError::RefundPending { order_id, refund_id: refund_id.clone() };
                 (refund_id, error)
             }
             Ok(RefundOutcome::Failed { refund_id, reason }) => {
-                let error =
-                    PaymentError::RefundFailed { order_id: order_id.clone(), refund_id: refund_id.clone(), reason };
+                let error = PaymentError::RefundFailed { order_id, refund_id: refund_id.clone(), reason };
                 (refund_id, error)
             }
             Err(err) => {
-                tracing::warn!(order_id, error = %err, "refund not settled");
-                self.store.release_lease(&order_id, &lease.owner, payment.provider_contacted).await?;
+                tracing::warn!(%order_id, error = %err, "refund not settled");
+                self.store.release_lease(order_id, &lease.owner, payment.provider_contacted).await?;
                 return Err(PaymentError::Provider(err));
             }
         };
         // Still captured: remember the refund (and give the lease back) so the next attempt asks
         // about it instead of refunding again.
-        tracing::warn!(order_id, error = %error, "refund not done");
+        tracing::warn!(%order_id, error = %error, "refund not done");
         let next = Payment { refund_id: Some(refund_id), lease: None, updated_at: now(), ..payment };
         // Lost: another attempt moved the payment on meanwhile, and its record stands.
         let _ = self.store.transition(&next, PaymentStatus::Captured, &[]).await?;

@@ -6,11 +6,18 @@ use std::path::PathBuf;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared_core::OrderId;
 
 use crate::{Error, project_root};
 
 /// The order every fixture under `events/` is about.
 pub const ORDER_ID: &str = "0193a3c2-5f00-7000-8000-00000000c0de";
+
+/// Test order `n`: a valid order id that ends in its number (`order_id(7)` is
+/// `0193a3c2-5f00-7000-8000-000000000007`), for tests that need several distinct orders.
+pub fn order_id(n: u32) -> OrderId {
+    OrderId::parse(&format!("0193a3c2-5f00-7000-8000-{n:012}")).expect("twelve decimal digits are hex digits")
+}
 
 /// `events/<binary>/<name>`.
 pub fn path(binary: &str, name: &str) -> PathBuf {

@@ -2,11 +2,15 @@
 
 use std::fmt;
 
+use serde::de::{self, Deserializer, Unexpected};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// An order id: a UUID (v7 for new orders, so ids sort by creation time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Read in its canonical hyphenated spelling only, wherever it is read (an HTTP path, the data of
+/// a command or an event, a stored item): every service accepts the same ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OrderId(Uuid);
@@ -22,6 +26,14 @@ impl OrderId {
             return None;
         }
         Uuid::try_parse(raw).ok().filter(|u| u.hyphenated().to_string() == raw.to_ascii_lowercase()).map(Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw)
+            .ok_or_else(|| de::Error::invalid_value(Unexpected::Str(&raw), &"an order id (a UUID, hyphenated)"))
     }
 }
 
@@ -51,6 +63,19 @@ mod tests {
         assert_eq!(OrderId::parse(&format!("{{{text}}}")), None, "so is the braced one");
         assert_eq!(OrderId::parse(&format!("urn:uuid:{text}")), None, "and the URN");
         assert_eq!(OrderId::parse("order-1"), None);
+    }
+
+    #[test]
+    fn an_order_id_reads_from_json_as_it_parses() {
+        let id = OrderId::new();
+        let read: OrderId = serde_json::from_value(serde_json::json!(id.to_string())).unwrap();
+        assert_eq!(read, id);
+        assert_eq!(serde_json::to_value(id).unwrap(), serde_json::json!(id.to_string()));
+        for other in [id.to_string().replace('-', ""), format!("{{{id}}}"), "o-1".to_owned(), String::new()] {
+            let err = serde_json::from_value::<OrderId>(serde_json::json!(other)).unwrap_err();
+            assert!(err.to_string().contains("an order id"), "{other:?}: {err}");
+        }
+        assert!(serde_json::from_value::<OrderId>(serde_json::json!(7)).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use shared_core::OrderId;
 use shared_core::correlation::CorrelationId;
 use shared_core::envelope::rfc3339_millis;
 
@@ -63,7 +64,7 @@ pub const SAGA_COMPENSATION_FAILED: &str = "SagaCompensationFailed";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SagaCompensationFailed {
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The execution, to look at its history.
     pub execution_arn: String,
     /// What the last compensation step failed with (`{"Error": ..., "Cause": ...}`).

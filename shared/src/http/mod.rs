@@ -14,14 +14,21 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use problem::ApiError;
-use shared_core::InvalidParam;
 use shared_core::correlation::{CORRELATION_HEADER, CorrelationId};
+use shared_core::{InvalidParam, OrderId};
 
 /// Largest request body any of our APIs accepts: 128 KiB. It must admit the largest order the
 /// public document allows (98 lines of 64-character skus, every character written as a 12-byte
 /// JSON escape: about 80 KB, `gateway::api::LARGEST_PLACE_ORDER_BYTES`, which the gateway
 /// asserts at compile time), with room for formatting whitespace.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// An order id from a request path: its one canonical spelling (a UUID), or a 400 that names the
+/// path parameter. Every service reads order ids this way, so `o-1` is refused at the edge and
+/// never reaches a store key.
+pub fn parse_order_id(parameter: &str, raw: &str) -> Result<OrderId, ApiError> {
+    OrderId::parse(raw).ok_or_else(|| ApiError::invalid(parameter, "must be an order id (a UUID)"))
+}
 
 /// A JSON body, read with a size limit and parsed strictly: a wrong content type is a 415, an
 /// oversized body a 413, and a body that does not fit `T` a 400 that names the offending field

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use shared::aws::dynamo::{self, failed_conditions, names, values};
 use shared::aws::outbox::{OutboxEvent, OutboxRecord};
 use shared_core::Conditional;
-use shared_core::CorrelationId;
+use shared_core::{CorrelationId, OrderId};
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
@@ -81,7 +81,7 @@ fn product_key(sku: &str) -> HashMap<String, AttributeValue> {
     dynamo::key(format!("SKU#{sku}"), ENTITY_PRODUCT)
 }
 
-fn reservation_pk(order_id: &str) -> String {
+fn reservation_pk(order_id: OrderId) -> String {
     format!("RESERVATION#{order_id}")
 }
 
@@ -271,7 +271,7 @@ impl InventoryStore for DynamoDbInventoryStore {
         Ok(products)
     }
 
-    async fn get_reservation(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
+    async fn get_reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError> {
         let key = dynamo::key(reservation_pk(order_id), ENTITY_RESERVATION);
         let item: Option<ReservationItem> =
             dynamo::get_item(&self.client, &self.table, key, true).await.map_err(StoreError::Backend)?;
@@ -299,7 +299,7 @@ impl InventoryStore for DynamoDbInventoryStore {
             }
         }
         let reservation_index = items.len();
-        let pk = reservation_pk(&reservation.order_id);
+        let pk = reservation_pk(reservation.order_id);
         let item = ReservationItem {
             pk: pk.clone(),
             sk: ENTITY_RESERVATION.into(),
@@ -321,7 +321,7 @@ impl InventoryStore for DynamoDbInventoryStore {
         events: &[OutboxEvent],
         correlation_id: &CorrelationId,
     ) -> Result<Conditional, StoreError> {
-        let pk = reservation_pk(&reservation.order_id);
+        let pk = reservation_pk(reservation.order_id);
         let updated_at = reservation.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut items = vec![update(
             &self.table,

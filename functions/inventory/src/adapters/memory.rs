@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{SubsecRound, Utc};
 use shared::aws::outbox::OutboxEvent;
 use shared_core::Conditional;
-use shared_core::CorrelationId;
+use shared_core::{CorrelationId, OrderId};
 
 use crate::domain::{Product, ProductSpec, Reservation, ReservationStatus, Restock};
 use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
@@ -15,7 +15,7 @@ use crate::ports::{InventoryStore, RestockOutcome, StoreError, WriteOutcome};
 #[derive(Default)]
 struct State {
     products: HashMap<String, Product>,
-    reservations: HashMap<String, Reservation>,
+    reservations: HashMap<OrderId, Reservation>,
     restocks: HashSet<(String, String)>,
     processed: HashSet<String>,
     outbox: Vec<OutboxEvent>,
@@ -83,8 +83,8 @@ impl InventoryStore for InMemoryInventoryStore {
         Ok(skus.iter().filter_map(|s| state.products.get(s).map(|p| (s.clone(), p.clone()))).collect())
     }
 
-    async fn get_reservation(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
-        Ok(self.state.lock().unwrap().reservations.get(order_id).cloned())
+    async fn get_reservation(&self, order_id: OrderId) -> Result<Option<Reservation>, StoreError> {
+        Ok(self.state.lock().unwrap().reservations.get(&order_id).cloned())
     }
 
     async fn create_reservation(
@@ -112,7 +112,7 @@ impl InventoryStore for InMemoryInventoryStore {
                 state.products.get_mut(&line.sku).expect("checked above").available -= u64::from(line.quantity);
             }
         }
-        state.reservations.insert(reservation.order_id.clone(), reservation.clone());
+        state.reservations.insert(reservation.order_id, reservation.clone());
         state.outbox.extend_from_slice(events);
         Ok(WriteOutcome::Applied)
     }
@@ -135,7 +135,7 @@ impl InventoryStore for InMemoryInventoryStore {
                 }
             }
         }
-        state.reservations.insert(reservation.order_id.clone(), reservation.clone());
+        state.reservations.insert(reservation.order_id, reservation.clone());
         state.outbox.extend_from_slice(events);
         Ok(Conditional::Applied)
     }

@@ -7,6 +7,7 @@ use inventory::domain::{
     MAX_RESERVATION_LINES, Money, PlanError, Product, ProductSpec, RequestedLine, Reservation, ReservationStatus,
     Restock, crosses_low_stock, validate_lines,
 };
+use local_aws::fixtures::order_id;
 use proptest::prelude::*;
 
 fn product(sku: &str, price: u64, currency: &str, available: u64) -> (String, Product) {
@@ -28,7 +29,7 @@ fn line(sku: &str, quantity: u32) -> RequestedLine {
 #[test]
 fn a_plan_takes_prices_from_the_catalogue_and_totals_them() {
     let products = HashMap::from([product("A", 1250, "EUR", 5), product("B", 99, "EUR", 1)]);
-    let plan = Reservation::plan("o1", &[line("A", 2), line("B", 1)], &products, Utc::now()).unwrap();
+    let plan = Reservation::plan(order_id(1), &[line("A", 2), line("B", 1)], &products, Utc::now()).unwrap();
     assert_eq!(plan.status, ReservationStatus::Reserved);
     assert_eq!(plan.currency, "EUR");
     assert_eq!(plan.total_minor, 2 * 1250 + 99);
@@ -38,7 +39,8 @@ fn a_plan_takes_prices_from_the_catalogue_and_totals_them() {
 #[test]
 fn a_plan_with_any_shortage_reserves_nothing_and_lists_every_short_sku() {
     let products = HashMap::from([product("A", 100, "EUR", 1), product("B", 100, "EUR", 9)]);
-    let plan = Reservation::plan("o1", &[line("A", 2), line("B", 3), line("GHOST", 1)], &products, Utc::now()).unwrap();
+    let plan =
+        Reservation::plan(order_id(1), &[line("A", 2), line("B", 3), line("GHOST", 1)], &products, Utc::now()).unwrap();
     assert_eq!(plan.status, ReservationStatus::Rejected);
     assert!(plan.lines.is_empty());
     assert_eq!(plan.total_minor, 0);
@@ -49,10 +51,10 @@ fn a_plan_with_any_shortage_reserves_nothing_and_lists_every_short_sku() {
 #[test]
 fn mixed_currencies_and_overflowing_totals_are_errors() {
     let products = HashMap::from([product("A", 100, "EUR", 5), product("B", 100, "USD", 5)]);
-    let err = Reservation::plan("o1", &[line("A", 1), line("B", 1)], &products, Utc::now()).unwrap_err();
+    let err = Reservation::plan(order_id(1), &[line("A", 1), line("B", 1)], &products, Utc::now()).unwrap_err();
     assert_eq!(err, PlanError::MixedCurrencies(vec!["EUR".into(), "USD".into()]));
     let products = HashMap::from([product("A", u64::MAX / 2, "EUR", 5)]);
-    assert_eq!(Reservation::plan("o1", &[line("A", 3)], &products, Utc::now()), Err(PlanError::Overflow));
+    assert_eq!(Reservation::plan(order_id(1), &[line("A", 3)], &products, Utc::now()), Err(PlanError::Overflow));
 }
 
 #[test]
@@ -99,7 +101,7 @@ proptest! {
         let n = stock.len().min(asked.len());
         let products: HashMap<_, _> = (0..n).map(|i| product(&format!("S{i}"), 10, "EUR", stock[i])).collect();
         let lines: Vec<_> = (0..n).map(|i| line(&format!("S{i}"), asked[i])).collect();
-        let plan = Reservation::plan("o", &lines, &products, Utc::now()).unwrap();
+        let plan = Reservation::plan(order_id(1), &lines, &products, Utc::now()).unwrap();
         let fits = (0..n).all(|i| u64::from(asked[i]) <= stock[i]);
         prop_assert_eq!(plan.status == ReservationStatus::Reserved, fits);
         let expected_total: u64 = if fits { lines.iter().map(|l| 10 * u64::from(l.quantity)).sum() } else { 0 };

@@ -8,6 +8,7 @@ use inventory::domain::{Money, ProductSpec, RequestedLine, ReservationStatus, Re
 use inventory::ports::{InventoryStore, RestockOutcome};
 use inventory::service::InventoryService;
 use local_aws::Moto;
+use local_aws::fixtures::order_id;
 use shared_core::CorrelationId;
 
 async fn service(moto: &Moto) -> (InventoryService, Arc<DynamoDbInventoryStore>) {
@@ -43,7 +44,7 @@ async fn fifty_concurrent_orders_for_ten_units_reserve_exactly_ten() {
         .map(|i| {
             let service = service.clone();
             tokio::spawn(async move {
-                service.reserve(&format!("order-{i}"), &one("LAST-UNITS", 1), &CorrelationId::generate()).await
+                service.reserve(order_id(100 + i), &one("LAST-UNITS", 1), &CorrelationId::generate()).await
             })
         })
         .collect();
@@ -76,7 +77,7 @@ async fn one_order_reserved_five_times_concurrently_holds_stock_once() {
         .map(|_| {
             let service = service.clone();
             let lines = lines.clone();
-            tokio::spawn(async move { service.reserve("order-dup", &lines, &CorrelationId::generate()).await })
+            tokio::spawn(async move { service.reserve(order_id(9), &lines, &CorrelationId::generate()).await })
         })
         .collect();
     let mut answers = Vec::new();
@@ -97,11 +98,11 @@ async fn a_shortage_on_one_line_leaves_every_line_untouched() {
     stock(&service, "SCARCE", 100, 1).await;
     let lines =
         vec![RequestedLine { sku: "PLENTY".into(), quantity: 5 }, RequestedLine { sku: "SCARCE".into(), quantity: 2 }];
-    let reservation = service.reserve("order-1", &lines, &CorrelationId::generate()).await.unwrap();
+    let reservation = service.reserve(order_id(1), &lines, &CorrelationId::generate()).await.unwrap();
     assert_eq!(reservation.status, ReservationStatus::Rejected);
     assert_eq!(service.get_product("PLENTY").await.unwrap().available, 50);
     assert_eq!(service.get_product("SCARCE").await.unwrap().available, 1);
-    assert_eq!(service.get_reservation("order-1").await.unwrap(), Some(reservation));
+    assert_eq!(service.get_reservation(order_id(1)).await.unwrap(), Some(reservation));
 }
 
 #[tokio::test]
@@ -110,14 +111,14 @@ async fn release_and_commit_change_stock_once_whatever_the_repeats() {
     let (service, _) = service(&moto).await;
     stock(&service, "A", 100, 10).await;
     let correlation = CorrelationId::generate();
-    service.reserve("to-release", &one("A", 4), &correlation).await.unwrap();
-    service.reserve("to-commit", &one("A", 3), &correlation).await.unwrap();
+    service.reserve(order_id(11), &one("A", 4), &correlation).await.unwrap();
+    service.reserve(order_id(12), &one("A", 3), &correlation).await.unwrap();
     assert_eq!(service.get_product("A").await.unwrap().available, 3);
     let releases: Vec<_> = (0..3)
         .map(|_| {
             let service = service.clone();
             let correlation = correlation.clone();
-            tokio::spawn(async move { service.release("to-release", &correlation).await })
+            tokio::spawn(async move { service.release(order_id(11), &correlation).await })
         })
         .collect();
     for release in releases {
@@ -125,11 +126,11 @@ async fn release_and_commit_change_stock_once_whatever_the_repeats() {
     }
     assert_eq!(service.get_product("A").await.unwrap().available, 7, "4 units back, once");
     for _ in 0..2 {
-        service.commit("to-commit", &correlation).await.unwrap();
+        service.commit(order_id(12), &correlation).await.unwrap();
     }
-    assert_eq!(service.get_reservation("to-commit").await.unwrap().unwrap().status, ReservationStatus::Committed);
+    assert_eq!(service.get_reservation(order_id(12)).await.unwrap().unwrap().status, ReservationStatus::Committed);
     assert_eq!(service.get_product("A").await.unwrap().available, 7);
-    assert!(service.release("nobody", &correlation).await.unwrap().unwrap().tombstone);
+    assert!(service.release(order_id(13), &correlation).await.unwrap().unwrap().tombstone);
 }
 
 #[tokio::test]
@@ -140,12 +141,12 @@ async fn a_release_before_the_reservation_leaves_a_tombstone_that_late_and_racin
     let correlation = CorrelationId::generate();
 
     // Out of order: the release first, then the late command twice.
-    let tombstone = service.release("late", &correlation).await.unwrap().unwrap();
+    let tombstone = service.release(order_id(14), &correlation).await.unwrap().unwrap();
     assert!(tombstone.tombstone && tombstone.status == ReservationStatus::Released, "{tombstone:?}");
     for _ in 0..2 {
-        assert_eq!(service.reserve("late", &one("A", 4), &correlation).await.unwrap(), tombstone);
+        assert_eq!(service.reserve(order_id(14), &one("A", 4), &correlation).await.unwrap(), tombstone);
     }
-    assert_eq!(store.get_reservation("late").await.unwrap(), Some(tombstone.clone()), "read back as written");
+    assert_eq!(store.get_reservation(order_id(14)).await.unwrap(), Some(tombstone.clone()), "read back as written");
     assert_eq!(service.get_product("A").await.unwrap().available, 10, "nothing reserved");
 
     // A release and reservations racing for one order: whichever writes first, the stock ends
@@ -156,9 +157,9 @@ async fn a_release_before_the_reservation_leaves_a_tombstone_that_late_and_racin
             let correlation = correlation.clone();
             tokio::spawn(async move {
                 if i == 2 {
-                    service.release("raced", &correlation).await.map(|r| r.unwrap().status)
+                    service.release(order_id(15), &correlation).await.map(|r| r.unwrap().status)
                 } else {
-                    service.reserve("raced", &one("A", 3), &correlation).await.map(|r| r.status)
+                    service.reserve(order_id(15), &one("A", 3), &correlation).await.map(|r| r.status)
                 }
             })
         })
@@ -167,10 +168,10 @@ async fn a_release_before_the_reservation_leaves_a_tombstone_that_late_and_racin
         let status = racer.await.unwrap().unwrap();
         assert!(matches!(status, ReservationStatus::Reserved | ReservationStatus::Released), "{status:?}");
     }
-    let raced = service.get_reservation("raced").await.unwrap().unwrap();
+    let raced = service.get_reservation(order_id(15)).await.unwrap().unwrap();
     assert_eq!(raced.status, ReservationStatus::Released, "{raced:?}");
     assert_eq!(service.get_product("A").await.unwrap().available, 10, "taken and returned, or never taken");
-    assert_eq!(service.release("raced", &correlation).await.unwrap().unwrap(), raced);
+    assert_eq!(service.release(order_id(15), &correlation).await.unwrap().unwrap(), raced);
 }
 
 #[tokio::test]
@@ -195,7 +196,7 @@ async fn products_restocks_and_prices_round_trip() {
     };
     let product = service.put_product("A", &spec, &correlation).await.unwrap();
     assert_eq!((product.name.as_str(), product.price.amount_minor, product.available), ("A2", 150, 7));
-    let reservation = service.reserve("o", &one("A", 2), &correlation).await.unwrap();
+    let reservation = service.reserve(order_id(16), &one("A", 2), &correlation).await.unwrap();
     assert_eq!(reservation.lines[0].unit_price_minor, 150);
     assert!(store.restock("GHOST", &restock, &correlation).await.is_err());
     assert_eq!(store.get_products(&["A".into(), "GHOST".into()]).await.unwrap().len(), 1);

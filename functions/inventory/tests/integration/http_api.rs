@@ -65,7 +65,7 @@ async fn the_reservation_fixture_shows_what_an_order_holds() {
     let (status, _, _) = send(&service, fixture("get-reservation.json")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let lines = [RequestedLine { sku: "SKU-RED-MUG".into(), quantity: 2 }];
-    service.reserve(ORDER_ID, &lines, &CorrelationId::generate()).await.unwrap();
+    service.reserve(fixture_order(), &lines, &CorrelationId::generate()).await.unwrap();
     let (status, _, body) = send(&service, fixture("get-reservation.json")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "RESERVED");
@@ -107,4 +107,20 @@ async fn bad_admin_input_is_400_naming_the_field() {
     let (status, headers, _) = send(&service, Request::delete("/inventory/SKU-1").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(headers["allow"].to_str().unwrap().contains("PUT"));
+}
+
+#[tokio::test]
+async fn a_reservation_path_that_is_no_order_id_is_a_400() {
+    let service = service();
+    for bad in ["o-1".to_owned(), ORDER_ID.replace('-', ""), ORDER_ID.to_owned() + "0", "x".repeat(65)] {
+        let request = Request::get(format!("/reservations/order/{bad}")).body(Body::empty()).unwrap();
+        let (status, _, problem) = send(&service, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+        assert_eq!(problem["invalid-params"][0]["name"], "order_id", "{bad}");
+    }
+}
+
+/// The order every fixture under `events/` is about.
+fn fixture_order() -> shared_core::OrderId {
+    shared_core::OrderId::parse(ORDER_ID).unwrap()
 }

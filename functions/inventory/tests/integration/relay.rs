@@ -8,6 +8,7 @@ use inventory::adapters::dynamodb::DynamoDbInventoryStore;
 use inventory::domain::{Money, ProductSpec, RequestedLine, Restock};
 use inventory::relay::relay;
 use inventory::service::InventoryService;
+use local_aws::fixtures::order_id;
 use local_aws::{EventTap, Moto, StreamReader, unique_name};
 use serde_json::{Value, json};
 use shared::aws::publisher::{EventBridgePublisher, InMemoryPublisher};
@@ -77,7 +78,7 @@ async fn concurrent_reservations_crossing_the_threshold_publish_stock_low_once()
             let service = service.clone();
             tokio::spawn(async move {
                 let lines = [RequestedLine { sku: "MUG".into(), quantity: 1 }];
-                service.reserve(&format!("order-{i}"), &lines, &CorrelationId::generate()).await.unwrap()
+                service.reserve(order_id(i), &lines, &CorrelationId::generate()).await.unwrap()
             })
         })
         .collect();

@@ -10,7 +10,7 @@ use inventory::saga::InventorySagaWorker;
 use inventory::service::InventoryService;
 use local_aws::fixtures;
 use serde_json::json;
-use shared::aws::saga::{InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
+use shared::aws::saga::{INVALID_COMMAND, InMemoryTaskReporter, TaskOutcome, WorkerError, dispatch};
 use shared_core::CorrelationId;
 
 use local_aws::fixtures::ORDER_ID;
@@ -97,7 +97,7 @@ async fn a_reserve_command_delivered_after_its_release_reserves_nothing_and_fail
     }
     assert_eq!(available(&service).await, 10, "nothing held for a cancelled order");
     assert_eq!(dispatch(release, &worker, &reporter).await.unwrap(), outcome, "a repeated release, same answer");
-    let reservation = service.get_reservation(ORDER_ID).await.unwrap().unwrap();
+    let reservation = service.get_reservation(fixture_order()).await.unwrap().unwrap();
     assert!(reservation.tombstone && reservation.lines.is_empty(), "{reservation:?}");
 
     // The choreography's release of a cancelled order finds the tombstone: nothing was held.
@@ -136,7 +136,7 @@ async fn a_step_done_by_a_worker_that_died_before_answering_answers_success_when
 
 async fn reserve_two(service: &InventoryService) {
     let lines = [inventory::domain::RequestedLine { sku: SKU.into(), quantity: 2 }];
-    service.reserve(ORDER_ID, &lines, &CorrelationId::generate()).await.unwrap();
+    service.reserve(fixture_order(), &lines, &CorrelationId::generate()).await.unwrap();
 }
 
 #[tokio::test]
@@ -146,7 +146,7 @@ async fn order_confirmed_commits_the_reservation_once_per_event_id() {
     let event = fixtures::eventbridge("inventory-order-events", "order-confirmed.json").unwrap();
     assert_eq!(consume_order_event(event.clone(), &service).await.unwrap(), Consumed::Committed);
     assert_eq!(consume_order_event(event, &service).await.unwrap(), Consumed::Duplicate);
-    let reservation = service.get_reservation(ORDER_ID).await.unwrap().unwrap();
+    let reservation = service.get_reservation(fixture_order()).await.unwrap().unwrap();
     assert_eq!(reservation.status, ReservationStatus::Committed);
     assert_eq!(available(&service).await, 8, "a sale keeps the stock taken");
 }
@@ -177,6 +177,34 @@ async fn a_foreign_or_broken_event_is_an_error_for_the_dlq() {
     event.detail["data"] = json!({"order": 1});
     let err = consume_order_event(event, &service).await.unwrap_err();
     assert!(err.to_string().contains("data"), "{err}");
+}
+
+/// Order ids are parsed where a command or an event is read: a command whose order id is no
+/// order id is an `InvalidCommand`, such an event an error for the DLQ, and no stock moves.
+#[tokio::test]
+async fn an_order_id_that_is_no_order_id_is_refused_where_it_is_read() {
+    let service = service(10).await;
+    let worker = InventorySagaWorker::new(service.clone());
+    let reporter = InMemoryTaskReporter::new();
+    let bad_ids = [json!("o-1"), json!(""), json!(ORDER_ID.replace('-', "")), json!(7)];
+    for fixture in ["reserve-inventory.json", "release-inventory.json"] {
+        for bad in &bad_ids {
+            let mut command = fixtures::eventbridge("inventory-saga-worker", fixture).unwrap();
+            command.detail["data"]["order_id"] = bad.clone();
+            let outcome = dispatch(command, &worker, &reporter).await.unwrap();
+            assert_eq!(outcome.error(), Some(INVALID_COMMAND), "{fixture} with {bad}: {outcome:?}");
+        }
+    }
+    for fixture in ["order-confirmed.json", "order-cancelled.json"] {
+        for bad in &bad_ids {
+            let mut event = fixtures::eventbridge("inventory-order-events", fixture).unwrap();
+            event.detail["data"]["order_id"] = bad.clone();
+            let err = consume_order_event(event, &service).await.unwrap_err();
+            assert!(matches!(&err, ConsumerError::Unreadable(..)) && err.to_string().contains("order_id"), "{err}");
+        }
+    }
+    assert_eq!(available(&service).await, 10);
+    assert_eq!(service.get_reservation(fixture_order()).await.unwrap(), None);
 }
 
 type Event = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>;
@@ -216,4 +244,9 @@ async fn the_order_events_consumer_reads_events_with_fields_it_does_not_know() {
     reserve_two(&other).await;
     let cancelled = widened(fixtures::eventbridge("inventory-order-events", "order-cancelled.json").unwrap());
     assert_eq!(consume_order_event(cancelled, &other).await.unwrap(), Consumed::Released);
+}
+
+/// The order every fixture under `events/` is about.
+fn fixture_order() -> shared_core::OrderId {
+    shared_core::OrderId::parse(ORDER_ID).unwrap()
 }

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 use shared::aws::dynamo::{self, failed_conditions, names, values};
 use shared::aws::outbox::{OutboxEvent, OutboxRecord};
-use shared_core::Conditional;
+use shared_core::{Conditional, OrderId};
 
 use crate::domain::{Lease, Payment, PaymentStatus};
 use crate::ports::{PaymentStore, StoreError};
@@ -35,7 +35,7 @@ struct PaymentItem {
 impl PaymentItem {
     fn new(payment: &Payment) -> Self {
         Self {
-            pk: payment_pk(&payment.order_id),
+            pk: payment_pk(payment.order_id),
             sk: ENTITY_PAYMENT.into(),
             entity: ENTITY_PAYMENT.into(),
             payment: payment.clone(),
@@ -43,11 +43,11 @@ impl PaymentItem {
     }
 }
 
-fn payment_pk(order_id: &str) -> String {
+fn payment_pk(order_id: OrderId) -> String {
     format!("PAYMENT#{order_id}")
 }
 
-fn payment_key(order_id: &str) -> HashMap<String, AttributeValue> {
+fn payment_key(order_id: OrderId) -> HashMap<String, AttributeValue> {
     dynamo::key(payment_pk(order_id), ENTITY_PAYMENT)
 }
 
@@ -77,7 +77,7 @@ impl DynamoDbPaymentStore {
 
 #[async_trait]
 impl PaymentStore for DynamoDbPaymentStore {
-    async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
+    async fn get(&self, order_id: OrderId) -> Result<Option<Payment>, StoreError> {
         let item: Option<PaymentItem> = dynamo::get_item(&self.client, &self.table, payment_key(order_id), true)
             .await
             .map_err(StoreError::Backend)?;
@@ -105,7 +105,7 @@ impl PaymentStore for DynamoDbPaymentStore {
 
     async fn take_lease(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         status: PaymentStatus,
         lease: &Lease,
         now_ms: i64,
@@ -138,7 +138,7 @@ impl PaymentStore for DynamoDbPaymentStore {
         }
     }
 
-    async fn release_lease(&self, order_id: &str, owner: &str, provider_contacted: bool) -> Result<(), StoreError> {
+    async fn release_lease(&self, order_id: OrderId, owner: &str, provider_contacted: bool) -> Result<(), StoreError> {
         let result = self
             .client
             .update_item()
@@ -166,7 +166,7 @@ impl PaymentStore for DynamoDbPaymentStore {
         from: PaymentStatus,
         events: &[OutboxEvent],
     ) -> Result<Conditional, StoreError> {
-        let pk = payment_pk(&next.order_id);
+        let pk = payment_pk(next.order_id);
         let mut put =
             dynamo::put(&self.table, &PaymentItem::new(next), "#status = :from", Some(values([(":from", av(from)?)])))
                 .map_err(StoreError::Backend)?;

@@ -13,11 +13,11 @@ use crate::ports::{
     ChargeOutcome, PaymentProvider, PaymentStore, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome,
     StoreError,
 };
-use shared_core::Conditional;
+use shared_core::{Conditional, OrderId};
 
 #[derive(Default)]
 struct StoreState {
-    payments: HashMap<String, Payment>,
+    payments: HashMap<OrderId, Payment>,
     outbox: Vec<OutboxEvent>,
 }
 
@@ -38,8 +38,8 @@ impl InMemoryPaymentStore {
 
 #[async_trait]
 impl PaymentStore for InMemoryPaymentStore {
-    async fn get(&self, order_id: &str) -> Result<Option<Payment>, StoreError> {
-        Ok(self.state.lock().unwrap().payments.get(order_id).cloned())
+    async fn get(&self, order_id: OrderId) -> Result<Option<Payment>, StoreError> {
+        Ok(self.state.lock().unwrap().payments.get(&order_id).cloned())
     }
 
     async fn create(&self, payment: &Payment) -> Result<Conditional, StoreError> {
@@ -47,20 +47,20 @@ impl PaymentStore for InMemoryPaymentStore {
         if state.payments.contains_key(&payment.order_id) {
             return Ok(Conditional::Lost);
         }
-        state.payments.insert(payment.order_id.clone(), payment.clone());
+        state.payments.insert(payment.order_id, payment.clone());
         Ok(Conditional::Applied)
     }
 
     async fn take_lease(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         status: PaymentStatus,
         lease: &Lease,
         now_ms: i64,
         charging: bool,
     ) -> Result<Option<Payment>, StoreError> {
         let mut state = self.state.lock().unwrap();
-        let Some(payment) = state.payments.get_mut(order_id) else { return Ok(None) };
+        let Some(payment) = state.payments.get_mut(&order_id) else { return Ok(None) };
         if payment.status != status || !payment.is_free(now_ms) {
             return Ok(None);
         }
@@ -70,9 +70,9 @@ impl PaymentStore for InMemoryPaymentStore {
         Ok(Some(before))
     }
 
-    async fn release_lease(&self, order_id: &str, owner: &str, provider_contacted: bool) -> Result<(), StoreError> {
+    async fn release_lease(&self, order_id: OrderId, owner: &str, provider_contacted: bool) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
-        if let Some(payment) = state.payments.get_mut(order_id)
+        if let Some(payment) = state.payments.get_mut(&order_id)
             && payment.lease.as_ref().is_some_and(|l| l.owner == owner)
         {
             payment.lease = None;
@@ -90,7 +90,7 @@ impl PaymentStore for InMemoryPaymentStore {
         let mut state = self.state.lock().unwrap();
         match state.payments.get(&next.order_id) {
             Some(current) if current.status == from => {
-                state.payments.insert(next.order_id.clone(), next.clone());
+                state.payments.insert(next.order_id, next.clone());
                 state.outbox.extend(events.iter().cloned());
                 Ok(Conditional::Applied)
             }
@@ -331,7 +331,7 @@ mod tests {
         runtime.block_on(async {
             let provider = ScriptedProvider::new();
             let charge = ProviderCharge {
-                order_id: "order-1".into(),
+                order_id: OrderId::new(),
                 amount: shared_core::money::Money::new(2500, "EUR"),
                 payment_method: "pm_card_visa".into(),
                 idempotency_key: "key-1".into(),

@@ -440,7 +440,7 @@ impl PaymentProvider for StripeProvider {
             ("confirm", "false".into()),
             // Server-side confirmation: cards only (no redirect-based methods).
             ("payment_method_types[]", "card".into()),
-            ("metadata[order_id]", charge.order_id.clone()),
+            ("metadata[order_id]", charge.order_id.to_string()),
         ];
         for generation in 1..=KEY_GENERATIONS {
             let key = generation_key(&charge.idempotency_key, generation);
@@ -526,7 +526,7 @@ impl PaymentProvider for StripeProvider {
         let form = [
             ("payment_intent", refund.provider_payment_id.clone()),
             ("amount", amount),
-            ("metadata[order_id]", refund.order_id.clone()),
+            ("metadata[order_id]", refund.order_id.to_string()),
         ];
         for generation in 1..=KEY_GENERATIONS {
             let key = generation_key(&refund.idempotency_key, generation);

@@ -1,12 +1,13 @@
 //! The payment state machine: exactly the moves in the module docs, nothing else.
 
 use chrono::Utc;
+use local_aws::fixtures::order_id;
 use payments::domain::{ChargeRequest, Decline, Lease, Payment, PaymentStatus};
 use shared_core::money::Money;
 
 fn pending() -> Payment {
     let request =
-        ChargeRequest { order_id: "o-1".into(), amount: Money::new(100, "EUR"), payment_method: "pm_card_visa".into() };
+        ChargeRequest { order_id: order_id(1), amount: Money::new(100, "EUR"), payment_method: "pm_card_visa".into() };
     Payment::pending(&request, Lease { owner: "me".into(), until_ms: 0 }, Utc::now())
 }
 
@@ -67,7 +68,7 @@ fn a_payment_that_may_have_reached_the_provider_cannot_be_voided_and_moves_drop_
 
 #[test]
 fn a_tombstone_is_a_compensated_payment_of_nothing() {
-    let tombstone = Payment::tombstone("o-1", Utc::now());
+    let tombstone = Payment::tombstone(order_id(1), Utc::now());
     assert!(tombstone.tombstone && tombstone.is_compensated());
     assert_eq!((tombstone.status, tombstone.amount.amount_minor), (PaymentStatus::Voided, 0));
     assert!(tombstone.captured("pi".into(), Utc::now()).is_err(), "never charged");

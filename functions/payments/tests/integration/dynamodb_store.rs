@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use local_aws::fixtures::order_id;
 use local_aws::{Moto, unique_name};
 use payment_provider_sim::{Faults, RunningSimulator, Simulator, SimulatorConfig};
 use payments::adapters::dynamodb::DynamoDbPaymentStore;
@@ -16,6 +17,7 @@ use payments::service::{LeaseConfig, PaymentService};
 use shared::resilience::ServiceClientConfig;
 use shared_core::Conditional;
 use shared_core::CorrelationId;
+use shared_core::OrderId;
 use shared_core::money::Money;
 
 const KEY: &str = "sk_test_moto";
@@ -46,8 +48,8 @@ async fn stack() -> Stack {
     Stack { _moto: moto, sim, client, table, store, service }
 }
 
-fn request(order_id: &str, payment_method: &str) -> ChargeRequest {
-    ChargeRequest { order_id: order_id.into(), amount: Money::new(4200, "EUR"), payment_method: payment_method.into() }
+fn request(order_id: OrderId, payment_method: &str) -> ChargeRequest {
+    ChargeRequest { order_id, amount: Money::new(4200, "EUR"), payment_method: payment_method.into() }
 }
 
 /// The outbox events in the table, by type, oldest first.
@@ -69,11 +71,12 @@ async fn outbox(stack: &Stack) -> Vec<String> {
 #[tokio::test]
 async fn a_charge_is_captured_recorded_with_its_event_and_read_back() {
     let stack = stack().await;
-    let payment = stack.service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
+    let payment =
+        stack.service.charge(&request(order_id(1), "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
     assert_eq!(payment.status, PaymentStatus::Captured);
     let intent = stack.sim.simulator.payment_intent(payment.provider_payment_id.as_deref().unwrap()).unwrap();
     assert_eq!((intent["amount"].as_u64(), intent["status"].as_str()), (Some(4200), Some("succeeded")));
-    assert_eq!(stack.store.get("o-1").await.unwrap(), Some(payment));
+    assert_eq!(stack.store.get(order_id(1)).await.unwrap(), Some(payment));
     assert_eq!(outbox(&stack).await, ["PaymentCompleted"]);
 }
 
@@ -84,9 +87,9 @@ async fn the_same_charge_issued_five_times_concurrently_charges_once() {
     let tasks: Vec<_> = (0..5)
         .map(|_| {
             let service = stack.service.clone();
-            tokio::spawn(
-                async move { service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await },
-            )
+            tokio::spawn(async move {
+                service.charge(&request(order_id(1), "pm_card_visa"), &CorrelationId::generate()).await
+            })
         })
         .collect();
     let mut results = Vec::new();
@@ -104,11 +107,12 @@ async fn the_same_charge_issued_five_times_concurrently_charges_once() {
 async fn a_decline_is_one_provider_call_and_a_final_declined_payment() {
     let stack = stack().await;
     let correlation = CorrelationId::generate();
-    let payment = stack.service.charge(&request("o-1", "pm_card_visa_chargeDeclined"), &correlation).await.unwrap();
+    let payment =
+        stack.service.charge(&request(order_id(1), "pm_card_visa_chargeDeclined"), &correlation).await.unwrap();
     assert_eq!(payment.status, PaymentStatus::Declined);
     assert_eq!(payment.decline.as_ref().unwrap().reason, "generic_decline");
-    stack.service.charge(&request("o-1", "pm_card_visa_chargeDeclined"), &correlation).await.unwrap();
-    assert_eq!(stack.service.refund("o-1", &correlation).await.unwrap().unwrap().status, PaymentStatus::Declined);
+    stack.service.charge(&request(order_id(1), "pm_card_visa_chargeDeclined"), &correlation).await.unwrap();
+    assert_eq!(stack.service.refund(order_id(1), &correlation).await.unwrap().unwrap().status, PaymentStatus::Declined);
     assert_eq!(stack.sim.simulator.stats().requests, 2, "a create and one confirm: no retry");
     assert_eq!(outbox(&stack).await, ["PaymentDeclined"]);
 }
@@ -117,12 +121,12 @@ async fn a_decline_is_one_provider_call_and_a_final_declined_payment() {
 async fn a_refund_before_the_charge_leaves_a_tombstone_the_late_charge_respects() {
     let stack = stack().await;
     let correlation = CorrelationId::generate();
-    assert_eq!(stack.service.refund("o-1", &correlation).await.unwrap(), None);
-    let tombstone = stack.store.get("o-1").await.unwrap().unwrap();
+    assert_eq!(stack.service.refund(order_id(1), &correlation).await.unwrap(), None);
+    let tombstone = stack.store.get(order_id(1)).await.unwrap().unwrap();
     assert!(tombstone.tombstone, "stored and read back as a tombstone: {tombstone:?}");
-    let late = stack.service.charge(&request("o-1", "pm_card_visa"), &correlation).await.unwrap();
+    let late = stack.service.charge(&request(order_id(1), "pm_card_visa"), &correlation).await.unwrap();
     assert_eq!(late.status, PaymentStatus::Voided);
-    assert_eq!(stack.service.get("o-1").await.unwrap(), None);
+    assert_eq!(stack.service.get(order_id(1)).await.unwrap(), None);
     assert_eq!(stack.sim.simulator.stats().requests, 0, "nothing reached the provider");
 }
 
@@ -130,9 +134,9 @@ async fn a_refund_before_the_charge_leaves_a_tombstone_the_late_charge_respects(
 async fn a_refund_issued_twice_refunds_the_captured_amount_once() {
     let stack = stack().await;
     let correlation = CorrelationId::generate();
-    let charged = stack.service.charge(&request("o-1", "pm_card_visa"), &correlation).await.unwrap();
-    let first = stack.service.refund("o-1", &correlation).await.unwrap().unwrap();
-    let second = stack.service.refund("o-1", &correlation).await.unwrap().unwrap();
+    let charged = stack.service.charge(&request(order_id(1), "pm_card_visa"), &correlation).await.unwrap();
+    let first = stack.service.refund(order_id(1), &correlation).await.unwrap().unwrap();
+    let second = stack.service.refund(order_id(1), &correlation).await.unwrap().unwrap();
     assert_eq!(first, second);
     assert_eq!(first.status, PaymentStatus::Refunded);
     let intent = charged.provider_payment_id.unwrap();
@@ -147,25 +151,31 @@ async fn leases_are_conditional_on_status_and_expiry_and_only_the_owner_gives_on
     let now = Utc::now();
     let now_ms = now.timestamp_millis();
     let lease = |owner: &str, ms: i64| Lease { owner: owner.into(), until_ms: now_ms + ms };
-    let pending = Payment::pending(&request("o-1", "pm_card_visa"), lease("a", 60_000), now);
+    let pending = Payment::pending(&request(order_id(1), "pm_card_visa"), lease("a", 60_000), now);
     assert_eq!(stack.store.create(&pending).await.unwrap(), Conditional::Applied);
     assert_eq!(stack.store.create(&pending).await.unwrap(), Conditional::Lost, "one payment per order");
 
     let store = &stack.store;
-    assert_eq!(store.take_lease("o-1", PaymentStatus::Pending, &lease("b", 1000), now_ms, false).await.unwrap(), None);
     assert_eq!(
-        store.take_lease("o-1", PaymentStatus::Captured, &lease("b", 1000), now_ms + 120_000, false).await.unwrap(),
+        store.take_lease(order_id(1), PaymentStatus::Pending, &lease("b", 1000), now_ms, false).await.unwrap(),
         None
     );
-    store.release_lease("o-1", "b", false).await.unwrap();
-    assert_eq!(store.get("o-1").await.unwrap().unwrap().lease.unwrap().owner, "a", "b never held it");
-    store.release_lease("o-1", "a", false).await.unwrap();
-    let released = store.get("o-1").await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .take_lease(order_id(1), PaymentStatus::Captured, &lease("b", 1000), now_ms + 120_000, false)
+            .await
+            .unwrap(),
+        None
+    );
+    store.release_lease(order_id(1), "b", false).await.unwrap();
+    assert_eq!(store.get(order_id(1)).await.unwrap().unwrap().lease.unwrap().owner, "a", "b never held it");
+    store.release_lease(order_id(1), "a", false).await.unwrap();
+    let released = store.get(order_id(1)).await.unwrap().unwrap();
     assert_eq!((released.lease, released.provider_contacted), (None, false));
 
-    let before = store.take_lease("o-1", PaymentStatus::Pending, &lease("c", 1000), now_ms, true).await.unwrap();
+    let before = store.take_lease(order_id(1), PaymentStatus::Pending, &lease("c", 1000), now_ms, true).await.unwrap();
     assert!(!before.unwrap().provider_contacted, "the payment as it was before");
-    let after = store.get("o-1").await.unwrap().unwrap();
+    let after = store.get(order_id(1)).await.unwrap().unwrap();
     assert_eq!((after.lease.unwrap().owner.as_str(), after.provider_contacted), ("c", true));
 }
 
@@ -209,7 +219,7 @@ async fn the_lambda_wiring_reads_the_key_from_secrets_manager_and_charges_throug
         std::env::set_var("PAYMENT_PROVIDER_SECRET_ID", secret.arn().unwrap());
     }
     let service = payments::entrypoints::build_service(&config, &shared::config::process_env).await.unwrap();
-    let payment = service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
+    let payment = service.charge(&request(order_id(1), "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
     assert_eq!(payment.status, PaymentStatus::Captured);
     assert_eq!(sim.simulator.stats().charges_succeeded, 1);
 
@@ -217,7 +227,7 @@ async fn the_lambda_wiring_reads_the_key_from_secrets_manager_and_charges_throug
     // (nothing sent to the provider), not the wiring.
     unsafe { std::env::set_var("PAYMENT_PROVIDER_SECRET_ID", "no-such-secret") };
     let service = payments::entrypoints::build_service(&config, &shared::config::process_env).await.unwrap();
-    let err = service.charge(&request("o-2", "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
+    let err = service.charge(&request(order_id(2), "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
     assert!(format!("{err:?}").contains("no-such-secret"), "{err:?}");
     assert_eq!(sim.simulator.stats().charges_succeeded, 1, "nothing reached the provider");
 }
@@ -303,7 +313,7 @@ async fn a_rotated_api_key_is_read_again_on_the_first_401_and_the_payment_succee
     let service = payments::entrypoints::build_service(&config, &env).await.unwrap();
     let old = serde_json::json!({ "api_key": "sk_test_old" }).to_string();
     secrets.create_secret().name(&secret_id).secret_string(old).send().await.unwrap();
-    let first = service.charge(&request("o-1", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
+    let first = service.charge(&request(order_id(1), "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
     assert_eq!(first.status, PaymentStatus::Captured);
 
     // Rotation: the secret gets a new key and the provider stops accepting the old one.
@@ -311,7 +321,7 @@ async fn a_rotated_api_key_is_read_again_on_the_first_401_and_the_payment_succee
     secrets.put_secret_value().secret_id(&secret_id).secret_string(new).send().await.unwrap();
     *stripe.accepted.lock().unwrap() = "sk_test_new".into();
     stripe.seen.lock().unwrap().clear();
-    let second = service.charge(&request("o-2", "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
+    let second = service.charge(&request(order_id(2), "pm_card_visa"), &CorrelationId::generate()).await.unwrap();
     assert_eq!(second.status, PaymentStatus::Captured, "the same instance charges with the rotated key");
     let seen = stripe.seen.lock().unwrap().clone();
     assert_eq!(seen.first().map(String::as_str), Some("sk_test_old"), "the cached key first: {seen:?}");
@@ -361,14 +371,14 @@ async fn a_breaker_opened_by_one_instance_makes_another_instance_fail_fast() {
         )
     };
     let first = payments::entrypoints::build_service(&config, &env).await.unwrap();
-    for order in ["o-1", "o-2", "o-3"] {
+    for order in [order_id(1), order_id(2), order_id(3)] {
         first.charge(&request(order, "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
     }
     let sent = sim.simulator.stats().requests;
     assert!(sent >= 2, "the first instance reached the provider until its breaker opened: {sent}");
 
     let second = payments::entrypoints::build_service(&config, &env).await.unwrap();
-    let err = second.charge(&request("o-4", "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
+    let err = second.charge(&request(order_id(4), "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
     assert_eq!(sim.simulator.stats().requests, sent, "the second instance sent nothing: {err:?}");
     assert!(format!("{err:?}").to_lowercase().contains("open"), "it names the open circuit: {err:?}");
 }

@@ -13,6 +13,7 @@ use shared_core::CorrelationId;
 use shared_core::money::Money;
 
 use local_aws::fixtures::ORDER_ID;
+use shared_core::OrderId;
 
 fn fixture(name: &str) -> lambda_http::Request {
     local_aws::fixtures::http("payments-api", name).unwrap()
@@ -36,7 +37,7 @@ async fn the_fixture_reads_the_payment_of_an_order_without_its_lease_bookkeeping
     assert_eq!(headers["x-correlation-id"], "demo-correlation-3");
 
     let charge = ChargeRequest {
-        order_id: ORDER_ID.into(),
+        order_id: OrderId::parse(ORDER_ID).unwrap(),
         amount: Money::new(2500, "EUR"),
         payment_method: "pm_card_visa".into(),
     };
@@ -55,11 +56,13 @@ async fn the_fixture_reads_the_payment_of_an_order_without_its_lease_bookkeeping
 #[tokio::test]
 async fn a_bad_order_id_is_a_400_and_other_methods_are_405() {
     let service = PaymentService::read_only(Arc::new(InMemoryPaymentStore::new()));
-    let long = "x".repeat(65);
-    let request = Request::get(format!("/payments/order/{long}")).body(Body::empty()).unwrap();
-    let (status, _, body) = send(&service, request).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["invalid-params"][0]["name"], "order_id");
+    // An order id is a UUID in its one spelling; anything else is refused before any read.
+    for bad in ["x".repeat(65), "o-1".to_owned(), ORDER_ID.replace('-', ""), ORDER_ID.to_owned() + "0"] {
+        let request = Request::get(format!("/payments/order/{bad}")).body(Body::empty()).unwrap();
+        let (status, _, body) = send(&service, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["invalid-params"][0]["name"], "order_id", "{bad}");
+    }
     let request = Request::post(format!("/payments/order/{ORDER_ID}")).body(Body::empty()).unwrap();
     let (status, headers, _) = send(&service, request).await;
     assert_eq!((status, headers["allow"].to_str().unwrap()), (StatusCode::METHOD_NOT_ALLOWED, "GET,HEAD"));
@@ -87,7 +90,7 @@ async fn a_decline_is_shown_as_one_of_four_public_reasons_while_the_store_keeps_
         provider.script([Ok(ChargeOutcome::Declined { provider_payment_id: Some("pi_x".into()), decline })]);
         let service = PaymentService::new(store.clone(), Arc::new(provider), LeaseConfig::default());
         let charge = ChargeRequest {
-            order_id: ORDER_ID.into(),
+            order_id: OrderId::parse(ORDER_ID).unwrap(),
             amount: Money::new(2500, "EUR"),
             payment_method: "pm_card_visa".into(),
         };

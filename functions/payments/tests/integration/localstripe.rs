@@ -4,10 +4,12 @@
 //! against our simulator instead.
 
 use local_aws::LocalStripe;
+use local_aws::fixtures::order_id;
 use payments::adapters::stripe::{ApiKey, StripeProvider};
 use payments::ports::{ChargeOutcome, PaymentProvider, ProviderCharge, ProviderError, ProviderRefund, RefundOutcome};
 use serde_json::Value;
 use shared::resilience::ServiceClientConfig;
+use shared_core::OrderId;
 use shared_core::money::Money;
 
 const KEY: &str = "sk_test_localstripe";
@@ -32,9 +34,9 @@ async fn payment_method(stripe: &LocalStripe, number: &str) -> String {
     body["id"].as_str().unwrap_or_else(|| panic!("no payment method: {body}")).to_owned()
 }
 
-fn charge(order_id: &str, payment_method: String) -> ProviderCharge {
+fn charge(order_id: OrderId, payment_method: String) -> ProviderCharge {
     ProviderCharge {
-        order_id: order_id.into(),
+        order_id,
         amount: Money::new(3100, "EUR"),
         payment_method,
         idempotency_key: format!("order-{order_id}-create"),
@@ -54,7 +56,8 @@ async fn the_adapter_charges_is_declined_and_refunds_on_localstripe() {
     let provider = StripeProvider::new(&config, ApiKey::new(KEY)).unwrap();
 
     let visa = payment_method(&stripe, "4242424242424242").await;
-    let ChargeOutcome::Captured { provider_payment_id } = pay(&provider, &charge("o-1", visa)).await.unwrap() else {
+    let ChargeOutcome::Captured { provider_payment_id } = pay(&provider, &charge(order_id(1), visa)).await.unwrap()
+    else {
         panic!("a good card is captured")
     };
     let asked = provider.payment_status(&provider_payment_id).await.unwrap();
@@ -69,21 +72,21 @@ async fn the_adapter_charges_is_declined_and_refunds_on_localstripe() {
         .await
         .unwrap();
     assert_eq!((intent["status"].as_str(), intent["amount"].as_u64()), (Some("succeeded"), Some(3100)));
-    assert_eq!(intent["metadata"]["order_id"], "o-1");
+    assert_eq!(intent["metadata"]["order_id"], order_id(1).to_string());
 
     // 4000000000000341 attaches fine and is declined when charged.
     let declining = payment_method(&stripe, "4000000000000341").await;
-    let outcome = pay(&provider, &charge("o-2", declining)).await.unwrap();
+    let outcome = pay(&provider, &charge(order_id(2), declining)).await.unwrap();
     assert!(
         matches!(&outcome, ChargeOutcome::Declined { decline, .. } if decline.reason == "card_declined"),
         "{outcome:?}"
     );
 
     let refund = ProviderRefund {
-        order_id: "o-1".into(),
+        order_id: order_id(1),
         provider_payment_id,
         amount: Money::new(3100, "EUR"),
-        idempotency_key: "order-o-1-refund".into(),
+        idempotency_key: format!("order-{}-refund", order_id(1)),
     };
     let outcome = provider.refund(&refund).await.unwrap();
     assert!(matches!(&outcome, RefundOutcome::Succeeded { refund_id } if refund_id.starts_with("re_")), "{outcome:?}");

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use aws_lambda_events::dynamodb::Event;
+use local_aws::fixtures::order_id;
 use local_aws::{Moto, StreamReader};
 use payments::adapters::dynamodb::DynamoDbPaymentStore;
 use payments::adapters::memory::ScriptedProvider;
@@ -43,12 +44,12 @@ async fn a_charge_and_its_refund_reach_the_publisher_through_the_stream_in_order
     let service = PaymentService::new(Arc::new(store), Arc::new(ScriptedProvider::new()), LeaseConfig::default());
     let correlation = CorrelationId::generate();
     let request = ChargeRequest {
-        order_id: "o-1".into(),
+        order_id: order_id(1),
         amount: shared_core::money::Money::new(1999, "USD"),
         payment_method: "pm_card_visa".into(),
     };
     service.charge(&request, &correlation).await.unwrap();
-    service.refund("o-1", &correlation).await.unwrap();
+    service.refund(order_id(1), &correlation).await.unwrap();
 
     let publisher = InMemoryPublisher::new();
     let response = relay_with(stream.poll_event().await.unwrap(), &publisher, &outbox_only).await;

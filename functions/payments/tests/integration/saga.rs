@@ -10,7 +10,7 @@ use payments::ports::{ChargeOutcome, ProviderError};
 use payments::saga::PaymentsSagaWorker;
 use payments::service::{LeaseConfig, PaymentService};
 use serde_json::json;
-use shared::aws::saga::{InMemoryTaskReporter, TaskOutcome, dispatch};
+use shared::aws::saga::{INVALID_COMMAND, InMemoryTaskReporter, TaskOutcome, dispatch};
 
 use local_aws::fixtures::ORDER_ID;
 
@@ -122,4 +122,22 @@ async fn the_worker_reads_commands_with_fields_it_does_not_know() {
     let refund = widened(fixtures::eventbridge("payments-saga-worker", "refund-payment.json").unwrap());
     let outcome = dispatch(refund, &worker, &reporter).await.unwrap();
     assert_eq!(outcome, TaskOutcome::Success(json!({"status": "REFUNDED", "refund_id": format!("re_{ORDER_ID}")})));
+}
+
+/// Order ids are parsed where a command is read: one that is no order id (here, or at the HTTP
+/// edge) is an `InvalidCommand`, and nothing reaches the provider.
+#[tokio::test]
+async fn a_command_for_an_order_id_that_is_no_order_id_is_an_invalid_command() {
+    let provider = Arc::new(ScriptedProvider::new());
+    let worker = worker(provider.clone());
+    let reporter = InMemoryTaskReporter::new();
+    for fixture in ["process-payment.json", "refund-payment.json"] {
+        for bad in [json!("o-1"), json!(""), json!(ORDER_ID.replace('-', "")), json!(7)] {
+            let mut command = fixtures::eventbridge("payments-saga-worker", fixture).unwrap();
+            command.detail["data"]["order_id"] = bad.clone();
+            let outcome = dispatch(command, &worker, &reporter).await.unwrap();
+            assert_eq!(outcome.error(), Some(INVALID_COMMAND), "{fixture} with {bad}: {outcome:?}");
+        }
+    }
+    assert_eq!((provider.charge_calls(), provider.refund_calls()), (0, 0));
 }

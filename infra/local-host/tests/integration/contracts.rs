@@ -215,12 +215,7 @@ fn contracts() -> Vec<Contract> {
             Event,
             event(
                 inv::INVENTORY_RESERVED,
-                inv::InventoryReserved {
-                    order_id: ORDER_ID.into(),
-                    lines: reserved(),
-                    currency: "EUR".into(),
-                    total_minor: 2500,
-                },
+                inv::InventoryReserved { order_id, lines: reserved(), currency: "EUR".into(), total_minor: 2500 },
             ),
         ),
         contract::<DomainEvent<inv::InventoryReservationFailed>>(
@@ -231,7 +226,7 @@ fn contracts() -> Vec<Contract> {
             event(
                 inv::INVENTORY_RESERVATION_FAILED,
                 inv::InventoryReservationFailed {
-                    order_id: ORDER_ID.into(),
+                    order_id,
                     shortages: vec![inventory::domain::Shortage {
                         sku: SKU.into(),
                         requested: 2,
@@ -246,7 +241,7 @@ fn contracts() -> Vec<Contract> {
             "shop.inventory",
             INVENTORY,
             Event,
-            event(inv::INVENTORY_RELEASED, inv::InventoryReleased { order_id: ORDER_ID.into(), lines: reserved() }),
+            event(inv::INVENTORY_RELEASED, inv::InventoryReleased { order_id, lines: reserved() }),
         ),
         contract::<DomainEvent<inv::StockLow>>(
             inv::STOCK_LOW,
@@ -262,11 +257,7 @@ fn contracts() -> Vec<Contract> {
             Event,
             event(
                 pay::PAYMENT_COMPLETED,
-                pay::PaymentCompleted {
-                    order_id: ORDER_ID.into(),
-                    provider_payment_id: format!("pi_{ORDER_ID}"),
-                    amount: eur(2500),
-                },
+                pay::PaymentCompleted { order_id, provider_payment_id: format!("pi_{ORDER_ID}"), amount: eur(2500) },
             ),
         ),
         contract::<DomainEvent<pay::PaymentDeclined>>(
@@ -277,7 +268,7 @@ fn contracts() -> Vec<Contract> {
             event(
                 pay::PAYMENT_DECLINED,
                 pay::PaymentDeclined {
-                    order_id: ORDER_ID.into(),
+                    order_id,
                     amount: eur(2500),
                     reason: "insufficient_funds".into(),
                     message: "Your card has insufficient funds.".into(),
@@ -289,7 +280,7 @@ fn contracts() -> Vec<Contract> {
             "shop.payments",
             PAYMENTS,
             Event,
-            event(pay::PAYMENT_VOIDED, pay::PaymentVoided { order_id: ORDER_ID.into(), amount: eur(2500) }),
+            event(pay::PAYMENT_VOIDED, pay::PaymentVoided { order_id, amount: eur(2500) }),
         ),
         contract::<DomainEvent<pay::PaymentRefunded>>(
             pay::PAYMENT_REFUNDED,
@@ -299,7 +290,7 @@ fn contracts() -> Vec<Contract> {
             event(
                 pay::PAYMENT_REFUNDED,
                 pay::PaymentRefunded {
-                    order_id: ORDER_ID.into(),
+                    order_id,
                     provider_payment_id: format!("pi_{ORDER_ID}"),
                     refund_id: format!("re_{ORDER_ID}"),
                     amount: eur(2500),
@@ -314,7 +305,7 @@ fn contracts() -> Vec<Contract> {
             event(
                 shared::aws::saga::SAGA_COMPENSATION_FAILED,
                 shared::aws::saga::SagaCompensationFailed {
-                    order_id: ORDER_ID.into(),
+                    order_id,
                     execution_arn: format!(
                         "arn:aws:states:us-east-1:123456789012:execution:FulfilmentStateMachine:{ORDER_ID}"
                     ),
@@ -331,7 +322,7 @@ fn contracts() -> Vec<Contract> {
             command(
                 inventory::saga::RESERVE_INVENTORY,
                 inventory::saga::ReserveData {
-                    order_id: ORDER_ID.into(),
+                    order_id,
                     lines: vec![inventory::domain::RequestedLine { sku: SKU.into(), quantity: 2 }],
                 },
             ),
@@ -341,7 +332,7 @@ fn contracts() -> Vec<Contract> {
             "shop.saga",
             SAGA,
             Command,
-            command(inventory::saga::RELEASE_INVENTORY, inventory::saga::ReleaseData { order_id: ORDER_ID.into() }),
+            command(inventory::saga::RELEASE_INVENTORY, inventory::saga::ReleaseData { order_id }),
         ),
         contract::<SagaCommand<payments::saga::ProcessData>>(
             payments::saga::PROCESS_PAYMENT,
@@ -350,11 +341,7 @@ fn contracts() -> Vec<Contract> {
             Command,
             command(
                 payments::saga::PROCESS_PAYMENT,
-                payments::saga::ProcessData {
-                    order_id: ORDER_ID.into(),
-                    amount: eur(2500),
-                    payment_method: "pm_card_visa".into(),
-                },
+                payments::saga::ProcessData { order_id, amount: eur(2500), payment_method: "pm_card_visa".into() },
             ),
         ),
         contract::<SagaCommand<payments::saga::RefundData>>(
@@ -362,14 +349,14 @@ fn contracts() -> Vec<Contract> {
             "shop.saga",
             SAGA,
             Command,
-            command(payments::saga::REFUND_PAYMENT, payments::saga::RefundData { order_id: ORDER_ID.into() }),
+            command(payments::saga::REFUND_PAYMENT, payments::saga::RefundData { order_id }),
         ),
         contract::<SagaCommand<orders::saga::ConfirmData>>(
             orders::saga::CONFIRM_ORDER,
             "shop.saga",
             SAGA,
             Command,
-            command(orders::saga::CONFIRM_ORDER, orders::saga::ConfirmData { order_id: ORDER_ID.into() }),
+            command(orders::saga::CONFIRM_ORDER, orders::saga::ConfirmData { order_id }),
         ),
         contract::<SagaCommand<orders::saga::ParkData>>(
             orders::saga::PARK_ORDER,
@@ -379,7 +366,7 @@ fn contracts() -> Vec<Contract> {
             command(
                 orders::saga::PARK_ORDER,
                 orders::saga::ParkData {
-                    order_id: ORDER_ID.into(),
+                    order_id,
                     failed_step: "RefundPayment".into(),
                     compensation_error: orders::sweeper::CaughtError {
                         error: "RefundFailed".into(),
@@ -402,7 +389,7 @@ fn contracts() -> Vec<Contract> {
             command(
                 orders::saga::CANCEL_ORDER,
                 orders::saga::CancelData {
-                    order_id: ORDER_ID.into(),
+                    order_id,
                     reason: "PaymentDeclined".into(),
                     detail: Some("insufficient_funds: Your card has insufficient funds.".into()),
                 },
@@ -659,7 +646,10 @@ async fn feed(function: &str, event: EventBridgeEvent<Value>) -> Result<String, 
         "InventoryOrderEventsFunction" => {
             let service = stocked_inventory().await;
             let lines = [inventory::domain::RequestedLine { sku: SKU.into(), quantity: 2 }];
-            service.reserve(ORDER_ID, &lines, &CorrelationId::generate()).await.unwrap();
+            service
+                .reserve(shared_core::OrderId::parse(ORDER_ID).unwrap(), &lines, &CorrelationId::generate())
+                .await
+                .unwrap();
             let consumed =
                 inventory::order_events::consume_order_event(event, &service).await.map_err(|e| e.to_string())?;
             Ok(format!("{consumed:?}"))

@@ -100,8 +100,8 @@ async fn run(stack: &Stack, order: &Order) -> Outcome {
     Outcome {
         execution,
         order: stack.orders.get_order(order.id).await.unwrap(),
-        reservation: stack.inventory.get_reservation(&id).await.unwrap().map(|r| r.status),
-        payment: stack.payments.get(&id).await.unwrap().map(|p| p.status),
+        reservation: stack.inventory.get_reservation(order.id).await.unwrap().map(|r| r.status),
+        payment: stack.payments.get(order.id).await.unwrap().map(|p| p.status),
         available: stack.inventory.get_product(SKU).await.unwrap().available,
         states: stack.states_entered(&id).await.unwrap(),
     }
@@ -122,7 +122,7 @@ async fn happy_path_reserves_charges_confirms_and_commits_in_three_transitions()
     assert_eq!(outcome.reservation, Some(ReservationStatus::Committed), "inventory commits on OrderConfirmed");
     assert_eq!(outcome.available, u64::from(STOCK - 2));
     assert_eq!(outcome.states, ["ReserveInventory", "ProcessPayment", "ConfirmOrder"]);
-    let payment = stack.payments.get(&order.id.to_string()).await.unwrap().unwrap();
+    let payment = stack.payments.get(order.id).await.unwrap().unwrap();
     assert_eq!(payment.amount, Money::new(2 * PRICE, "EUR"), "the amount comes from the reservation");
     assert_eq!(provider_requests(&stack), 1);
 }
@@ -198,7 +198,7 @@ async fn a_confirmation_that_fails_after_the_charge_refunds_then_releases_then_c
         "compensations run in reverse order of what succeeded"
     );
     assert_eq!(outcome.payment, Some(PaymentStatus::Refunded));
-    let intent = stack.payments.get(&order.id.to_string()).await.unwrap().unwrap().provider_payment_id.unwrap();
+    let intent = stack.payments.get(order.id).await.unwrap().unwrap().provider_payment_id.unwrap();
     assert_eq!(stack.simulator.simulator.refunded(&intent), 2 * PRICE, "exactly the captured amount");
     assert_eq!(outcome.reservation, Some(ReservationStatus::Released));
     assert_eq!(outcome.available, u64::from(STOCK));
@@ -297,8 +297,8 @@ async fn a_compensation_that_fails_for_good_ends_in_compensation_failed_with_an_
 
     // Nothing was charged; the stock is still held and the order parked, visibly, with the reason
     // and what it still owes, until the sweeper's retry (15 minutes later by default).
-    assert_eq!(stack.payments.get(&id).await.unwrap().unwrap().status, PaymentStatus::Declined);
-    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Reserved);
+    assert_eq!(stack.payments.get(order.id).await.unwrap().unwrap().status, PaymentStatus::Declined);
+    assert_eq!(stack.inventory.get_reservation(order.id).await.unwrap().unwrap().status, ReservationStatus::Reserved);
     let parked = stack.orders.get_order(order.id).await.unwrap();
     assert_eq!(parked.status, OrderStatus::CompensationPending);
     let parking = parked.parking.unwrap();
@@ -449,8 +449,8 @@ async fn a_refund_the_provider_refuses_past_its_budget_parks_the_order_and_the_s
     let parking = parked.parking.clone().unwrap();
     assert_eq!((parking.failed_step.as_str(), parking.error.as_str()), ("RefundPayment", "Transient"));
     assert_eq!(parking.owed, orders::parking::Owed::ALL);
-    assert_eq!(stack.payments.get(&id).await.unwrap().unwrap().status, PaymentStatus::Captured);
-    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Reserved);
+    assert_eq!(stack.payments.get(order.id).await.unwrap().unwrap().status, PaymentStatus::Captured);
+    assert_eq!(stack.inventory.get_reservation(order.id).await.unwrap().unwrap().status, ReservationStatus::Reserved);
 
     // The sweeper retries while the provider is still down: the attempt fails and re-parks.
     let retried = wait_for_order(&stack, &order, |o| o.parking.as_ref().is_some_and(|p| p.attempts >= 3)).await;
@@ -463,10 +463,10 @@ async fn a_refund_the_provider_refuses_past_its_budget_parks_the_order_and_the_s
     let cancelled = wait_for_order(&stack, &order, |o| o.status != OrderStatus::CompensationPending).await;
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
     assert_eq!(cancelled.cancellation_reason.as_deref(), Some("OrderNotPending"), "the saga's reason");
-    let payment = stack.payments.get(&id).await.unwrap().unwrap();
+    let payment = stack.payments.get(order.id).await.unwrap().unwrap();
     assert_eq!(payment.status, PaymentStatus::Refunded);
     assert_eq!(stack.simulator.simulator.refunded(payment.provider_payment_id.as_deref().unwrap()), 2 * PRICE);
-    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Released);
+    assert_eq!(stack.inventory.get_reservation(order.id).await.unwrap().unwrap().status, ReservationStatus::Released);
     assert_eq!(stack.inventory.get_product(SKU).await.unwrap().available, u64::from(STOCK));
     // One execution per attempt, the last one succeeded, none left running.
     let deadline = std::time::Instant::now() + FINISH;
@@ -514,8 +514,12 @@ async fn an_order_whose_parking_failed_too_is_found_by_the_sweeper_after_its_sag
     let parking = cancelled.parking.unwrap();
     assert_eq!((parking.failed_step.as_str(), parking.error.as_str()), ("Saga", "SagaEnded"));
     assert_eq!(parking.owed, orders::parking::Owed::ALL);
-    assert_eq!(stack.payments.get(&id).await.unwrap().unwrap().status, PaymentStatus::Declined, "nothing to refund");
-    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Released);
+    assert_eq!(
+        stack.payments.get(order.id).await.unwrap().unwrap().status,
+        PaymentStatus::Declined,
+        "nothing to refund"
+    );
+    assert_eq!(stack.inventory.get_reservation(order.id).await.unwrap().unwrap().status, ReservationStatus::Released);
     assert_eq!(stack.inventory.get_product(SKU).await.unwrap().available, u64::from(STOCK));
 }
 
@@ -544,6 +548,6 @@ async fn an_operator_retry_finishes_a_parked_order_before_its_next_attempt_is_du
     assert_eq!(answer["started"], serde_json::json!([[id, 2]]), "{answer}");
     let cancelled = wait_for_order(&stack, &order, |o| o.status == OrderStatus::Cancelled).await;
     assert_eq!(cancelled.cancellation_reason.as_deref(), Some("PaymentDeclined"));
-    assert_eq!(stack.inventory.get_reservation(&id).await.unwrap().unwrap().status, ReservationStatus::Released);
+    assert_eq!(stack.inventory.get_reservation(order.id).await.unwrap().unwrap().status, ReservationStatus::Released);
     assert_eq!(stack.inventory.get_product(SKU).await.unwrap().available, u64::from(STOCK));
 }
