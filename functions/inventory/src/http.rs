@@ -11,7 +11,7 @@ use shared::http::{StrictJson, finish_router};
 use shared_core::CorrelationId;
 
 use crate::domain::{Money, Product, ProductSpec, Reservation, Restock};
-use crate::ports::{RestockOutcome, StoreError};
+use crate::ports::RestockOutcome;
 use crate::service::{InventoryError, InventoryService};
 
 impl From<InventoryError> for ApiError {
@@ -22,7 +22,6 @@ impl From<InventoryError> for ApiError {
             InventoryError::Plan(e) => ApiError::Unprocessable(e.to_string()),
             e @ InventoryError::CannotCommit { .. } => ApiError::Conflict(e.to_string()),
             InventoryError::Contended => ApiError::Unavailable("the stock is changing fast; try again".into()),
-            InventoryError::Store(StoreError::Backend(e)) => ApiError::internal(e),
             InventoryError::Store(e) => ApiError::internal(e),
         }
     }
@@ -120,7 +119,10 @@ mod tests {
             (InventoryError::Plan(PlanError::Overflow), StatusCode::UNPROCESSABLE_ENTITY),
             (committed, StatusCode::CONFLICT),
             (InventoryError::Contended, StatusCode::SERVICE_UNAVAILABLE),
-            (InventoryError::Store(StoreError::Backend("down".into())), StatusCode::INTERNAL_SERVER_ERROR),
+            (
+                InventoryError::Store(crate::ports::StoreError::Backend("down".into())),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
         ];
         for (error, status) in cases {
             let name = format!("{error:?}");

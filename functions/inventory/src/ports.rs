@@ -31,8 +31,10 @@ pub enum WriteOutcome {
 pub enum StoreError {
     #[error("no product with sku {0}")]
     UnknownSku(String),
-    #[error("inventory store unavailable: {0}")]
-    Backend(String),
+    /// The store failed. The error it failed with is kept (`source()`), and its chain is in the
+    /// message: Lambda reports an error by its message alone.
+    #[error("inventory store unavailable: {}", shared_core::error::chain(.0.as_ref()))]
+    Backend(#[source] shared_core::error::Cause),
 }
 
 #[async_trait]

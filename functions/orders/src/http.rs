@@ -14,7 +14,6 @@ use shared_core::{CorrelationId, InvalidParam};
 
 use crate::domain::{Order, OrderLine, OrderStatus, PlaceOrderRequest};
 use crate::parking::Parking;
-use crate::ports::StoreError;
 use crate::service::{OrderService, OrdersError};
 
 /// An order as the orders API answers it: the domain's fields without what only the store needs
@@ -71,7 +70,6 @@ impl From<OrdersError> for ApiError {
             }
             e @ OrdersError::Illegal(_) => ApiError::Conflict(e.to_string()),
             e @ OrdersError::Contended(_) => ApiError::Unavailable(e.to_string()),
-            OrdersError::Store(StoreError::Backend(e)) => ApiError::internal(e),
             OrdersError::Store(other) => ApiError::internal(other),
         }
     }
@@ -177,7 +175,7 @@ mod tests {
             (OrdersError::IdempotencyKeyReused, StatusCode::UNPROCESSABLE_ENTITY),
             (OrdersError::Illegal(illegal), StatusCode::CONFLICT),
             (OrdersError::Contended(id), StatusCode::SERVICE_UNAVAILABLE),
-            (OrdersError::Store(StoreError::Backend("down".into())), StatusCode::INTERNAL_SERVER_ERROR),
+            (OrdersError::Store(crate::ports::StoreError::Backend("down".into())), StatusCode::INTERNAL_SERVER_ERROR),
         ];
         for (error, status) in cases {
             let name = format!("{error:?}");

@@ -48,8 +48,10 @@ pub enum StoreError {
     IdempotencyMismatch,
     #[error("the cursor is not valid for this query")]
     InvalidCursor,
-    #[error("order store unavailable: {0}")]
-    Backend(String),
+    /// The store failed. The error it failed with is kept (`source()`), and its chain is in the
+    /// message: Lambda reports an error by its message alone.
+    #[error("order store unavailable: {}", shared_core::error::chain(.0.as_ref()))]
+    Backend(#[source] shared_core::error::Cause),
 }
 
 #[async_trait]

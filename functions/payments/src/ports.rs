@@ -9,8 +9,10 @@ use crate::domain::{Decline, Lease, Payment, PaymentStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("payments store unavailable: {0}")]
-    Backend(String),
+    /// The store failed. The error it failed with is kept (`source()`), and its chain is in the
+    /// message: Lambda reports an error by its message alone.
+    #[error("payments store unavailable: {}", shared_core::error::chain(.0.as_ref()))]
+    Backend(#[source] shared_core::error::Cause),
 }
 
 #[async_trait]

@@ -379,7 +379,7 @@ impl PaymentService {
         self.store
             .get(order_id)
             .await?
-            .ok_or_else(|| StoreError::Backend(format!("payment of order {order_id} vanished")).into())
+            .ok_or_else(|| StoreError::Backend(format!("payment of order {order_id} vanished").into()).into())
     }
 
     /// Writes `next` with its event if the payment is still in `from`; otherwise someone settled

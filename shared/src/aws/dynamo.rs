@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::Serialize;
+use shared_core::error::Cause;
 
 pub type TransactError = SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>;
 
@@ -17,30 +18,24 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 const _: () = assert!(shared_core::validation::MAX_ORDER_LINES + 2 <= MAX_TRANSACTION_ITEMS);
 const TRANSACTION_ATTEMPTS: u32 = 3;
 
-/// A storage failure rendered with its whole cause chain (the SDK hides the useful part there).
-pub fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(err: &SdkError<E, R>) -> String {
-    aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string()
-}
-
 /// A `Put` of `item` (serialised with serde_dynamo) guarded by `condition`.
 pub fn put<T: Serialize>(
     table: &str,
     item: &T,
     condition: &str,
     values: Option<HashMap<String, AttributeValue>>,
-) -> Result<TransactWriteItem, String> {
+) -> Result<TransactWriteItem, Cause> {
     let put = Put::builder()
         .table_name(table)
-        .set_item(Some(serde_dynamo::to_item(item).map_err(|e| e.to_string())?))
+        .set_item(Some(serde_dynamo::to_item(item)?))
         .condition_expression(condition)
         .set_expression_attribute_values(values)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// A `Put` that only creates: it fails if an item with the same key exists.
-pub fn put_new<T: Serialize>(table: &str, item: &T) -> Result<TransactWriteItem, String> {
+pub fn put_new<T: Serialize>(table: &str, item: &T) -> Result<TransactWriteItem, Cause> {
     put(table, item, "attribute_not_exists(pk)", None)
 }
 
@@ -95,16 +90,9 @@ pub async fn get_item<T: serde::de::DeserializeOwned>(
     table: &str,
     key: HashMap<String, AttributeValue>,
     consistent: bool,
-) -> Result<Option<T>, String> {
-    let output = client
-        .get_item()
-        .table_name(table)
-        .set_key(Some(key))
-        .consistent_read(consistent)
-        .send()
-        .await
-        .map_err(|e| describe(&e))?;
-    output.item.map(|item| serde_dynamo::from_item(item).map_err(|e| e.to_string())).transpose()
+) -> Result<Option<T>, Cause> {
+    let output = client.get_item().table_name(table).set_key(Some(key)).consistent_read(consistent).send().await?;
+    Ok(output.item.map(serde_dynamo::from_item).transpose()?)
 }
 
 /// The key of an item in a table keyed by `pk` and `sk`.

@@ -22,8 +22,8 @@ pub enum SharedState {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("breaker state store: {0}")]
-pub struct StoreError(pub String);
+#[error("breaker state store: {}", shared_core::error::chain(.0.as_ref()))]
+pub struct StoreError(#[source] pub shared_core::error::Cause);
 
 #[async_trait]
 pub trait BreakerStateStore: Send + Sync {
@@ -111,10 +111,8 @@ impl DynamoDbBreakerStore {
     }
 }
 
-fn failed<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    err: aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> StoreError {
-    StoreError(crate::aws::dynamo::describe(&err))
+fn failed(err: impl Into<shared_core::error::Cause>) -> StoreError {
+    StoreError(err.into())
 }
 
 #[async_trait]
@@ -160,7 +158,7 @@ impl BreakerStateStore for DynamoDbBreakerStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(&item).map_err(|e| StoreError(e.to_string()))?))
+            .set_item(Some(serde_dynamo::to_item(&item).map_err(failed)?))
             .condition_expression(condition)
             .set_expression_attribute_values(Some(values))
             .send()

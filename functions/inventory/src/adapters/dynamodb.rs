@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update};
 use chrono::{Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
@@ -85,12 +84,9 @@ fn reservation_pk(order_id: OrderId) -> String {
     format!("RESERVATION#{order_id}")
 }
 
-fn backend<E: std::fmt::Display>(err: E) -> StoreError {
-    StoreError::Backend(err.to_string())
-}
-
-fn sdk_backend<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
-    StoreError::Backend(dynamo::describe(&err))
+/// Any failure of the table, of serde_dynamo or of a request builder, kept as the cause.
+fn backend(err: impl Into<shared_core::error::Cause>) -> StoreError {
+    StoreError::Backend(err.into())
 }
 
 /// An expression value, serialised with serde_dynamo.
@@ -165,7 +161,7 @@ impl DynamoDbInventoryStore {
             Ok(()) => Ok(None),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if !failed.is_empty() => Ok(Some(failed)),
-                _ => Err(sdk_backend(err)),
+                _ => Err(backend(err)),
             },
         }
     }
@@ -204,7 +200,7 @@ impl InventoryStore for DynamoDbInventoryStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(sdk_backend)?;
+            .map_err(backend)?;
         let item = output.attributes.ok_or_else(|| StoreError::Backend("UpdateItem returned no item".into()))?;
         Ok(serde_dynamo::from_item::<_, ProductItem>(item).map_err(backend)?.product)
     }
@@ -254,13 +250,8 @@ impl InventoryStore for DynamoDbInventoryStore {
             );
             // BatchGetItem may leave keys unprocessed under load: ask again for those.
             while let Some(request) = pending.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(sdk_backend)?;
+                let output =
+                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(backend)?;
                 for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
                     let product = serde_dynamo::from_item::<_, ProductItem>(item).map_err(backend)?.product;
                     products.insert(product.sku.clone(), product);
@@ -371,7 +362,7 @@ impl InventoryStore for DynamoDbInventoryStore {
             expires_at: (Utc::now() + Duration::days(PROCESSED_TTL_DAYS)).timestamp(),
         };
         let item = serde_dynamo::to_item(item).map_err(backend)?;
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_backend)?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use inventory::adapters::dynamodb::DynamoDbInventoryStore;
 use inventory::domain::{Money, ProductSpec, RequestedLine, ReservationStatus, Restock};
-use inventory::ports::{InventoryStore, RestockOutcome};
+use inventory::ports::{InventoryStore, RestockOutcome, StoreError};
 use inventory::service::InventoryService;
 use local_aws::Moto;
 use local_aws::fixtures::order_id;
@@ -212,4 +212,22 @@ async fn consumed_event_markers_are_per_event_id_and_marking_twice_is_harmless()
     store.mark_processed(id).await.unwrap();
     assert!(store.was_processed(id).await.unwrap());
     assert!(!store.was_processed("0193a3c2-6200-7000-8000-0000000e0002").await.unwrap());
+}
+
+/// A table that fails: the store's error keeps the SDK's error as its source (`#[source]`), and
+/// its message shows that error's chain down to DynamoDB's own words.
+#[tokio::test]
+async fn a_failing_table_is_a_backend_error_that_keeps_the_sdk_error_as_its_source() {
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+
+    let moto = Moto::start().await.unwrap();
+    let store = DynamoDbInventoryStore::new(aws_sdk_dynamodb::Client::new(&moto.sdk_config()), "no-such-table");
+    let err = store.get_product("A").await.unwrap_err();
+    let source = std::error::Error::source(&err).expect("the cause is kept");
+    let sdk = source.downcast_ref::<SdkError<GetItemError, HttpResponse>>().expect("the SDK's own error");
+    assert!(sdk.as_service_error().is_some_and(GetItemError::is_resource_not_found_exception), "{sdk:?}");
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(err.to_string().contains("ResourceNotFoundException"), "{err}");
 }

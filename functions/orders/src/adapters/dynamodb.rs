@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -98,12 +97,9 @@ fn idempotency_pk(key: &str) -> String {
     format!("IDEMPOTENCY#{key}")
 }
 
-fn backend<E: std::fmt::Display>(err: E) -> StoreError {
-    StoreError::Backend(err.to_string())
-}
-
-fn sdk_backend<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
-    StoreError::Backend(dynamo::describe(&err))
+/// Any failure of the table, of serde_dynamo or of a request builder, kept as the cause.
+fn backend(err: impl Into<shared_core::error::Cause>) -> StoreError {
+    StoreError::Backend(err.into())
 }
 
 #[derive(Debug, Clone)]
@@ -156,7 +152,7 @@ impl OrderStore for DynamoDbOrderStore {
             Ok(()) => return Ok(CreateOutcome::Created),
             Err(err) => err,
         };
-        let Some(failed) = failed_conditions(&err) else { return Err(sdk_backend(err)) };
+        let Some(failed) = failed_conditions(&err) else { return Err(backend(err)) };
         match idempotency {
             Some(claim) if failed.contains(&idempotency_index) => {
                 let record = self
@@ -169,7 +165,7 @@ impl OrderStore for DynamoDbOrderStore {
                     Err(StoreError::IdempotencyMismatch)
                 }
             }
-            _ if failed.is_empty() => Err(sdk_backend(err)),
+            _ if failed.is_empty() => Err(backend(err)),
             _ => Err(StoreError::AlreadyExists(order.id)),
         }
     }
@@ -214,7 +210,7 @@ impl OrderStore for DynamoDbOrderStore {
             .set_exclusive_start_key(start_key)
             .send()
             .await
-            .map_err(sdk_backend)?;
+            .map_err(backend)?;
         let orders = output
             .items()
             .iter()
@@ -238,7 +234,7 @@ impl OrderStore for DynamoDbOrderStore {
             Ok(()) => Ok(Conditional::Applied),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.contains(&0) => Ok(Conditional::Lost),
-                _ => Err(sdk_backend(err)),
+                _ => Err(backend(err)),
             },
         }
     }

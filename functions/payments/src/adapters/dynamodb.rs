@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 use shared::aws::dynamo::{self, failed_conditions, names, values};
@@ -51,12 +50,9 @@ fn payment_key(order_id: OrderId) -> HashMap<String, AttributeValue> {
     dynamo::key(payment_pk(order_id), ENTITY_PAYMENT)
 }
 
-fn backend<E: std::fmt::Display>(err: E) -> StoreError {
-    StoreError::Backend(err.to_string())
-}
-
-fn sdk_backend<E: std::error::Error + 'static, R: std::fmt::Debug>(err: SdkError<E, R>) -> StoreError {
-    StoreError::Backend(dynamo::describe(&err))
+/// Any failure of the table, of serde_dynamo or of a request builder, kept as the cause.
+fn backend(err: impl Into<shared_core::error::Cause>) -> StoreError {
+    StoreError::Backend(err.into())
 }
 
 fn av<T: Serialize>(value: T) -> Result<AttributeValue, StoreError> {
@@ -99,7 +95,7 @@ impl PaymentStore for DynamoDbPaymentStore {
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Ok(Conditional::Lost)
             }
-            Err(err) => Err(sdk_backend(err)),
+            Err(err) => Err(backend(err)),
         }
     }
 
@@ -134,7 +130,7 @@ impl PaymentStore for DynamoDbPaymentStore {
                 Ok(Some(serde_dynamo::from_item::<_, PaymentItem>(before).map_err(backend)?.payment))
             }
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
-            Err(err) => Err(sdk_backend(err)),
+            Err(err) => Err(backend(err)),
         }
     }
 
@@ -156,7 +152,7 @@ impl PaymentStore for DynamoDbPaymentStore {
         match result {
             // Someone took over after the lease expired: theirs now, nothing to give back.
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            other => other.map(|_| ()).map_err(sdk_backend),
+            other => other.map(|_| ()).map_err(backend),
         }
     }
 
@@ -181,7 +177,7 @@ impl PaymentStore for DynamoDbPaymentStore {
             Ok(()) => Ok(Conditional::Applied),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.contains(&0) => Ok(Conditional::Lost),
-                _ => Err(sdk_backend(err)),
+                _ => Err(backend(err)),
             },
         }
     }

@@ -12,7 +12,7 @@ use payment_provider_sim::{Faults, RunningSimulator, Simulator, SimulatorConfig}
 use payments::adapters::dynamodb::DynamoDbPaymentStore;
 use payments::adapters::stripe::{ApiKey, SecretError, StripeProvider};
 use payments::domain::{ChargeRequest, Lease, Payment, PaymentStatus};
-use payments::ports::PaymentStore;
+use payments::ports::{PaymentStore, StoreError};
 use payments::service::{LeaseConfig, PaymentService};
 use shared::resilience::ServiceClientConfig;
 use shared_core::Conditional;
@@ -381,4 +381,22 @@ async fn a_breaker_opened_by_one_instance_makes_another_instance_fail_fast() {
     let err = second.charge(&request(order_id(4), "pm_card_visa"), &CorrelationId::generate()).await.unwrap_err();
     assert_eq!(sim.simulator.stats().requests, sent, "the second instance sent nothing: {err:?}");
     assert!(format!("{err:?}").to_lowercase().contains("open"), "it names the open circuit: {err:?}");
+}
+
+/// A table that fails: the store's error keeps the SDK's error as its source (`#[source]`), and
+/// its message shows that error's chain down to DynamoDB's own words.
+#[tokio::test]
+async fn a_failing_table_is_a_backend_error_that_keeps_the_sdk_error_as_its_source() {
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+
+    let moto = Moto::start().await.unwrap();
+    let store = DynamoDbPaymentStore::new(aws_sdk_dynamodb::Client::new(&moto.sdk_config()), "no-such-table");
+    let err = store.get(order_id(1)).await.unwrap_err();
+    let source = std::error::Error::source(&err).expect("the cause is kept");
+    let sdk = source.downcast_ref::<SdkError<GetItemError, HttpResponse>>().expect("the SDK's own error");
+    assert!(sdk.as_service_error().is_some_and(GetItemError::is_resource_not_found_exception), "{sdk:?}");
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(err.to_string().contains("ResourceNotFoundException"), "{err}");
 }

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use shared_core::OrderId;
 
-use super::{DynamoDbOrderStore, sdk_backend};
+use super::{DynamoDbOrderStore, backend};
 use crate::parking::{Queue, due_bound, shard_key};
 use crate::ports::StoreError;
 use crate::sweeper::SweepIndex;
@@ -35,7 +35,7 @@ impl SweepIndex for DynamoDbOrderStore {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(sdk_backend)?;
+            .map_err(backend)?;
         output
             .items()
             .iter()
@@ -43,7 +43,7 @@ impl SweepIndex for DynamoDbOrderStore {
                 let pk = item.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_default();
                 pk.strip_prefix("ORDER#")
                     .and_then(OrderId::parse)
-                    .ok_or_else(|| StoreError::Backend(format!("the sweep index holds {pk:?}, not an order")))
+                    .ok_or_else(|| backend(format!("the sweep index holds {pk:?}, not an order")))
             })
             .collect()
     }
