@@ -282,13 +282,9 @@ fn path_param(name: &str, path: Result<Path<String>, PathRejection>) -> Result<S
 /// JSON Schema's `uuid` format means (2020-12 validation, 7.3.5: RFC 4122's string form) and
 /// what the document's pattern says; any other spelling is refused here, before a service sees
 /// it.
-fn order_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
-    // `Uuid::try_parse` also takes the simple, braced and URN forms; only 36 characters is the
-    // hyphenated one.
-    match uuid::Uuid::try_parse(raw) {
-        Ok(id) if raw.len() == 36 => Ok(id),
-        _ => Err(ApiError::invalid("id", "must be an order id: a UUID as 8-4-4-4-12 hexadecimal digits")),
-    }
+fn order_id(raw: &str) -> Result<shared_core::OrderId, ApiError> {
+    shared_core::OrderId::parse(raw)
+        .ok_or_else(|| ApiError::invalid("id", "must be an order id: a UUID as 8-4-4-4-12 hexadecimal digits"))
 }
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";

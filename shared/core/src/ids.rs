@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 /// An order id: a UUID (v7 for new orders, so ids sort by creation time).
 ///
-/// Read in its canonical hyphenated spelling only, wherever it is read (an HTTP path, the data of
-/// a command or an event, a stored item): every service accepts the same ids.
+/// Read in its hyphenated form only, wherever it is read (an HTTP path, the data of a command or
+/// an event, a stored item): every service accepts the same ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -20,8 +20,8 @@ impl OrderId {
         Self(Uuid::now_v7())
     }
 
-    /// Parses the canonical hyphenated form only, so an id has exactly one spelling (hex digits
-    /// in either case). Of the forms `uuid` reads, the hyphenated one alone is 36 characters long
+    /// Parses the hyphenated form only (8-4-4-4-12 hex digits, in either case; it is written back
+    /// in lower case), so an id has one spelling once read. Of the forms `uuid` reads, the hyphenated one alone is 36 characters long
     /// (simple 32, braced 38, URN 45), and `uuid` checks where its hyphens are.
     pub fn parse(raw: &str) -> Option<Self> {
         if raw.len() != 36 {
@@ -33,9 +33,25 @@ impl OrderId {
 
 impl<'de> Deserialize<'de> for OrderId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw)
-            .ok_or_else(|| de::Error::invalid_value(Unexpected::Str(&raw), &"an order id (a UUID, hyphenated)"))
+        deserializer.deserialize_str(OrderIdVisitor)
+    }
+}
+
+/// Reads an id from borrowed, transient or owned text alike, without copying it.
+struct OrderIdVisitor;
+
+impl de::Visitor<'_> for OrderIdVisitor {
+    type Value = OrderId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an order id (a UUID, hyphenated)")
+    }
+
+    fn visit_str<E: de::Error>(self, raw: &str) -> Result<OrderId, E> {
+        // The refused text goes into error messages (a task's cause, a DLQ entry): 64
+        // characters of it say enough.
+        let shown = raw.char_indices().nth(64).map_or(raw, |(end, _)| &raw[..end]);
+        OrderId::parse(raw).ok_or_else(|| E::invalid_value(Unexpected::Str(shown), &self))
     }
 }
 
@@ -82,6 +98,11 @@ mod tests {
             assert!(err.to_string().contains("an order id"), "{other:?}: {err}");
         }
         assert!(serde_json::from_value::<OrderId>(serde_json::json!(7)).is_err());
+        let borrowed: OrderId = serde_json::from_str(&format!("\"{id}\"")).unwrap();
+        assert_eq!(borrowed, id, "from text it can borrow");
+        let long = "x".repeat(10_000);
+        let err = serde_json::from_value::<OrderId>(serde_json::json!(long)).unwrap_err().to_string();
+        assert!(err.len() < 200, "a refused id is shown cut short: {err}");
     }
 
     #[test]

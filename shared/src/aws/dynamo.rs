@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::Serialize;
@@ -17,6 +19,40 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 // An order is reserved in one transaction: a stock update per line, the reservation, its event.
 const _: () = assert!(shared_core::validation::MAX_ORDER_LINES + 2 <= MAX_TRANSACTION_ITEMS);
 const TRANSACTION_ATTEMPTS: u32 = 3;
+
+/// A DynamoDB call that failed, as a store error's cause: the SDK's error itself (its `source`),
+/// named with the id DynamoDB gave the request (what AWS support and CloudTrail ask for).
+#[derive(Debug)]
+pub struct Failed {
+    request_id: Option<String>,
+    error: Cause,
+}
+
+impl Failed {
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.request_id {
+            Some(id) => write!(f, "DynamoDB request {id}"),
+            None => f.write_str("DynamoDB request (no request id: it got no answer)"),
+        }
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.error.as_ref())
+    }
+}
+
+/// The SDK's error of a DynamoDB call, with its request id, as a [`Cause`].
+pub fn failed<E: std::error::Error + Send + Sync + 'static>(err: SdkError<E, HttpResponse>) -> Failed {
+    Failed { request_id: err.request_id().map(str::to_owned), error: Box::new(err) }
+}
 
 /// A `Put` of `item` (serialised with serde_dynamo) guarded by `condition`.
 pub fn put<T: Serialize>(
@@ -91,7 +127,14 @@ pub async fn get_item<T: serde::de::DeserializeOwned>(
     key: HashMap<String, AttributeValue>,
     consistent: bool,
 ) -> Result<Option<T>, Cause> {
-    let output = client.get_item().table_name(table).set_key(Some(key)).consistent_read(consistent).send().await?;
+    let output = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(consistent)
+        .send()
+        .await
+        .map_err(failed)?;
     Ok(output.item.map(serde_dynamo::from_item).transpose()?)
 }
 

@@ -23,9 +23,10 @@ use shared_core::{InvalidParam, OrderId};
 /// asserts at compile time), with room for formatting whitespace.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
-/// An order id from a request path: its one canonical spelling (a UUID), or a 400 that names the
-/// path parameter. Every service reads order ids this way, so `o-1` is refused at the edge and
-/// never reaches a store key.
+/// An order id from a request path: a UUID in its hyphenated form (`OrderId::parse`), or a 400
+/// that names the path parameter. The three services read order ids in paths this way (the
+/// gateway through the same `OrderId::parse`, with its public document's wording), so `o-1` is
+/// refused at the edge and never reaches a store key.
 pub fn parse_order_id(parameter: &str, raw: &str) -> Result<OrderId, ApiError> {
     OrderId::parse(raw).ok_or_else(|| ApiError::invalid(parameter, "must be an order id (a UUID)"))
 }

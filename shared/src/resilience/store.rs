@@ -169,7 +169,7 @@ impl BreakerStateStore for DynamoDbBreakerStore {
                 tracing::debug!(breaker = name, "newer breaker state already shared");
                 Ok(())
             }
-            Err(err) => Err(failed(err)),
+            Err(err) => Err(failed(crate::aws::dynamo::failed(err))),
         }
     }
 }

@@ -15,6 +15,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue, TransactWriteItem, Update};
 use chrono::{Duration, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
@@ -84,9 +86,14 @@ fn reservation_pk(order_id: OrderId) -> String {
     format!("RESERVATION#{order_id}")
 }
 
-/// Any failure of the table, of serde_dynamo or of a request builder, kept as the cause.
+/// A failure of serde_dynamo, of a request builder or of an invariant, kept as the cause.
 fn backend(err: impl Into<shared_core::error::Cause>) -> StoreError {
     StoreError::Backend(err.into())
+}
+
+/// A DynamoDB call that failed: the SDK's error, with its request id, as the cause.
+fn sdk_backend<E: std::error::Error + Send + Sync + 'static>(err: SdkError<E, HttpResponse>) -> StoreError {
+    backend(dynamo::failed(err))
 }
 
 /// An expression value, serialised with serde_dynamo.
@@ -161,7 +168,7 @@ impl DynamoDbInventoryStore {
             Ok(()) => Ok(None),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if !failed.is_empty() => Ok(Some(failed)),
-                _ => Err(backend(err)),
+                _ => Err(sdk_backend(err)),
             },
         }
     }
@@ -200,7 +207,7 @@ impl InventoryStore for DynamoDbInventoryStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(sdk_backend)?;
         let item = output.attributes.ok_or_else(|| StoreError::Backend("UpdateItem returned no item".into()))?;
         Ok(serde_dynamo::from_item::<_, ProductItem>(item).map_err(backend)?.product)
     }
@@ -250,8 +257,13 @@ impl InventoryStore for DynamoDbInventoryStore {
             );
             // BatchGetItem may leave keys unprocessed under load: ask again for those.
             while let Some(request) = pending.take() {
-                let output =
-                    self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(backend)?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(sdk_backend)?;
                 for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
                     let product = serde_dynamo::from_item::<_, ProductItem>(item).map_err(backend)?.product;
                     products.insert(product.sku.clone(), product);
@@ -362,7 +374,7 @@ impl InventoryStore for DynamoDbInventoryStore {
             expires_at: (Utc::now() + Duration::days(PROCESSED_TTL_DAYS)).timestamp(),
         };
         let item = serde_dynamo::to_item(item).map_err(backend)?;
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(backend)?;
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_backend)?;
         Ok(())
     }
 }

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -97,9 +99,14 @@ fn idempotency_pk(key: &str) -> String {
     format!("IDEMPOTENCY#{key}")
 }
 
-/// Any failure of the table, of serde_dynamo or of a request builder, kept as the cause.
+/// A failure of serde_dynamo, of a request builder or of an invariant, kept as the cause.
 fn backend(err: impl Into<shared_core::error::Cause>) -> StoreError {
     StoreError::Backend(err.into())
+}
+
+/// A DynamoDB call that failed: the SDK's error, with its request id, as the cause.
+fn sdk_backend<E: std::error::Error + Send + Sync + 'static>(err: SdkError<E, HttpResponse>) -> StoreError {
+    backend(dynamo::failed(err))
 }
 
 #[derive(Debug, Clone)]
@@ -152,7 +159,7 @@ impl OrderStore for DynamoDbOrderStore {
             Ok(()) => return Ok(CreateOutcome::Created),
             Err(err) => err,
         };
-        let Some(failed) = failed_conditions(&err) else { return Err(backend(err)) };
+        let Some(failed) = failed_conditions(&err) else { return Err(sdk_backend(err)) };
         match idempotency {
             Some(claim) if failed.contains(&idempotency_index) => {
                 let record = self
@@ -165,7 +172,7 @@ impl OrderStore for DynamoDbOrderStore {
                     Err(StoreError::IdempotencyMismatch)
                 }
             }
-            _ if failed.is_empty() => Err(backend(err)),
+            _ if failed.is_empty() => Err(sdk_backend(err)),
             _ => Err(StoreError::AlreadyExists(order.id)),
         }
     }
@@ -210,7 +217,7 @@ impl OrderStore for DynamoDbOrderStore {
             .set_exclusive_start_key(start_key)
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(sdk_backend)?;
         let orders = output
             .items()
             .iter()
@@ -234,7 +241,7 @@ impl OrderStore for DynamoDbOrderStore {
             Ok(()) => Ok(Conditional::Applied),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.contains(&0) => Ok(Conditional::Lost),
-                _ => Err(backend(err)),
+                _ => Err(sdk_backend(err)),
             },
         }
     }

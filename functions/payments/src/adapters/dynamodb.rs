@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 use shared::aws::dynamo::{self, failed_conditions, names, values};
@@ -50,9 +52,14 @@ fn payment_key(order_id: OrderId) -> HashMap<String, AttributeValue> {
     dynamo::key(payment_pk(order_id), ENTITY_PAYMENT)
 }
 
-/// Any failure of the table, of serde_dynamo or of a request builder, kept as the cause.
+/// A failure of serde_dynamo, of a request builder or of an invariant, kept as the cause.
 fn backend(err: impl Into<shared_core::error::Cause>) -> StoreError {
     StoreError::Backend(err.into())
+}
+
+/// A DynamoDB call that failed: the SDK's error, with its request id, as the cause.
+fn sdk_backend<E: std::error::Error + Send + Sync + 'static>(err: SdkError<E, HttpResponse>) -> StoreError {
+    backend(dynamo::failed(err))
 }
 
 fn av<T: Serialize>(value: T) -> Result<AttributeValue, StoreError> {
@@ -95,7 +102,7 @@ impl PaymentStore for DynamoDbPaymentStore {
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Ok(Conditional::Lost)
             }
-            Err(err) => Err(backend(err)),
+            Err(err) => Err(sdk_backend(err)),
         }
     }
 
@@ -130,7 +137,7 @@ impl PaymentStore for DynamoDbPaymentStore {
                 Ok(Some(serde_dynamo::from_item::<_, PaymentItem>(before).map_err(backend)?.payment))
             }
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(None),
-            Err(err) => Err(backend(err)),
+            Err(err) => Err(sdk_backend(err)),
         }
     }
 
@@ -152,7 +159,7 @@ impl PaymentStore for DynamoDbPaymentStore {
         match result {
             // Someone took over after the lease expired: theirs now, nothing to give back.
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            other => other.map(|_| ()).map_err(backend),
+            other => other.map(|_| ()).map_err(sdk_backend),
         }
     }
 
@@ -177,7 +184,7 @@ impl PaymentStore for DynamoDbPaymentStore {
             Ok(()) => Ok(Conditional::Applied),
             Err(err) => match failed_conditions(&err) {
                 Some(failed) if failed.contains(&0) => Ok(Conditional::Lost),
-                _ => Err(backend(err)),
+                _ => Err(sdk_backend(err)),
             },
         }
     }

@@ -384,7 +384,7 @@ async fn a_breaker_opened_by_one_instance_makes_another_instance_fail_fast() {
 }
 
 /// A table that fails: the store's error keeps the SDK's error as its source (`#[source]`), and
-/// its message shows that error's chain down to DynamoDB's own words.
+/// its message shows the request id and that error's chain down to DynamoDB's own words.
 #[tokio::test]
 async fn a_failing_table_is_a_backend_error_that_keeps_the_sdk_error_as_its_source() {
     use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -395,8 +395,12 @@ async fn a_failing_table_is_a_backend_error_that_keeps_the_sdk_error_as_its_sour
     let store = DynamoDbPaymentStore::new(aws_sdk_dynamodb::Client::new(&moto.sdk_config()), "no-such-table");
     let err = store.get(order_id(1)).await.unwrap_err();
     let source = std::error::Error::source(&err).expect("the cause is kept");
-    let sdk = source.downcast_ref::<SdkError<GetItemError, HttpResponse>>().expect("the SDK's own error");
+    let call = source.downcast_ref::<shared::aws::dynamo::Failed>().expect("the failed DynamoDB call");
+    let request_id = call.request_id().expect("DynamoDB's answer names its request").to_owned();
+    let sdk = std::error::Error::source(call).and_then(|e| e.downcast_ref::<SdkError<GetItemError, HttpResponse>>());
+    let sdk = sdk.expect("the SDK's own error");
     assert!(sdk.as_service_error().is_some_and(GetItemError::is_resource_not_found_exception), "{sdk:?}");
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
-    assert!(err.to_string().contains("ResourceNotFoundException"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("ResourceNotFoundException") && message.contains(&request_id), "{message}");
 }

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use shared_core::OrderId;
 
-use super::{DynamoDbOrderStore, backend};
+use super::{DynamoDbOrderStore, backend, sdk_backend};
 use crate::parking::{Queue, due_bound, shard_key};
 use crate::ports::StoreError;
 use crate::sweeper::SweepIndex;
@@ -35,7 +35,7 @@ impl SweepIndex for DynamoDbOrderStore {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(sdk_backend)?;
         output
             .items()
             .iter()
