@@ -27,7 +27,8 @@ use serde_json::Value;
 use crate::aws::saga::{CommandHandler, SfnTaskReporter, TaskOutcome};
 use crate::config::Lookup;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// What a build function or a handler fails with: the same boxed error a store keeps as its cause.
+pub type BoxError = shared_core::error::Cause;
 
 /// A function invoked with EventBridge events: a rule's target (a saga worker, a consumer).
 #[async_trait]
