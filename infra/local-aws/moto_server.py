@@ -5,7 +5,9 @@ checks conditions, writes, and on failure restores a deep copy of the whole tabl
 concurrent transactions can both pass `available >= :q` (overselling) or one can roll back the
 other's committed write. Real DynamoDB transactions are serialisable. Handling DynamoDB (and
 DynamoDB Streams) requests under one lock restores that guarantee locally; every other service
-stays concurrent, so SQS long polls do not block anything.
+stays concurrent, so SQS long polls do not block anything. DynamoDB and its streams run in a
+second moto process behind this one (split.py; LOCAL_AWS_ONE_PROCESS=1 keeps one), so that the
+other services do not wait for DynamoDB's share of one Python core.
 
 It applies the fixes in `moto_fixes.py` (moto's defects the shop runs into, each named with the
 conformance check that proves it and the AWS documentation it follows), unless the environment
@@ -16,6 +18,7 @@ POST /_local/config {"stream_retention_seconds": N} changes how long stream reco
 It also counts DynamoDB capacity as on-demand billing would (request units, assuming items under
 1 KB for writes and 4 KB for reads), served at GET /_local/dynamodb-usage, so the local system
 can report what each order costs. GET /_local/requests counts every request by operation.
+GET /_local/memory says what moto holds that grows in a long run (holdings.py).
 
 Same options as `moto_server`: -H HOST -p PORT.
 """
@@ -36,6 +39,8 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 from faults import BusFaults
+import holdings
+import split
 
 
 def request_units(operation: str, body: dict) -> tuple[float, float]:
@@ -66,8 +71,10 @@ def json_response(start_response, value, status: str = "200 OK"):
 
 
 class SerialiseDynamoDB:
-    def __init__(self, app, fixes: list[str]):
+    def __init__(self, app, fixes: list[str], dynamodb: "split.DynamoDBProcess | None" = None):
         self.app = app
+        # DynamoDB in a process of its own (split.py), which serialises and counts it itself.
+        self.dynamodb = dynamodb
         self.fixes = fixes
         self.lock = threading.Lock()
         self.usage = {"read_units": 0.0, "write_units": 0.0, "requests": {}}
@@ -78,9 +85,20 @@ class SerialiseDynamoDB:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO")
+        if self.dynamodb is not None and (
+            path in ("/_local/dynamodb-usage", "/_local/config")
+            or environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB")
+        ):
+            if environ.get("HTTP_X_AMZ_TARGET"):
+                self.tally(environ)
+            return self.dynamodb.forward(environ, start_response)
         if path == "/_local/dynamodb-usage":
             with self.lock:
                 return json_response(start_response, self.usage)
+        if path == "/_local/memory":
+            return json_response(start_response, self.memory())
+        if path == "/moto-api/reset" and self.dynamodb is not None:
+            self.dynamodb.request("POST", path, b"", {})
         if path == "/_local/fixes":
             return json_response(start_response, {"fixes": self.fixes})
         if path == "/_local/requests":
@@ -90,9 +108,7 @@ class SerialiseDynamoDB:
         if path == "/_local/config" and environ.get("REQUEST_METHOD") == "POST":
             return self.configure(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        key = target or f"{environ.get('REQUEST_METHOD')} {path}"
-        with self.requests_lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+        self.tally(environ)
         if self.fixes and target.startswith("AWSStepFunctions"):
             import moto_fixes
 
@@ -112,6 +128,23 @@ class SerialiseDynamoDB:
             finally:
                 if hasattr(result, "close"):
                     result.close()
+
+    def tally(self, environ) -> None:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        key = target or f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
+        with self.requests_lock:
+            self.requests[key] = self.requests.get(key, 0) + 1
+
+    def memory(self) -> dict:
+        held = holdings.what_moto_holds()
+        held["rss_mib"] = {"main": holdings.rss_mib(os.getpid())}
+        if self.dynamodb is not None:
+            theirs = self.dynamodb.get_json("/_local/memory")
+            held["dynamodb"] = theirs.get("dynamodb", {})
+            held["rss_mib"]["dynamodb"] = holdings.rss_mib(self.dynamodb.process.pid)
+            if "python_mib_by_file" in theirs:
+                held["dynamodb_python_mib_by_file"] = theirs["python_mib_by_file"]
+        return held
 
     def configure(self, environ, start_response):
         import moto_fixes
@@ -147,12 +180,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("--dynamodb-only", type=int, metavar="PARENT_PID", help=argparse.SUPPRESS)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     if os.environ.get("LOCAL_AWS_REQUEST_LOG") != "1":
         # One line per request costs moto about 4 % of its time; failures are still logged.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    holdings.start()
     fixes = []
     if os.environ.get("LOCAL_AWS_UNPATCHED") != "1":
         import moto_fixes
@@ -162,10 +197,15 @@ def main() -> None:
 
         fixes += moto_speedups.apply()
     app = DomainDispatcherApplication(create_backend_app)
+    dynamodb = None
+    if args.dynamodb_only is not None:
+        split.watch_parent(args.dynamodb_only)
+    elif os.environ.get("LOCAL_AWS_ONE_PROCESS") != "1":
+        dynamodb = split.DynamoDBProcess(args.host)
     run_simple(
         args.host,
         args.port,
-        BusFaults(SerialiseDynamoDB(app, fixes)),
+        BusFaults(SerialiseDynamoDB(app, fixes, dynamodb)),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -2,7 +2,10 @@
 chaos test: before them moto's one Python core was saturated at about 100 orders a minute.
 
 - Step Functions re-parses the state machine's ASL with ANTLR for every execution (a quarter of
-  moto's CPU under load): parse each definition once, give every execution its own deep copy.
+  moto's CPU under load): parse each definition once. Executions share the parsed program: its
+  components hold no evaluation state (each execution's lives in its own environment, keyed by
+  the component's heap key, which is drawn once at parse time). A deep copy per execution, as
+  this did at first, was 11 % of moto's GIL time in the soak (py-spy, 2026-12-03).
 - Every `putEvents` task builds a new boto3 client (about a tenth): build one per region and
   service and reuse it (boto3 clients are thread-safe).
 - JSONPath expressions are parsed again at each use, by Step Functions (`$.order`, ...) and by
@@ -67,22 +70,42 @@ import threading
 
 
 def stepfunctions_parse_each_definition_once() -> None:
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.backend import execution_worker
 
     lock = threading.Lock()
     programs: dict[str, object] = {}
 
+    def fix_heap_keys(node, seen: set) -> None:
+        # The one attribute a component sets after parsing: its key into the execution's heap
+        # (where retry attempts are counted), drawn on first use. Drawn here, under the lock, so
+        # that two executions reading it at once cannot draw two.
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, EvalComponent):
+            node.heap_key
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            children = node
+        else:
+            children = vars(node).values() if hasattr(node, "__dict__") else ()
+        for child in children:
+            if isinstance(child, (Component, dict, list, tuple, set, frozenset)):
+                fix_heap_keys(child, seen)
+
     def entrypoint(self):
         definition = self._evaluation_details.state_machine_details.definition
         with lock:
             program = programs.get(definition)
-        if program is None:
-            program = AmazonStateLanguageParser.parse(definition)[0]
-            with lock:
-                programs.setdefault(definition, program)
-        # Components keep no evaluation state, but a copy makes sure no two executions share any.
-        return copy.deepcopy(program)
+            if program is None:
+                program = AmazonStateLanguageParser.parse(definition)[0]
+                fix_heap_keys(program, set())
+                programs[definition] = program
+        return program
 
     execution_worker.ExecutionWorker._get_evaluation_entrypoint = entrypoint
 
@@ -337,6 +360,89 @@ def sqs_receive_and_delete_without_scanning_the_queue() -> None:
     Queue.delete_message = delete_message
 
 
+def stepfunctions_executions_found_by_arn() -> None:
+    from moto.stepfunctions import models as base
+    from moto.stepfunctions.parser import models
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    # A state machine's executions are a list that only grows (closed executions stay, as AWS
+    # keeps them 90 days). Beside it, an index by ARN and by name, filled where moto appends.
+    class Executions(list):
+        def __init__(self, items=()):
+            super().__init__(items)
+            self.by_arn = {e.execution_arn: e for e in self}
+            self.by_name = {e.name: e for e in self}
+
+        def append(self, execution):
+            super().append(execution)
+            self.by_arn[execution.execution_arn] = execution
+            self.by_name[execution.name] = execution
+
+    def executions_of(sm) -> Executions:
+        held = sm.__dict__.get("executions", [])
+        if not isinstance(held, Executions):
+            held = sm.__dict__["executions"] = Executions(held)
+        return held
+
+    base.StateMachine.executions = property(
+        executions_of, lambda sm, value: sm.__dict__.__setitem__("executions", Executions(value))
+    )
+
+    def find(state_machine, execution_arn):
+        execution = state_machine.executions.by_arn.get(execution_arn)
+        if execution is None:
+            raise base.ExecutionDoesNotExist("Execution Does Not Exist: '" + execution_arn + "'")
+        return execution
+
+    def describe_execution(self, execution_arn):
+        self._validate_execution_arn(execution_arn)
+        return find(self._get_state_machine_for_execution(execution_arn), execution_arn)
+
+    def stop_execution(self, execution_arn):
+        execution = find(self, execution_arn)
+        execution.stop(stop_date=base.utcnow(), error="", cause="")
+        return execution
+
+    def handle_name_input_idempotency(self, name, execution_input):
+        execution = self.executions.by_name.get(name)
+        if execution is None:
+            return None
+        if execution_input == execution.execution_input and execution.status == "RUNNING":
+            return execution
+        raise base.ExecutionAlreadyExists("Execution Already Exists: '" + execution.execution_arn + "'")
+
+    # SendTaskSuccess/Failure/Heartbeat look for the token among the running executions, which
+    # moto finds by walking every execution: keep the ones started and not yet seen closed.
+    lock = threading.Lock()
+    running: dict[int, object] = {}
+    original_start = models.StepFunctionsParserBackend.start_execution
+
+    def start_execution(self, *args, **kwargs):
+        execution = original_start(self, *args, **kwargs)
+        with lock:
+            running[id(execution)] = (self, execution)
+        return execution
+
+    def get_executions(self, execution_status=None):
+        if execution_status != ExecutionStatus.RUNNING:
+            return original_get_executions(self, execution_status)
+        found = []
+        with lock:
+            for key, (backend, execution) in list(running.items()):
+                if execution.status != ExecutionStatus.RUNNING:
+                    del running[key]
+                elif backend is self:
+                    found.append(execution)
+        return found
+
+    original_get_executions = models.StepFunctionsParserBackend._get_executions
+    models.StepFunctionsParserBackend.start_execution = start_execution
+    models.StepFunctionsParserBackend._get_executions = get_executions
+    base.StepFunctionBackend.describe_execution = describe_execution
+    base.StateMachine.stop_execution = stop_execution
+    base.StateMachine._handle_name_input_idempotency = handle_name_input_idempotency
+
+
 SPEEDUPS = [
     stepfunctions_parse_each_definition_once,
     stepfunctions_one_boto_client_per_service,
@@ -346,6 +452,7 @@ SPEEDUPS = [
     serializer_possible_keys_once,
     dynamodb_query_reads_only_matching_items,
     sqs_receive_and_delete_without_scanning_the_queue,
+    stepfunctions_executions_found_by_arn,
 ]
 
 

@@ -146,6 +146,34 @@ impl Moto {
         response.json().await.map_err(|e| Error::Aws(format!("dynamodb usage (is this our moto_server.py?): {e}")))
     }
 
+    /// Keeps DynamoDB stream records for `retention` instead of AWS's 24 hours (the records
+    /// older are trimmed; iterators past them read on). A long run's memory, not its behaviour:
+    /// consumers read within seconds. Only a moto started through our launcher has it.
+    pub async fn set_stream_retention(&self, retention: std::time::Duration) -> Result<(), Error> {
+        let body = serde_json::json!({"stream_retention_seconds": retention.as_secs_f64()});
+        let response = reqwest::Client::new()
+            .post(format!("{}/_local/config", self.endpoint))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::Aws(format!("stream retention: {e}")))?;
+        if !response.status().is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(Error::Aws(format!("stream retention refused: {text}")));
+        }
+        Ok(())
+    }
+
+    /// What the emulator holds that grows in a long run (items and stream records per table,
+    /// executions, queued messages, archived events, each process's RSS), as our launcher's
+    /// `GET /_local/memory` reports it.
+    pub async fn holdings(&self) -> Result<serde_json::Value, Error> {
+        let response = reqwest::get(format!("{}/_local/memory", self.endpoint))
+            .await
+            .map_err(|e| Error::Aws(format!("emulator holdings: {e}")))?;
+        response.json().await.map_err(|e| Error::Aws(format!("emulator holdings (is this our moto_server.py?): {e}")))
+    }
+
     /// For the next `duration`, every EventBridge PutEvents answers with all its entries refused
     /// with `error_code` (`ThrottlingException` or `InternalFailure`, the retryable codes), as
     /// EventBridge does under throttling: relays and Step Functions' putEvents tasks see it.

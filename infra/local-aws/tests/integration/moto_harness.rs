@@ -101,3 +101,43 @@ async fn every_request_is_counted_by_operation() {
     assert_eq!(counts.get("AmazonSQS.CreateQueue"), Some(&2), "{counts:?}");
     assert_eq!(counts.get("AmazonSQS.ListQueues"), Some(&1), "{counts:?}");
 }
+
+/// The launcher serves DynamoDB from a second moto process (split.py) behind its one endpoint:
+/// a table written through the endpoint is there, the memory report names both processes, and
+/// the second process does not outlive a launcher that is SIGKILLed (as every test's moto is
+/// when dropped).
+#[tokio::test]
+async fn dynamodb_runs_in_a_second_process_that_dies_with_the_launcher() {
+    let moto = Moto::start().await.unwrap();
+    let table = moto.create_project_table("PaymentsTable", "split").await.unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config());
+    let item = std::collections::HashMap::from(
+        [("pk", "probe"), ("sk", "X")]
+            .map(|(k, v)| (k.to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(v.into()))),
+    );
+    dynamodb.put_item().table_name(&table).set_item(Some(item.clone())).send().await.unwrap();
+    let read = dynamodb.get_item().table_name(&table).set_key(Some(item)).send().await.unwrap();
+    assert!(read.item().is_some(), "the item written through the endpoint is read back");
+    let held = moto.holdings().await.unwrap();
+    assert_eq!(held["dynamodb"][&table]["items"], 1, "{held}");
+    assert!(held["rss_mib"]["main"].as_u64() > Some(0) && held["rss_mib"]["dynamodb"].as_u64() > Some(0), "{held}");
+
+    let launcher = moto.pid().expect("a moto we started");
+    let children = std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children")).unwrap();
+    let second: Vec<u32> = children.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(second.len(), 1, "one DynamoDB process: {children}");
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", second[0])).unwrap();
+    assert!(cmdline.contains("--dynamodb-only"), "{cmdline}");
+    drop(moto);
+    let gone = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_or(true, |s| s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
+    };
+    for _ in 0..50 {
+        if gone(second[0]) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the DynamoDB process {} outlived its launcher", second[0]);
+}

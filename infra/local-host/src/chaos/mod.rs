@@ -48,6 +48,10 @@ pub struct ChaosConfig {
     /// the saga's task timeouts, are sent again, and the run feeds on itself (measured: 3,000
     /// orders placed in 199 s, then 80 settled a minute). Real arrivals do not outrun the shop.
     pub max_in_flight: usize,
+    /// How long the emulator keeps stream records (AWS: 24 hours, the default): a long run
+    /// shortens it so that its memory measures what grows with the shop, not a day of records
+    /// its consumers read within seconds.
+    pub stream_retention: Option<Duration>,
 }
 
 /// The bound on orders in flight: `CHAOS_IN_FLIGHT`, 200 by default (about a minute of what one
@@ -64,10 +68,15 @@ pub struct Report {
     pub minutes: Vec<Minute>,
     pub placing: Duration,
     pub wall: Duration,
+    /// From the first order placed to the last settled: the run's throughput is orders over
+    /// this (the wall time adds setup and the final checks).
+    pub settling: Duration,
     pub restarts: u32,
     /// Compensation retries the sweeper started, and for how many orders.
     pub compensation_retries: usize,
     pub retried_orders: usize,
+    /// What the emulator held at the end (`Moto::holdings`), when it could say.
+    pub holdings: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -90,6 +99,9 @@ impl Report {
                 "{:>6}  {:>7}  {:>6}  {:>6}  {:>6}  {:>8}\n",
                 m.minute, m.settled, m.p50_ms, m.p95_ms, m.p99_ms, m.emulator_rss_mib
             ));
+        }
+        if let Some(held) = &self.holdings {
+            out.push_str(&format!("the emulator held at the end: {held}\n"));
         }
         out
     }
@@ -156,6 +168,9 @@ fn host_args(port: u16, state_dir: &std::path::Path, simulator_url: &str) -> Vec
 pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
     let started = Instant::now();
     let moto = Moto::start().await?;
+    if let Some(retention) = config.stream_retention {
+        moto.set_stream_retention(retention).await?;
+    }
     let simulator =
         Simulator::new(SimulatorConfig { api_key: API_KEY.into(), seed: Some(7), ..SimulatorConfig::default() })
             .map_err(setup("simulator"))?
@@ -208,11 +223,15 @@ pub async fn run(config: ChaosConfig) -> Result<Report, Error> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     };
     collector.abort();
+    let holdings = moto.holdings().await.ok();
     host.stop();
     let _ = std::fs::remove_dir_all(&state_dir);
     let mut violations = violations;
     violations.extend(run.violations());
-    Ok(Report::of(&observed, violations, watcher.minutes(), placed, started.elapsed(), restarts))
+    let mut report = Report::of(&observed, violations, watcher.minutes(), placed, started.elapsed(), restarts);
+    report.holdings = holdings;
+    report.settling = watcher.last_settled();
+    Ok(report)
 }
 
 impl Report {
@@ -239,6 +258,8 @@ impl Report {
             placing,
             wall,
             restarts,
+            holdings: None,
+            settling: Duration::ZERO,
         }
     }
 }

@@ -337,6 +337,11 @@ impl Watcher {
         still
     }
 
+    /// When the last order settled, from the start of placing.
+    pub fn last_settled(&self) -> Duration {
+        self.settled.lock().unwrap().values().map(|(at, _)| *at).max().unwrap_or_default()
+    }
+
     pub fn minutes(&self) -> Vec<Minute> {
         let settled = self.settled.lock().unwrap();
         let memory = self.memory.lock().unwrap();
@@ -370,10 +375,15 @@ impl Watcher {
     }
 }
 
-/// Resident memory of a process, from `/proc/<pid>/status`.
+/// The resident memory of the emulator: its process and the processes it started (the launcher
+/// runs DynamoDB in a second one).
 fn rss_mib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let own = |pid: &str| -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    };
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let kib = own(&pid.to_string())? + children.split_whitespace().filter_map(own).sum::<u64>();
     Some(kib / 1024)
 }

@@ -20,6 +20,7 @@ async fn a_thousand_orders_through_faults_duplicates_and_a_killed_host_settle_wi
         kill_at: Some(0.5),
         settle_timeout: Duration::from_secs(240),
         max_in_flight: in_flight(),
+        stream_retention: None,
     };
     let report = run(config).await.expect("the chaos run starts (moto is installed by `make setup`)");
     println!("{}", report.table());
