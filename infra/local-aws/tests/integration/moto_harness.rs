@@ -141,3 +141,52 @@ async fn dynamodb_runs_in_a_second_process_that_dies_with_the_launcher() {
     }
     panic!("the DynamoDB process {} outlived its launcher", second[0]);
 }
+
+/// A closed execution keeps only its history (compressed) and final state, not its evaluation
+/// environment (moto_speedups.py): GetExecutionHistory still answers every event in order, and
+/// DescribeExecution its status and output.
+#[tokio::test]
+async fn a_closed_execution_is_kept_compact_and_answers_as_before() {
+    let moto = Moto::start().await.unwrap();
+    let sfn = aws_sdk_sfn::Client::new(&moto.sdk_config());
+    let definition = serde_json::json!({
+        "StartAt": "One",
+        "States": {
+            "One": {"Type": "Pass", "Result": {"n": 1}, "Next": "Two"},
+            "Two": {"Type": "Pass", "End": true}
+        }
+    });
+    let machine = moto.create_state_machine("compact", &definition.to_string()).await.unwrap();
+    let execution = sfn.start_execution().state_machine_arn(&machine).name("run-1").send().await.unwrap();
+    let mut described = None;
+    for _ in 0..50 {
+        let d = sfn.describe_execution().execution_arn(execution.execution_arn()).send().await.unwrap();
+        if d.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
+            described = Some(d);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let described = described.expect("the execution closed");
+    assert_eq!(described.status(), &aws_sdk_sfn::types::ExecutionStatus::Succeeded);
+    assert_eq!(described.output(), Some(r#"{"n": 1}"#));
+    let held = moto.holdings().await.unwrap();
+    assert_eq!(held["stepfunctions"]["compact"]["kept_compact"], 1, "{held}");
+    let history = sfn.get_execution_history().execution_arn(execution.execution_arn()).send().await.unwrap();
+    let types: Vec<&str> = history.events().iter().map(|e| e.r#type().as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let ids: Vec<i64> = history.events().iter().map(|e| e.id()).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+    let entered = history.events()[1].state_entered_event_details().expect("state entered details");
+    assert_eq!(entered.name(), "One");
+}
