@@ -140,10 +140,7 @@ impl Moto {
     /// The DynamoDB capacity used so far, in on-demand request units (see `moto_server.py`).
     /// Only a moto started through our launcher counts it.
     pub async fn dynamodb_usage(&self) -> Result<DynamoDbUsage, Error> {
-        let response = reqwest::get(format!("{}/_local/dynamodb-usage", self.endpoint))
-            .await
-            .map_err(|e| Error::Aws(format!("dynamodb usage: {e}")))?;
-        response.json().await.map_err(|e| Error::Aws(format!("dynamodb usage (is this our moto_server.py?): {e}")))
+        self.get_local("/_local/dynamodb-usage", "dynamodb usage").await
     }
 
     /// Keeps DynamoDB stream records for `retention` instead of AWS's 24 hours (the records
@@ -151,27 +148,14 @@ impl Moto {
     /// consumers read within seconds. Only a moto started through our launcher has it.
     pub async fn set_stream_retention(&self, retention: std::time::Duration) -> Result<(), Error> {
         let body = serde_json::json!({"stream_retention_seconds": retention.as_secs_f64()});
-        let response = reqwest::Client::new()
-            .post(format!("{}/_local/config", self.endpoint))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Error::Aws(format!("stream retention: {e}")))?;
-        if !response.status().is_success() {
-            let text = response.text().await.unwrap_or_default();
-            return Err(Error::Aws(format!("stream retention refused: {text}")));
-        }
-        Ok(())
+        self.post_local("/_local/config", &body, "stream retention").await.map(drop)
     }
 
     /// What the emulator holds that grows in a long run (items and stream records per table,
     /// executions, queued messages, archived events, each process's RSS), as our launcher's
     /// `GET /_local/memory` reports it.
     pub async fn holdings(&self) -> Result<serde_json::Value, Error> {
-        let response = reqwest::get(format!("{}/_local/memory", self.endpoint))
-            .await
-            .map_err(|e| Error::Aws(format!("emulator holdings: {e}")))?;
-        response.json().await.map_err(|e| Error::Aws(format!("emulator holdings (is this our moto_server.py?): {e}")))
+        self.get_local("/_local/memory", "emulator holdings").await
     }
 
     /// For the next `duration`, every EventBridge PutEvents answers with all its entries refused
@@ -184,25 +168,36 @@ impl Moto {
         error_code: &str,
     ) -> Result<BusFaultState, Error> {
         let body = serde_json::json!({"put_events": {"seconds": duration.as_secs_f64(), "error_code": error_code}});
-        let response = reqwest::Client::new()
-            .post(format!("{}/_local/faults", self.endpoint))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Error::Aws(format!("bus faults: {e}")))?;
-        if !response.status().is_success() {
-            let text = response.text().await.unwrap_or_default();
-            return Err(Error::Aws(format!("bus faults refused: {text}")));
-        }
+        let response = self.post_local("/_local/faults", &body, "bus faults").await?;
         response.json().await.map_err(|e| Error::Aws(format!("bus faults (is this our moto_server.py?): {e}")))
     }
 
     /// The bus faults switched on and what they refused so far.
     pub async fn bus_faults(&self) -> Result<BusFaultState, Error> {
-        let response = reqwest::get(format!("{}/_local/faults", self.endpoint))
+        self.get_local("/_local/faults", "bus faults").await
+    }
+
+    /// A JSON `GET` of one of our launcher's `/_local/` endpoints.
+    async fn get_local<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<T, Error> {
+        let response =
+            reqwest::get(format!("{}{path}", self.endpoint)).await.map_err(|e| Error::Aws(format!("{what}: {e}")))?;
+        response.json().await.map_err(|e| Error::Aws(format!("{what} (is this our moto_server.py?): {e}")))
+    }
+
+    /// A JSON `POST` to one of our launcher's `/_local/` endpoints; an answer other than 2xx is
+    /// an error with its text.
+    async fn post_local(&self, path: &str, body: &serde_json::Value, what: &str) -> Result<reqwest::Response, Error> {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.endpoint))
+            .json(body)
+            .send()
             .await
-            .map_err(|e| Error::Aws(format!("bus faults: {e}")))?;
-        response.json().await.map_err(|e| Error::Aws(format!("bus faults (is this our moto_server.py?): {e}")))
+            .map_err(|e| Error::Aws(format!("{what}: {e}")))?;
+        if !response.status().is_success() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(Error::Aws(format!("{what} refused: {text}")));
+        }
+        Ok(response)
     }
 
     /// Creates a Standard state machine and returns its ARN. moto checks no IAM: the role is a
