@@ -85,11 +85,11 @@ class SerialiseDynamoDB:
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO")
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
         if self.dynamodb is not None and (
-            path in ("/_local/dynamodb-usage", "/_local/config")
-            or environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB")
+            path in ("/_local/dynamodb-usage", "/_local/config") or target.startswith("DynamoDB")
         ):
-            if environ.get("HTTP_X_AMZ_TARGET"):
+            if target:
                 self.tally(environ)
             return self.dynamodb.forward(environ, start_response)
         if path == "/_local/dynamodb-usage":
@@ -107,7 +107,6 @@ class SerialiseDynamoDB:
             return json_response(start_response, counts)
         if path == "/_local/config" and environ.get("REQUEST_METHOD") == "POST":
             return self.configure(environ, start_response)
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
         self.tally(environ)
         if self.fixes and target.startswith("AWSStepFunctions"):
             import moto_fixes

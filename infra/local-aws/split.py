@@ -27,9 +27,9 @@ import urllib.request
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
-def _free_port() -> int:
+def _free_port(host: str) -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -61,7 +61,7 @@ class DynamoDBProcess:
         self.host = host
         last = ""
         for _ in range(3):
-            self.port = _free_port()
+            self.port = _free_port(host)
             self.process = subprocess.Popen(
                 [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_server.py"),
                  "-H", host, "-p", str(self.port), "--dynamodb-only", str(os.getpid())],
